@@ -1,0 +1,49 @@
+# One set of targets for people and CI. `make demo` and `make test` install everything they need into .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test unit integration lint typecheck bench engine-start engine-stop clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)  ## create .venv and install fuserec-os with its dev tools
+
+demo: $(STAMP)  ## run the main job end to end on the embedded engine
+	$(BIN)/fuserec demo
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check fuserec_os tests benchmarks scripts
+
+typecheck: $(STAMP)  ## mypy
+	$(BIN)/mypy
+
+unit: $(STAMP)  ## unit tests only (no engine)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)  ## integration tests (osmem, or FUSEREC_TEST_OPENSEARCH_URL)
+	$(BIN)/pytest tests/integration
+
+test: lint typecheck  ## lint, type-check and the whole test suite
+	$(BIN)/pytest
+
+bench: $(STAMP)  ## benchmarks: ingest and search overhead vs bare opensearch-py (writes benchmarks/results/*.json)
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/search.py
+
+engine-start: $(STAMP)  ## start the embedded dev engine in the background
+	$(BIN)/fuserec engine start
+
+engine-stop: $(STAMP)  ## save its indices and stop it
+	$(BIN)/fuserec engine stop
+
+clean:  ## remove the venv, state and caches
+	rm -rf $(VENV) .fuserec .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""Ranking behaviour: one YAML file (``FUSEREC_CONFIG``), validated with every key checked.
+
+Today it holds the ``search`` section (field boosts, paging caps, facet ranges); features, model and blend
+sections join it as personalization lands. Unknown keys are errors, not ignored, because a misspelt boost
+that silently does nothing is the worst kind of ranking bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fuserec_os.errors import ConfigError
+from fuserec_os.search.request import SearchConfig
+
+SECTIONS = ("version", "search")
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    search: SearchConfig = field(default_factory=SearchConfig)
+    source: str = "built-in defaults"
+
+
+def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
+    """Validate a parsed YAML document; ConfigError names the file and key."""
+    if raw is None:
+        return RankingConfig(source=source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with the sections {', '.join(SECTIONS)}.")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {', '.join(unknown)} (valid: {', '.join(SECTIONS)}).")
+    version = raw.get("version", 1)
+    if version != 1:
+        raise ConfigError(f"{source}: version {version!r} is not supported (expected 1).")
+    search = raw.get("search") or {}
+    if not isinstance(search, dict):
+        raise ConfigError(f"{source}: 'search' must be a mapping.")
+    try:
+        search_cfg = SearchConfig.from_dict(search)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: search: {exc}") from None
+    return RankingConfig(search=search_cfg, source=source)
+
+
+def load_ranking_config(path: Path | None) -> RankingConfig:
+    """The ranking config from ``path``, or the defaults when no file is configured."""
+    if path is None:
+        return RankingConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ranking config: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_ranking_config(raw, str(path))

@@ -1,0 +1,124 @@
+"""``fuserec demo`` / ``make demo``: the main job end to end, as far as it exists today.
+
+Engine -> products index from mappings/ -> generated catalog (plus three deliberately broken rows, to show
+the rejects report) -> ingest with a progress bar into a fresh index swapped in behind the alias ->
+a handful of BM25 and Boolean searches with filters, facets, sorting and paging, printed as tables.
+Every later stage (events, profiles, the model, the proxy) adds its step here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fuserec_os.engine import Engine
+from fuserec_os.index.ingest import ingest_products
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.render import render_facets, render_hits
+from fuserec_os.search.backend import PRODUCTS, SearchBackend
+from fuserec_os.search.request import Filters, SearchRequest, Sort
+from fuserec_os.settings import Settings
+from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+
+BROKEN_ROWS: list[dict[str, Any]] = [
+    {"product_id": "BAD-1", "title": "   ", "price": "12.50"},
+    {"product_id": "BAD-2", "title": "Mystery gadget", "price": "twelve dollars"},
+    {"product_id": "BAD-3", "title": "Half-stocked lamp", "in_stock": "maybe", "rating": "9.5"},
+]
+
+
+@dataclass(frozen=True)
+class DemoSearch:
+    label: str
+    request: SearchRequest
+
+
+@dataclass
+class DemoOutcome:
+    indexed: int = 0
+    rejected: int = 0
+    searches: dict[str, int] = field(default_factory=dict)
+
+
+def demo_searches() -> list[DemoSearch]:
+    """The searches the demo runs: each shows one capability."""
+    return [
+        DemoSearch("BM25 free text", SearchRequest(text="running shoes", size=5)),
+        DemoSearch(
+            "Boolean: AND, OR, NOT",
+            SearchRequest(text="headphones AND (wireless OR bluetooth) -earbuds", size=5),
+        ),
+        DemoSearch("phrase + field range", SearchRequest(text='"coffee maker" price:[20 TO 150]', size=5)),
+        DemoSearch(
+            "filters: category subtree, in stock, rating >= 4, cheapest first",
+            SearchRequest(
+                text="",
+                filters=Filters(category="electronics", in_stock=True, rating_min=4.0),
+                sort=Sort.PRICE_ASC,
+                size=5,
+            ),
+        ),
+        DemoSearch("paging: page 2 of 'jacket'", SearchRequest(text="jacket", page=2, size=5, facets=False)),
+    ]
+
+
+def run_demo(
+    engine: Engine,
+    settings: Settings,
+    spec: MappingSpec,
+    n: int = 5000,
+    seed: int = 7,
+    echo: Callable[[str], None] = print,
+) -> DemoOutcome:
+    outcome = DemoOutcome()
+    echo(f"== 1. engine: {engine.kind} at {engine.url} (OpenSearch API {engine.version})")
+
+    workdir = settings.state_dir / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    catalog = workdir / "catalog.jsonl"
+    t0 = time.monotonic()
+    products = generate_catalog(n, seed=seed)
+    write_catalog(products, catalog, latent_path=workdir / "catalog.latent.jsonl")
+    with open(catalog, "a", encoding="utf-8") as out:
+        for row in BROKEN_ROWS:
+            out.write(json.dumps(row) + "\n")
+    echo(
+        f"== 2. generated {n} products (seed {seed}) + {len(BROKEN_ROWS)} broken rows -> {catalog} "
+        f"in {time.monotonic() - t0:.1f}s"
+    )
+
+    alias = settings.alias(PRODUCTS)
+    echo(f"== 3. ingest into a new index from {spec.path.name} (mapping v{spec.version}), swap alias '{alias}'")
+    rep = ingest_products(engine.client, catalog, spec, alias, replace=True, allow_rejects=True)
+    outcome.indexed, outcome.rejected = rep.indexed, rep.rejected
+    echo(
+        f"   read {rep.read}, indexed {rep.indexed}, rejected {rep.rejected} in {rep.seconds:.1f}s "
+        f"({rep.docs_per_second:.0f} docs/s); {rep.message}"
+    )
+    if rep.rejects_path:
+        with open(rep.rejects_path, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                echo(f"   rejected row {r['row']} ({r['product_id']}): {'; '.join(r['reasons'])}")
+
+    backend = SearchBackend(engine.client, alias)
+    for i, item in enumerate(demo_searches(), start=4):
+        req = item.request
+        shown = f"'{req.text}'" if req.text else "(browse)"
+        where = f"filters={_filters_text(req.filters)} sort={req.sort.value} page={req.page}"
+        echo(f"\n== {i}. {item.label}: {shown} {where}")
+        result = backend.execute(req)
+        outcome.searches[item.label] = result.total
+        echo(render_hits(result))
+        if result.facets:
+            echo(render_facets(result.facets, top=4))
+    echo("\nDone. Try: fuserec search 'your query' --filter brand=... --json   (fuserec --help for more)")
+    return outcome
+
+
+def _filters_text(filters: Filters) -> str:
+    parts = [f"{k}={v}" for k, v in filters.__dict__.items() if v not in (None, (), "")]
+    return ",".join(parts) or "-"

@@ -1,0 +1,101 @@
+"""Which engine a command talks to, decided once at start-up.
+
+1. ``FUSEREC_OPENSEARCH_URL`` set: that cluster (checked with ``GET /``; unreachable -> one clear error).
+2. Else a background embedded engine recorded by ``fuserec engine start``: that one.
+3. Else a temporary embedded engine for this run only, and the user is told nothing will be kept.
+
+Cases 2 and 3 always print one loud notice: it is an in-memory dev engine and how to use a real cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opensearchpy import OpenSearch
+
+from fuserec_os.engine.client import check_reachable, describe_urls, make_client
+from fuserec_os.engine.embedded import EMBEDDED_NOTICE, running_engine
+from fuserec_os.errors import EngineUnavailableError
+from fuserec_os.settings import Settings
+
+log = logging.getLogger("fuserec")
+
+EngineKind = Literal["cluster", "embedded", "temporary"]
+
+
+def _log_notice(message: str) -> None:
+    log.warning("fuserec: %s", message)
+
+
+@dataclass
+class Engine:
+    """A connected engine: the client, where it is, and what kind it is. Close it when done."""
+
+    client: OpenSearch
+    url: str
+    kind: EngineKind
+    info: dict[str, Any] = field(default_factory=dict)
+    _server: Any = None
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("version", {}).get("number", "?"))
+
+    def close(self) -> None:
+        self.client.close()
+        if self._server is not None:
+            close_osmem(self._server)
+            self._server = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def close_osmem(server: Any) -> None:
+    """Stop an ``OsmemServer`` and close its pipes (its own ``close`` leaves stdout open: a ResourceWarning)."""
+    server.close()
+    for pipe in (server.process.stdin, server.process.stdout):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+
+
+def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice) -> Engine:
+    """Connect to the engine the settings point at (see the module docstring for the order)."""
+    if settings.opensearch_urls:
+        where = describe_urls(settings.opensearch_urls)
+        client = make_client(settings)
+        info = check_reachable(client, where)
+        return Engine(client=client, url=where, kind="cluster", info=info)
+    state = running_engine(settings.state_dir)
+    if state is not None:
+        notify(EMBEDDED_NOTICE.format(url=state.url))
+        client = make_client(settings, [state.url])
+        return Engine(client=client, url=state.url, kind="embedded", info=check_reachable(client, state.url))
+    from osmem_server import OsmemError, OsmemServer
+
+    try:
+        server = OsmemServer.start(japanese=False)
+    except (OsmemError, OSError) as exc:
+        raise EngineUnavailableError(
+            f"no FUSEREC_OPENSEARCH_URL is set and the embedded engine failed to start: {exc}. "
+            "Set FUSEREC_OPENSEARCH_URL to a cluster, or reinstall osmem-server."
+        ) from exc
+    notify(EMBEDDED_NOTICE.format(url=server.url))
+    notify(
+        "no engine is running, so this command started a temporary one: nothing it stores will be kept. "
+        "Run 'fuserec engine start' first to keep data between commands."
+    )
+    client = make_client(settings, [server.url])
+    return Engine(
+        client=client,
+        url=server.url,
+        kind="temporary",
+        info=check_reachable(client, server.url),
+        _server=server,
+    )

@@ -1,0 +1,243 @@
+"""Catalog ingest: read a file, validate every row, bulk-index the good ones, report the rest.
+
+Nothing is dropped silently: a row that fails validation, and a document the engine refuses, both go to
+the rejects file (JSON Lines: row number, product id, every reason, the row as read) and are counted. The
+rest proceed. Documents are keyed by ``product_id``, so re-running a file is idempotent.
+
+``replace=True`` loads into a fresh concrete index and swaps the alias only when the load succeeded
+(something indexed, no engine failures, no rejects unless allowed), so a bad file never empties the live index.
+The CLI (``fuserec ingest products``) is a thin shell over :func:`ingest_products`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from opensearchpy import OpenSearch, helpers
+from tqdm import tqdm
+
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import IndexStateError
+from fuserec_os.index import manager
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.readers import read_rows
+from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
+
+PARSE_ERROR_KEY = "__parse_error__"
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; ``ok`` says whether the CLI should exit 0."""
+
+    source: str
+    index: str
+    alias: str
+    read: int = 0
+    indexed: int = 0
+    rejected: int = 0
+    engine_rejected: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    rejects_path: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    created_index: bool = False
+    replace: bool = False
+    swapped: bool = False
+    allow_rejects: bool = False
+    message: str = ""
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        if self.replace and not self.swapped:
+            return False
+        return self.rejected == 0 or self.allow_rejects
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["docs_per_second"] = round(self.docs_per_second, 1)
+        d["seconds"] = round(self.seconds, 3)
+        d["ok"] = self.ok
+        return d
+
+
+class _Rejects:
+    """Streams rejected rows to a JSON Lines file, opened on the first reject only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._out: IO[str] | None = None
+
+    def add(self, row_number: int | None, row: Mapping[str, Any], reasons: list[str]) -> None:
+        if self._out is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        record = {
+            "row": row_number,
+            "product_id": row.get("product_id"),
+            "reasons": reasons,
+            "record": dict(row),
+        }
+        self._out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.count += 1
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+
+
+def default_rejects_path(source: Path) -> Path:
+    return source.with_name(source.name + ".rejects.jsonl")
+
+
+def ingest_products(
+    client: OpenSearch,
+    source: str | Path,
+    spec: MappingSpec,
+    alias: str,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    replace: bool = False,
+    allow_rejects: bool = False,
+    rejects_path: str | Path | None = None,
+    chunk_size: int = 1000,
+    max_retries: int = 5,
+    progress: bool = True,
+    progress_file: IO[str] | None = None,
+) -> IngestReport:
+    """Validate and index a catalog file into ``alias`` (see the module docstring for the guarantees)."""
+    started = time.monotonic()
+    source = Path(source)
+    reader = read_rows(source, column_map)
+    rejects = _Rejects(Path(rejects_path) if rejects_path else default_rejects_path(source))
+    rejects.path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+    if replace:
+        target, created = manager.create_index(client, spec, alias, attach=False), True
+    else:
+        target, created = manager.ensure_index(client, spec, alias)
+    report = IngestReport(
+        source=str(source),
+        index=target,
+        alias=alias,
+        created_index=created,
+        replace=replace,
+        allow_rejects=allow_rejects,
+        ignored_columns=sorted(set(reader.columns) - set(PRODUCT_FIELDS)),
+    )
+    bar = tqdm(
+        total=reader.total_rows,
+        unit="rows",
+        desc=f"ingest {source.name}",
+        disable=not progress,
+        file=progress_file or sys.stderr,
+        mininterval=0.2,
+    )
+    rows_by_id: dict[str, int] = {}
+    docs_by_row: dict[int, dict[str, Any]] = {}
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for row_number, row in reader:
+            report.read += 1
+            bar.update(1)
+            if PARSE_ERROR_KEY in row:
+                rejects.add(row_number, {}, [str(row[PARSE_ERROR_KEY])])
+                continue
+            doc, reasons = normalize_product(row)
+            if doc is None:
+                rejects.add(row_number, row, reasons)
+                continue
+            pid = doc["product_id"]
+            if pid in rows_by_id:
+                report.duplicates += 1
+            rows_by_id[pid] = row_number
+            docs_by_row[row_number] = doc
+            yield {"_index": target, "_id": pid, "_source": doc}
+
+    try:
+        with engine_errors(f"bulk indexing into {target}"):
+            for ok, item in helpers.streaming_bulk(
+                client,
+                actions(),
+                chunk_size=chunk_size,
+                max_retries=max_retries,
+                initial_backoff=1,
+                raise_on_error=False,
+                raise_on_exception=False,
+                request_timeout=120,
+            ):
+                result = next(iter(item.values()))
+                row_number = rows_by_id.get(str(result.get("_id")), 0)
+                doc = docs_by_row.pop(row_number, {})
+                if ok:
+                    report.indexed += 1
+                else:
+                    report.engine_rejected += 1
+                    rejects.add(row_number or None, doc, [_bulk_reason(result)])
+        with engine_errors(f"refreshing {target}"):
+            client.indices.refresh(index=target)
+    except Exception:
+        bar.close()
+        rejects.close()
+        if replace:
+            manager.delete_index(client, target)
+        raise
+    bar.close()
+    rejects.close()
+    report.rejected = rejects.count
+    report.rejects_path = str(rejects.path) if rejects.count else None
+    if replace:
+        _finish_replace(client, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _finish_replace(client: OpenSearch, report: IngestReport) -> None:
+    """Swap the alias to the freshly loaded index, or delete it and say why the live one was kept."""
+    why = None
+    if report.indexed == 0:
+        why = "no document was indexed"
+    elif report.engine_rejected:
+        why = f"the engine refused {report.engine_rejected} document(s)"
+    elif report.rejected and not report.allow_rejects:
+        why = f"{report.rejected} row(s) were rejected (pass --allow-rejects to swap anyway)"
+    if why is None:
+        old = manager.swap_alias(client, report.alias, report.index)
+        report.swapped = True
+        report.message = f"alias {report.alias} now points at {report.index}" + (
+            f" (was {', '.join(old)}; remove it with 'fuserec index prune')" if old else ""
+        )
+        return
+    manager.delete_index(client, report.index)
+    report.message = f"{why}: alias {report.alias} was NOT swapped, the live index is unchanged"
+
+
+def _bulk_reason(result: Mapping[str, Any]) -> str:
+    err = result.get("error")
+    if isinstance(err, dict):
+        return f"engine rejected the document ({result.get('status')}): {err.get('type')}: {err.get('reason')}"
+    return f"engine rejected the document ({result.get('status')}): {err}"
+
+
+def index_documents(client: OpenSearch, index: str, docs: Iterable[Mapping[str, Any]], chunk_size: int = 1000) -> int:
+    """Bulk-index already-valid product docs (benchmarks and tests); raises on any failure."""
+    with engine_errors(f"bulk indexing into {index}"):
+        ok, errors = helpers.bulk(
+            client,
+            ({"_index": index, "_id": d["product_id"], "_source": d} for d in docs),
+            chunk_size=chunk_size,
+            raise_on_error=False,
+        )
+    if errors:
+        raise IndexStateError(f"{len(errors)} document(s) failed to index into {index}; first: {errors[0]}")
+    return int(ok)

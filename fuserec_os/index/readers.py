@@ -1,0 +1,412 @@
+"""Read catalog/event tables (CSV, TSV, JSON Lines, JSON arrays, Parquet; csv/json may be .gz).
+
+Every format is turned into the same thing, an iterable of ``(row_number, row_dict)``, so the
+validation and bulk-indexing code never cares where rows came from. Reading is chunked so a
+100k-row catalog is never fully in memory, and values are handed over raw (CSV cells stay
+strings) because deciding what a value means is the validator's job, which can then explain it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fuserec_os.errors import InputFileError
+from fuserec_os.index.validate import PARSE_ERROR_KEY, PRODUCT_FIELDS
+
+__all__ = [
+    "FORMATS_BY_EXTENSION",
+    "PARSE_ERROR_KEY",
+    "TableReader",
+    "detect_format",
+    "parse_column_map",
+    "read_rows",
+]
+
+#: Extension -> format name. ".json" is read as JSON Lines unless the file is one JSON array.
+FORMATS_BY_EXTENSION: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_GZIP_FORMATS = frozenset({"csv", "tsv", "jsonl"})
+_MAP_EXAMPLE = "expected field=column[,field=column...], e.g. --map title=name,brand=manufacturer"
+
+
+# --- column map -------------------------------------------------------------------------------
+def parse_column_map(spec: str | None, allowed: Iterable[str] = PRODUCT_FIELDS) -> dict[str, str]:
+    """Parse ``--map title=name,brand=manufacturer`` into ``{our_field: their_column}``.
+
+    ``allowed`` is the set of our field names, passed in so other ingests (e.g. events) can reuse
+    this with their own fields. Errors name the offending item, because a typo in one of several
+    items is otherwise hard to spot.
+    """
+    if spec is None or not spec.strip():
+        return {}
+    allowed_names = tuple(allowed)
+    mapping: dict[str, str] = {}
+    for raw_item in spec.split(","):
+        item = raw_item.strip()
+        if not item:
+            continue
+        field, sep, column = item.partition("=")
+        field, column = field.strip(), column.strip()
+        if not sep or not field or not column:
+            raise InputFileError(f"--map item {item!r} is not field=column ({_MAP_EXAMPLE})")
+        if field not in allowed_names:
+            raise InputFileError(
+                f"--map item {item!r}: {field!r} is not a field we know (expected one of: {', '.join(allowed_names)})"
+            )
+        if field in mapping:
+            raise InputFileError(
+                f"--map item {item!r}: field {field!r} is already mapped to column {mapping[field]!r} "
+                "(map each field at most once)"
+            )
+        mapping[field] = column
+    return mapping
+
+
+# --- format detection -------------------------------------------------------------------------
+def _split_extension(path: str | Path) -> tuple[str, bool]:
+    name = Path(path).name.lower()
+    compressed = name.endswith(".gz")
+    if compressed:
+        name = name[:-3]
+    return Path(name).suffix, compressed
+
+
+def _valid_extensions() -> str:
+    return ", ".join(FORMATS_BY_EXTENSION) + " (csv/tsv/json/jsonl/ndjson may end in .gz)"
+
+
+def detect_format(path: str | Path) -> str:
+    """Format name from the file extension: "csv", "tsv", "jsonl" or "parquet".
+
+    Extensions, not content sniffing, so the choice is predictable and the error can say exactly
+    which names would work.
+    """
+    extension, compressed = _split_extension(path)
+    fmt = FORMATS_BY_EXTENSION.get(extension)
+    if fmt is None:
+        shown = extension + (".gz" if compressed else "") if extension else "(none)"
+        raise InputFileError(
+            f"cannot tell the format of {path}: unknown extension {shown!r} (expected one of: {_valid_extensions()})"
+        )
+    if compressed and fmt not in _GZIP_FORMATS:
+        raise InputFileError(
+            f"cannot read {path}: {fmt} files cannot be gzip-compressed (expected one of: {_valid_extensions()})"
+        )
+    return fmt
+
+
+# --- reader -----------------------------------------------------------------------------------
+def _clean_nan(value: Any) -> Any:
+    return value
+
+
+class TableReader:
+    """Rows of one input file, re-iterable; each pass re-reads the file in bounded chunks.
+
+    ``columns`` are the source columns after applying the column map (for JSON Lines: the keys
+    seen in the first chunk, since the full set is only known after reading everything).
+    ``total_rows`` is known for Parquet, JSON arrays and JSON Lines files that fit in one chunk,
+    else None: counting would mean reading a big CSV twice.
+    """
+
+    def __init__(self, path: Path, fmt: str, column_map: Mapping[str, str] | None, chunk_size: int) -> None:
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.path = path
+        self.format = fmt
+        self.compressed = path.name.lower().endswith(".gz")
+        self.chunk_size = chunk_size
+        self.total_rows: int | None = None
+        self._json_array: list[Any] | None = None
+        self._first_chunk: list[tuple[int, dict[str, Any]]] = []
+        self._lines_in_first_chunk = 0
+        self._first_chunk_is_all = False
+        if fmt in ("csv", "tsv"):
+            source_columns = self._csv_columns()
+        elif fmt == "parquet":
+            source_columns = self._parquet_columns()
+        else:
+            source_columns = self._json_columns()
+        self.source_columns = source_columns
+        self._configure_map(dict(column_map or {}))
+
+    # -- column map ---------------------------------------------------------------------------
+    def _configure_map(self, column_map: dict[str, str]) -> None:
+        """Work out once how a source row becomes an output row, so per-row work stays tiny.
+
+        Their column is renamed to our field (copied if mapped to several fields). A source column
+        that already carries the name of a mapped field is dropped, as the map says the data for
+        that field lives elsewhere and keeping both would silently pick one.
+        """
+        present = set(self.source_columns)
+        for field, column in column_map.items():
+            if column not in present:
+                listing = ", ".join(self.source_columns) or "(none)"
+                raise InputFileError(
+                    f"--map {field}={column}: column {column!r} is not in {self.path} (its columns: {listing})"
+                )
+        targets: dict[str, list[str]] = {}
+        for field, column in column_map.items():
+            targets.setdefault(column, []).append(field)
+        self._targets = {column: tuple(fields) for column, fields in targets.items()}
+        self._shadowed = frozenset(f for f, c in column_map.items() if f != c) - set(targets)
+        self._identity = not column_map
+        plan: list[tuple[str, int]] = []
+        for index, column in enumerate(self.source_columns):
+            if column in self._shadowed:
+                continue
+            for name in self._targets.get(column, (column,)):
+                plan.append((name, index))
+        self._plan = plan
+        self.columns = [name for name, _ in plan]
+
+    def _remap(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Rename one free-form (JSON) row and turn NaN into None; always a new dict."""
+        if self._identity:
+            return {key: _clean_nan(value) for key, value in row.items()}
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key in self._shadowed:
+                continue
+            names = self._targets.get(key)
+            if names is None:
+                out[key] = _clean_nan(value)
+            else:
+                for name in names:
+                    out[name] = _clean_nan(value)
+        return out
+
+    def _rows_from_columns(self, data: list[list[Any]]) -> Iterator[dict[str, Any]]:
+        """Zip column lists into row dicts following the plan (fast path for tabular formats)."""
+        if self._identity:
+            names = self.columns
+            for values in zip(*data, strict=True):
+                yield dict(zip(names, values, strict=True))
+        else:
+            plan = self._plan
+            for values in zip(*data, strict=True):
+                yield {name: values[index] for name, index in plan}
+
+    # -- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self.format in ("csv", "tsv"):
+            return self._iter_csv()
+        if self.format == "parquet":
+            return self._iter_parquet()
+        return self._iter_json()
+
+    # -- CSV / TSV ----------------------------------------------------------------------------
+    def _csv_options(self) -> dict[str, Any]:
+        # dtype=str and no NA conversion: the validator must see "N/A" or "" exactly as written.
+        return {
+            "sep": "\t" if self.format == "tsv" else ",",
+            "dtype": str,
+            "keep_default_na": False,
+            "na_filter": False,
+            "encoding": "utf-8-sig",
+            "compression": "gzip" if self.compressed else None,
+        }
+
+    def _csv_error(self, exc: Exception) -> InputFileError:
+        if isinstance(exc, UnicodeDecodeError):
+            detail = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        elif isinstance(exc, pd.errors.EmptyDataError):
+            detail = "the file is empty (expected a header row naming the columns)"
+        else:
+            detail = str(exc).strip()
+        return InputFileError(f"cannot read {self.format.upper()} file {self.path}: {detail}")
+
+    def _csv_columns(self) -> list[str]:
+        try:
+            header = pd.read_csv(self.path, nrows=0, **self._csv_options())
+        except (ValueError, OSError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
+            raise self._csv_error(exc) from exc
+        return [str(column).strip() for column in header.columns]
+
+    def _iter_csv(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        row_number = 0
+        try:
+            with pd.read_csv(self.path, chunksize=self.chunk_size, **self._csv_options()) as chunks:
+                for chunk in chunks:
+                    data = [chunk[column].tolist() for column in chunk.columns]
+                    for row in self._rows_from_columns(data):
+                        row_number += 1
+                        yield row_number, row
+        except (ValueError, OSError, pd.errors.ParserError) as exc:
+            raise self._csv_error(exc) from exc
+
+    # -- Parquet ------------------------------------------------------------------------------
+    def _open_parquet(self) -> Any:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError variants for bad files
+            raise InputFileError(f"cannot read Parquet file {self.path}: {exc}") from exc
+
+    def _parquet_columns(self) -> list[str]:
+        with self._open_parquet() as parquet:
+            self.total_rows = int(parquet.metadata.num_rows)
+            return [str(name) for name in parquet.schema_arrow.names]
+
+    def _iter_parquet(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        import pyarrow as pa
+
+        row_number = 0
+        with self._open_parquet() as parquet:
+            floats = {field.name for field in parquet.schema_arrow if pa.types.is_floating(field.type)}
+            for batch in parquet.iter_batches(batch_size=self.chunk_size):
+                columns = batch.to_pydict()
+                data = [
+                    [_clean_nan(v) for v in values] if name in floats else values for name, values in columns.items()
+                ]
+                for row in self._rows_from_columns(data):
+                    row_number += 1
+                    yield row_number, row
+
+    # -- JSON Lines / JSON array --------------------------------------------------------------
+    def _open_binary(self) -> gzip.GzipFile | io.BufferedReader:
+        try:
+            if self.compressed:
+                return gzip.open(self.path, "rb")
+            return open(self.path, "rb")  # the callers close it with "with"
+        except OSError as exc:
+            raise InputFileError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
+
+    def _starts_with_array(self) -> bool:
+        """A .json file may hold one array of objects instead of one object per line."""
+        try:
+            with self._open_binary() as stream:
+                head = stream.read(4096)
+                while head and not head.strip():
+                    head = stream.read(4096)
+        except (OSError, EOFError) as exc:
+            raise InputFileError(f"cannot read {self.path}: {exc}") from exc
+        return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+
+    def _parse_line(self, raw: bytes, line_number: int) -> dict[str, Any] | None:
+        """One JSON line; a broken line becomes a parse-error row instead of aborting the file."""
+        try:
+            text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            return {PARSE_ERROR_KEY: f"line {line_number}: not UTF-8 text ({exc.reason})"}
+        if not text.strip():
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            return {PARSE_ERROR_KEY: f"line {line_number}: {reason}{column}"}
+        if not isinstance(value, dict):
+            return {PARSE_ERROR_KEY: f"line {line_number}: expected a JSON object, got {type(value).__name__}"}
+        return value
+
+    def _json_columns(self) -> list[str]:
+        if self.path.name.lower().removesuffix(".gz").endswith(".json") and self._starts_with_array():
+            return self._load_json_array()
+        seen: dict[str, None] = {}
+        rows: list[tuple[int, dict[str, Any]]] = []
+        lines = 0
+        try:
+            with self._open_binary() as stream:
+                for raw in stream:
+                    lines += 1
+                    row = self._parse_line(raw, lines)
+                    if row is None:
+                        continue
+                    rows.append((len(rows) + 1, row))
+                    if PARSE_ERROR_KEY not in row:
+                        seen.update(dict.fromkeys(row))
+                    if len(rows) >= self.chunk_size:
+                        break
+                else:
+                    self._first_chunk_is_all = True
+        except (OSError, EOFError) as exc:
+            raise InputFileError(f"cannot read {self.path}: {exc}") from exc
+        self._first_chunk = rows
+        self._lines_in_first_chunk = lines
+        if self._first_chunk_is_all:
+            self.total_rows = len(rows)
+        return list(seen)
+
+    def _load_json_array(self) -> list[str]:
+        try:
+            with self._open_binary() as stream:
+                data = json.loads(stream.read().decode("utf-8-sig"))
+        except (OSError, EOFError) as exc:
+            raise InputFileError(f"cannot read {self.path}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputFileError(f"cannot read {self.path}: not UTF-8 text ({exc.reason})") from exc
+        except json.JSONDecodeError as exc:
+            raise InputFileError(
+                f"cannot read {self.path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
+                "(expected one JSON array of objects, or one JSON object per line)"
+            ) from exc
+        if not isinstance(data, list):
+            raise InputFileError(f"cannot read {self.path}: expected a JSON array of objects")
+        self._json_array = data
+        self.total_rows = len(data)
+        seen: dict[str, None] = {}
+        for item in data[: self.chunk_size]:
+            if isinstance(item, dict):
+                seen.update(dict.fromkeys(item))
+        return list(seen)
+
+    def _iter_json(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self._json_array is not None:
+            for number, item in enumerate(self._json_array, start=1):
+                if isinstance(item, dict):
+                    yield number, self._remap(item)
+                else:
+                    reason = f"item {number}: expected a JSON object, got {type(item).__name__}"
+                    yield number, {PARSE_ERROR_KEY: reason}
+            return
+        # The first chunk was parsed already to learn the columns; reuse it, then stream the rest.
+        for number, row in self._first_chunk:
+            yield number, (row if PARSE_ERROR_KEY in row else self._remap(row))
+        if self._first_chunk_is_all:
+            return
+        row_number = len(self._first_chunk)
+        try:
+            with self._open_binary() as stream:
+                for line_number, raw in enumerate(stream, start=1):
+                    if line_number <= self._lines_in_first_chunk:
+                        continue
+                    parsed = self._parse_line(raw, line_number)
+                    if parsed is None:
+                        continue
+                    row_number += 1
+                    yield row_number, (parsed if PARSE_ERROR_KEY in parsed else self._remap(parsed))
+        except (OSError, EOFError) as exc:
+            raise InputFileError(f"cannot read {self.path}: {exc}") from exc
+
+
+def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, chunk_size: int = 5000) -> TableReader:
+    """Open an input table and return its rows as ``(row_number, row_dict)`` pairs.
+
+    Row numbers count data rows from 1 as a person would (the CSV header is not a row), so reject
+    reports can be matched against the file. The file is checked (exists, format, header, mapped
+    columns present) here, before any row is read, so a wrong command fails fast.
+    """
+    file_path = Path(path)
+    if not file_path.exists():
+        raise InputFileError(f"input file not found: {file_path}")
+    if not file_path.is_file():
+        raise InputFileError(f"input path is not a file: {file_path}")
+    fmt = detect_format(file_path)
+    return TableReader(file_path, fmt, column_map, chunk_size)

@@ -1,0 +1,203 @@
+"""Deployment settings: typed, read once at start-up from ``FUSEREC_*`` env vars and ``.env``.
+
+Why a module of its own: every entry point (CLI, Python backend, later the proxy) must agree on how to reach
+the cluster, and a typo in an env var must fail at start-up with the fix in the message, not as a
+connection error minutes later. Real environment variables win over ``.env`` entries (Starlette ``Config``
+does the same), so a deployment can override a developer's file.
+
+Ranking behaviour (field boosts, later features/model/blend) is not here: it lives in the YAML file
+read by :mod:`fuserec_os.config`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+from fuserec_os.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its env var, default and meaning (drives the README table and ``--help``)."""
+
+    name: str
+    default: str | None
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "FUSEREC_OPENSEARCH_URL",
+        None,
+        "Cluster URL(s), comma-separated (https://node1:9200,https://node2:9200). "
+        "Unset: use the embedded in-memory dev engine.",
+    ),
+    Setting("FUSEREC_OPENSEARCH_USER", None, "Basic-auth user name."),
+    Setting("FUSEREC_OPENSEARCH_PASSWORD", None, "Basic-auth password (needs FUSEREC_OPENSEARCH_USER)."),
+    Setting("FUSEREC_OPENSEARCH_VERIFY_CERTS", "true", "Verify TLS certificates (true/false)."),
+    Setting("FUSEREC_OPENSEARCH_CA_CERTS", None, "Path to a CA bundle (PEM) for TLS verification."),
+    Setting("FUSEREC_OPENSEARCH_TIMEOUT", "30", "Request timeout in seconds."),
+    Setting("FUSEREC_OPENSEARCH_RETRIES", "3", "Retries on connection errors and timeouts."),
+    Setting("FUSEREC_INDEX_PREFIX", "", "Prefix for every alias and index (multi-tenant clusters), e.g. 'shop1-'."),
+    Setting("FUSEREC_STATE_DIR", ".fuserec", "Where the embedded engine records its address and saved data."),
+    Setting("FUSEREC_MAPPINGS_DIR", None, "Folder of mapping files (default: the repo's mappings/ folder)."),
+    Setting("FUSEREC_CONFIG", None, "Ranking config YAML (search field boosts, facets, ...). Unset: defaults."),
+)
+_KNOWN = {s.name for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated deployment settings. Build with :meth:`from_env`; construct directly in tests."""
+
+    opensearch_urls: tuple[str, ...] = ()
+    user: str | None = None
+    password: str | None = None
+    verify_certs: bool = True
+    ca_certs: Path | None = None
+    timeout: float = 30.0
+    retries: int = 3
+    index_prefix: str = ""
+    state_dir: Path = Path(".fuserec")
+    mappings_dir: Path | None = None
+    config_path: Path | None = None
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no cluster is configured, so the embedded dev engine is used."""
+        return not self.opensearch_urls
+
+    def alias(self, name: str) -> str:
+        """The alias for a logical index name (``products``), with the tenant prefix applied."""
+        return f"{self.index_prefix}{name}"
+
+    def resolved_mappings_dir(self) -> Path:
+        """The mappings folder: the setting, else ``mappings/`` next to the package (repo checkout)."""
+        if self.mappings_dir is not None:
+            return self.mappings_dir
+        return Path(__file__).resolve().parent.parent / "mappings"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"
+    ) -> Settings:
+        """Read and validate settings; env vars override ``.env``. Raises ConfigError naming the variable."""
+        values: dict[str, str] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        env = os.environ if environ is None else environ
+        values.update({k: v for k, v in env.items() if k.startswith("FUSEREC_")})
+        return cls.from_values(values)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> Settings:
+        """Validate a flat mapping of ``FUSEREC_*`` strings (already merged from env and ``.env``)."""
+        warnings = []
+        for key in sorted(values):
+            if key.startswith("FUSEREC_") and key not in _KNOWN and not key.startswith("FUSEREC_TEST_"):
+                close = [n for n in _KNOWN if n.split("_")[-1] in key]
+                hint = f" Did you mean {close[0]}?" if close else ""
+                warnings.append(f"unknown setting {key} is ignored.{hint}")
+
+        def get(name: str) -> str | None:
+            raw = values.get(name)
+            if raw is None or raw.strip() == "":
+                return None
+            return raw.strip()
+
+        urls = _parse_urls(get("FUSEREC_OPENSEARCH_URL"))
+        user, password = get("FUSEREC_OPENSEARCH_USER"), get("FUSEREC_OPENSEARCH_PASSWORD")
+        if password and not user:
+            raise ConfigError("FUSEREC_OPENSEARCH_PASSWORD is set but FUSEREC_OPENSEARCH_USER is not: set both.")
+        if user and not urls:
+            raise ConfigError(
+                "FUSEREC_OPENSEARCH_USER is set but FUSEREC_OPENSEARCH_URL is not: credentials need a cluster URL."
+            )
+        ca = get("FUSEREC_OPENSEARCH_CA_CERTS")
+        ca_path = Path(ca).expanduser() if ca else None
+        if ca_path is not None and not ca_path.is_file():
+            raise ConfigError(f"FUSEREC_OPENSEARCH_CA_CERTS={ca!r}: no such file (expected a PEM CA bundle path).")
+        prefix = get("FUSEREC_INDEX_PREFIX") or ""
+        if prefix != prefix.lower() or any(c in prefix for c in ' "*\\<|,>/?#:'):
+            raise ConfigError(
+                f"FUSEREC_INDEX_PREFIX={prefix!r}: index names must be lower-case without spaces or "
+                '" * \\ < | , > / ? # : (e.g. "shop1-").'
+            )
+        mappings = get("FUSEREC_MAPPINGS_DIR")
+        mappings_dir = Path(mappings).expanduser() if mappings else None
+        if mappings_dir is not None and not mappings_dir.is_dir():
+            raise ConfigError(f"FUSEREC_MAPPINGS_DIR={mappings!r}: no such folder (expected the mappings/ folder).")
+        config = get("FUSEREC_CONFIG")
+        config_path = Path(config).expanduser() if config else None
+        if config_path is not None and not config_path.is_file():
+            raise ConfigError(f"FUSEREC_CONFIG={config!r}: no such file (expected a ranking config YAML).")
+        return cls(
+            opensearch_urls=urls,
+            user=user,
+            password=password,
+            verify_certs=_parse_bool("FUSEREC_OPENSEARCH_VERIFY_CERTS", get("FUSEREC_OPENSEARCH_VERIFY_CERTS"), True),
+            ca_certs=ca_path,
+            timeout=_parse_number("FUSEREC_OPENSEARCH_TIMEOUT", get("FUSEREC_OPENSEARCH_TIMEOUT"), 30.0, float),
+            retries=int(_parse_number("FUSEREC_OPENSEARCH_RETRIES", get("FUSEREC_OPENSEARCH_RETRIES"), 3, int)),
+            index_prefix=prefix,
+            state_dir=Path(get("FUSEREC_STATE_DIR") or ".fuserec").expanduser(),
+            mappings_dir=mappings_dir,
+            config_path=config_path,
+            warnings=tuple(warnings),
+        )
+
+
+def _parse_urls(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    urls = []
+    for part in raw.split(","):
+        url = part.strip().rstrip("/")
+        if not url:
+            continue
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                f"FUSEREC_OPENSEARCH_URL: {part.strip()!r} is not a cluster URL "
+                "(expected http(s)://host:port, comma-separated for several hosts)."
+            )
+        try:
+            parsed.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ConfigError(f"FUSEREC_OPENSEARCH_URL: {part.strip()!r} has an invalid port.") from None
+        urls.append(url)
+    return tuple(urls)
+
+
+def _parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean (expected true/false, yes/no, 1/0).")
+
+
+def _parse_number(name: str, raw: str | None, default: float, kind: type) -> float:
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name}={raw!r} is not {expected}.") from None
+    if value < 0 or (kind is float and value == 0):
+        raise ConfigError(f"{name}={raw!r} must be {'positive' if kind is float else 'zero or more'}.")
+    return float(value)

@@ -1,0 +1,80 @@
+"""Deployment settings: parsing, validation messages, env over .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fuserec_os.errors import ConfigError
+from fuserec_os.settings import Settings
+
+
+def test_defaults_mean_embedded_engine() -> None:
+    s = Settings.from_values({})
+    assert s.embedded and s.opensearch_urls == ()
+    assert s.timeout == 30.0 and s.retries == 3 and s.verify_certs
+    assert s.alias("products") == "products"
+
+
+def test_several_hosts_and_typed_values(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    s = Settings.from_values(
+        {
+            "FUSEREC_OPENSEARCH_URL": "https://n1:9200/, https://n2:9200",
+            "FUSEREC_OPENSEARCH_USER": "admin",
+            "FUSEREC_OPENSEARCH_PASSWORD": "secret",
+            "FUSEREC_OPENSEARCH_VERIFY_CERTS": "no",
+            "FUSEREC_OPENSEARCH_CA_CERTS": str(ca),
+            "FUSEREC_OPENSEARCH_TIMEOUT": "2.5",
+            "FUSEREC_OPENSEARCH_RETRIES": "0",
+            "FUSEREC_INDEX_PREFIX": "shop1-",
+        }
+    )
+    assert s.opensearch_urls == ("https://n1:9200", "https://n2:9200")
+    assert not s.embedded and s.user == "admin" and s.password == "secret"
+    assert s.verify_certs is False and s.ca_certs == ca
+    assert s.timeout == 2.5 and s.retries == 0
+    assert s.alias("products") == "shop1-products"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"FUSEREC_OPENSEARCH_URL": "localhost:9200"},
+            r"FUSEREC_OPENSEARCH_URL: 'localhost:9200' is not a cluster URL",
+        ),
+        ({"FUSEREC_OPENSEARCH_URL": "http://h:99999"}, "invalid port"),
+        ({"FUSEREC_OPENSEARCH_TIMEOUT": "soon"}, r"FUSEREC_OPENSEARCH_TIMEOUT='soon' is not a number"),
+        ({"FUSEREC_OPENSEARCH_TIMEOUT": "0"}, "must be positive"),
+        ({"FUSEREC_OPENSEARCH_RETRIES": "2.5"}, "is not a whole number"),
+        ({"FUSEREC_OPENSEARCH_VERIFY_CERTS": "maybe"}, r"expected true/false"),
+        ({"FUSEREC_OPENSEARCH_PASSWORD": "x", "FUSEREC_OPENSEARCH_URL": "http://h:9200"}, "set both"),
+        ({"FUSEREC_OPENSEARCH_USER": "u"}, "need a cluster URL"),
+        ({"FUSEREC_OPENSEARCH_CA_CERTS": "/nope/ca.pem"}, "no such file"),
+        ({"FUSEREC_INDEX_PREFIX": "Shop 1"}, "lower-case"),
+        ({"FUSEREC_CONFIG": "/nope/ranking.yaml"}, "FUSEREC_CONFIG='/nope/ranking.yaml': no such file"),
+    ],
+)
+def test_bad_values_name_the_variable(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_values(values)
+
+
+def test_unknown_setting_warns_with_suggestion() -> None:
+    s = Settings.from_values({"FUSEREC_OPENSEARCH_TIMEOUTS": "3"})
+    assert any("FUSEREC_OPENSEARCH_TIMEOUTS" in w for w in s.warnings)
+
+
+def test_env_overrides_dotenv(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("FUSEREC_OPENSEARCH_URL=http://from-dotenv:9200\nFUSEREC_OPENSEARCH_RETRIES=7\n")
+    s = Settings.from_env({"FUSEREC_OPENSEARCH_URL": "http://from-env:9200"}, dotenv_path=dotenv)
+    assert s.opensearch_urls == ("http://from-env:9200",)
+    assert s.retries == 7
+
+
+def test_missing_dotenv_is_fine(tmp_path: Path) -> None:
+    assert Settings.from_env({}, dotenv_path=tmp_path / "absent.env").embedded
