@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test unit integration lint typecheck bench engine-start engine-stop clean help
+.PHONY: install demo tour test unit integration lint typecheck bench engine-start engine-stop clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,11 @@ install: $(STAMP)  ## create .venv and install fuserec-os with its dev tools
 demo: $(STAMP)  ## run the main job end to end on the embedded engine
 	$(BIN)/fuserec demo
 
+tour: $(STAMP)  ## the README's 60-second tour as a script (engine start/stop round trip included)
+	FUSEREC=$(BIN)/fuserec scripts/tour.sh
+
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check fuserec_os tests benchmarks scripts
+	$(BIN)/ruff check fuserec_os tests benchmarks
 
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy

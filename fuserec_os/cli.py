@@ -83,7 +83,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 _SETTINGS_HELP = "\n".join(f"  {s.name} (default: {s.default or 'unset'})" for s in SETTINGS)
 
 
-@click.group(cls=_Group, epilog=f"Settings (env vars or .env):\n\n{_SETTINGS_HELP}")
+@click.group(cls=_Group, epilog=f"\b\nSettings (env vars or .env):\n{_SETTINGS_HELP}")
 @click.version_option(__version__, prog_name="fuserec")
 @click.option("--env-file", default=".env", show_default=True, help="A .env file with FUSEREC_* settings.")
 @click.pass_context
@@ -469,6 +469,45 @@ def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     click.echo(f"wrote {len(products)} products to {output}" + (f" (latent attributes: {latent})" if latent else ""))
+
+
+# --------------------------------------------------------------------------------------------- config
+@cli.command("config")
+@json_option
+@pass_state
+def config_cmd(state: State, as_json: bool) -> None:
+    """Validate and show the settings in force (env and .env) and the ranking config (FUSEREC_CONFIG).
+
+    Exits 2 with the variable or key to fix when anything is invalid. Passwords are masked.
+    """
+    s = state.settings
+    ranking = load_ranking_config(s.config_path)
+    data = {
+        "engine": "cluster" if s.opensearch_urls else "embedded (in-memory dev engine)",
+        "opensearch_urls": list(s.opensearch_urls),
+        "user": s.user,
+        "password": "***" if s.password else None,
+        "verify_certs": s.verify_certs,
+        "ca_certs": str(s.ca_certs) if s.ca_certs else None,
+        "timeout": s.timeout,
+        "retries": s.retries,
+        "index_prefix": s.index_prefix,
+        "products_alias": s.alias(PRODUCTS),
+        "state_dir": str(s.state_dir),
+        "mappings_dir": str(s.resolved_mappings_dir()),
+        "ranking_config": ranking.source,
+        "search": {
+            "fields": dict(ranking.search.fields),
+            "max_size": ranking.search.max_size,
+            "max_query_length": ranking.search.max_query_length,
+        },
+    }
+    if as_json:
+        _dump(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key:>16}: {value}")
+    click.echo("configuration is valid")
 
 
 # --------------------------------------------------------------------------------------------- demo

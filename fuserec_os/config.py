@@ -37,7 +37,9 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
     version = raw.get("version", 1)
     if version != 1:
         raise ConfigError(f"{source}: version {version!r} is not supported (expected 1).")
-    search = raw.get("search") or {}
+    search = raw.get("search")
+    if search is None:
+        search = {}
     if not isinstance(search, dict):
         raise ConfigError(f"{source}: 'search' must be a mapping.")
     try:

@@ -82,9 +82,12 @@ class Settings:
         return f"{self.index_prefix}{name}"
 
     def resolved_mappings_dir(self) -> Path:
-        """The mappings folder: the setting, else ``mappings/`` next to the package (repo checkout)."""
+        """The mappings folder: the setting, else ``./mappings``, else the one beside the package (a checkout)."""
         if self.mappings_dir is not None:
             return self.mappings_dir
+        here = Path("mappings")
+        if here.is_dir():
+            return here.resolve()
         return Path(__file__).resolve().parent.parent / "mappings"
 
     @classmethod

@@ -32,9 +32,8 @@ STATE_FILE = "engine.json"
 DATA_DIR = "engine-data"
 LOG_FILE = "engine.log"
 EMBEDDED_NOTICE = (
-    "using the embedded in-memory dev engine (osmem) at {url}: a demo/dev engine only (nothing is written to disk "
-    "unless you run 'fuserec engine stop', and it slows down past ~10k documents). For a real cluster set "
-    "FUSEREC_OPENSEARCH_URL=https://host:9200 (or 'docker compose up -d' and FUSEREC_OPENSEARCH_URL=http://localhost:9200)."
+    "using the embedded in-memory dev engine at {url}: for development and demos only (data lives in memory, "
+    "slow past ~10k docs). For a real cluster set FUSEREC_OPENSEARCH_URL=https://host:9200."
 )
 # Settings that the engine reports but refuses (or must not get) at index creation.
 _READ_ONLY_SETTINGS = {

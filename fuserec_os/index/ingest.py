@@ -29,8 +29,6 @@ from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
 
-PARSE_ERROR_KEY = "__parse_error__"
-
 
 @dataclass
 class IngestReport:
@@ -136,7 +134,7 @@ def ingest_products(
         ignored_columns=sorted(set(reader.columns) - set(PRODUCT_FIELDS)),
     )
     bar = tqdm(
-        total=reader.total_rows,
+        total=reader.total_rows or _estimate_rows(source, reader.format),
         unit="rows",
         desc=f"ingest {source.name}",
         disable=not progress,
@@ -150,10 +148,7 @@ def ingest_products(
         for row_number, row in reader:
             report.read += 1
             bar.update(1)
-            if PARSE_ERROR_KEY in row:
-                rejects.add(row_number, {}, [str(row[PARSE_ERROR_KEY])])
-                continue
-            doc, reasons = normalize_product(row)
+            doc, reasons = normalize_product(row)  # also rejects rows the reader could not parse
             if doc is None:
                 rejects.add(row_number, row, reasons)
                 continue
@@ -200,6 +195,17 @@ def ingest_products(
         _finish_replace(client, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _estimate_rows(path: Path, fmt: str) -> int | None:
+    """Line count of an uncompressed text file, for the progress bar only (fast: ~1 GB/s; CSV header off)."""
+    if path.name.lower().endswith(".gz") or fmt not in ("csv", "tsv", "jsonl"):
+        return None
+    lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)
 
 
 def _finish_replace(client: OpenSearch, report: IngestReport) -> None:

@@ -111,7 +111,7 @@ def detect_format(path: str | Path) -> str:
 
 # --- reader -----------------------------------------------------------------------------------
 def _clean_nan(value: Any) -> Any:
-    return value
+    return None if type(value) is float and value != value else value
 
 
 class TableReader:

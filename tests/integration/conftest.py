@@ -114,7 +114,9 @@ class Cli:
 
         from fuserec_os.cli import cli
 
-        result = CliRunner().invoke(cli, ["--env-file", str(self.tmp / "absent.env"), *args], env=self.env)
+        result = CliRunner().invoke(
+            cli, ["--env-file", str(self.tmp / "absent.env"), *args], env=self.env, prog_name="fuserec"
+        )
         if ok and result.exit_code != 0:
             raise AssertionError(
                 f"fuserec {' '.join(args)} exited {result.exit_code}\nstdout:\n{result.stdout}\n"

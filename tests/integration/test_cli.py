@@ -1,0 +1,110 @@
+"""The CLI through click's CliRunner against the test engine: index lifecycle, generate, demo, config, help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from opensearchpy import OpenSearch
+
+from .conftest import Cli
+
+
+def test_index_create_status_migrate_prune(cli: Cli, client: OpenSearch, alias: str, tmp_path: Path) -> None:
+    created = json.loads(cli("index", "create", "--json").stdout)
+    assert created["created"] and created["alias"] == alias
+    again = json.loads(cli("index", "create", "--json").stdout)
+    assert not again["created"] and again["index"] == created["index"]
+
+    rows = [{"product_id": f"P{i}", "title": f"Thing {i}"} for i in range(7)]
+    src = tmp_path / "c.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("ingest", "products", str(src), "--no-progress")
+
+    refused = cli("index", "migrate", ok=False)
+    assert refused.exit_code == 6 and "already at mapping version" in refused.stderr
+    migrated = json.loads(cli("index", "migrate", "--force", "--json").stdout)
+    assert migrated["old_docs"] == migrated["new_docs"] == 7
+
+    status = json.loads(cli("index", "status", "--json").stdout)
+    assert status["live"] == [migrated["new_index"]]
+    assert [i["name"] for i in status["indices"]] == [created["index"], migrated["new_index"]]
+    table = cli("index", "status").stdout
+    assert f"alias {alias} -> {migrated['new_index']}" in table and f"* {migrated['new_index']}" in table
+
+    pruned = json.loads(cli("index", "prune", "--keep", "1", "--json").stdout)
+    assert pruned["deleted"] == [created["index"]]
+    assert client.count(index=alias)["count"] == 7
+
+
+def test_bad_mapping_file_is_one_clear_error(cli: Cli, tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    mappings.mkdir()
+    (mappings / "products.json").write_text('{"version": 1, "mappings": ')
+    cli.env["FUSEREC_MAPPINGS_DIR"] = str(mappings)
+    res = cli("index", "create", ok=False)
+    assert res.exit_code == 5
+    assert "products.json: not valid JSON" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_unreachable_cluster_is_one_clear_error(cli: Cli) -> None:
+    cli.env["FUSEREC_OPENSEARCH_URL"] = "http://127.0.0.1:9"
+    cli.env["FUSEREC_OPENSEARCH_RETRIES"] = "0"
+    res = cli("search", "shoes", ok=False)
+    assert res.exit_code == 3
+    assert "http://127.0.0.1:9" in res.stderr and "connection refused" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_generate_catalog_is_seeded(cli: Cli, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    cli("generate", "catalog", "--n", "50", "--seed", "3", "-o", str(a), "--latent", str(tmp_path / "l.jsonl"))
+    cli("generate", "catalog", "--n", "50", "--seed", "3", "-o", str(b))
+    assert a.read_bytes() == b.read_bytes()
+    assert len(pd.read_csv(a)) == 50
+    assert len((tmp_path / "l.jsonl").read_text().splitlines()) == 50
+    bad = cli("generate", "catalog", "--n", "5", "-o", str(tmp_path / "x.txt"), ok=False)
+    assert bad.exit_code == 2 and ".jsonl" in bad.stderr
+
+
+def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str) -> None:
+    out = cli("demo", "--n", "400").stdout
+    assert "indexed 400, rejected 3" in out
+    assert "rejected row 401 (BAD-1): title" in out
+    assert out.count("match(es)") == 5 and "facets:" in out
+    assert client.count(index=alias)["count"] == 400
+
+
+def test_config_shows_and_validates(cli: Cli, tmp_path: Path) -> None:
+    shown = json.loads(cli("config", "--json").stdout)
+    assert shown["engine"] == "cluster" and shown["products_alias"].endswith("products")
+    cfg = tmp_path / "ranking.yaml"
+    cfg.write_text("search:\n  feilds: {title: 2}\n")
+    cli.env["FUSEREC_CONFIG"] = str(cfg)
+    bad = cli("config", ok=False)
+    assert bad.exit_code == 2 and "feilds" in bad.stderr
+
+
+def test_every_command_has_help(cli: Cli) -> None:
+    for args in (
+        [],
+        ["engine"],
+        ["engine", "start"],
+        ["engine", "stop"],
+        ["engine", "status"],
+        ["index"],
+        ["index", "create"],
+        ["index", "migrate"],
+        ["index", "status"],
+        ["index", "prune"],
+        ["ingest"],
+        ["ingest", "products"],
+        ["search"],
+        ["generate"],
+        ["generate", "catalog"],
+        ["demo"],
+        ["config"],
+    ):
+        out = cli(*args, "--help").stdout
+        assert "Usage: fuserec" in out and len(out.splitlines()) > 4, args

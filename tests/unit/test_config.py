@@ -1,0 +1,60 @@
+"""The ranking config YAML: the README's sample is valid, and mistakes name the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fuserec_os.config import load_ranking_config, parse_ranking_config
+from fuserec_os.errors import ConfigError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_sample() -> str:
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    samples = [b for b in blocks if b.startswith("version:")]
+    assert len(samples) == 1, "README must hold exactly one ranking config sample"
+    return samples[0]
+
+
+def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "ranking.yaml"
+    path.write_text(readme_sample())
+    cfg = load_ranking_config(path)
+    assert cfg.source == str(path)
+    defaults = parse_ranking_config(None)
+    assert cfg.search == defaults.search  # the sample documents the defaults, value for value
+
+
+def test_changed_boost_is_applied() -> None:
+    raw = yaml.safe_load(readme_sample())
+    raw["search"]["fields"]["title"] = 5
+    cfg = parse_ranking_config(raw, "x.yaml")
+    assert dict(cfg.search.fields)["title"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"serch": {}}, r"x.yaml: unknown section\(s\) serch"),
+        ({"version": 2}, "version 2 is not supported"),
+        ({"search": {"max_sise": 10}}, "max_sise"),
+        ({"search": {"fields": {"titel": 3}}}, "titel"),
+        ({"search": []}, "'search' must be a mapping"),
+        ("just text", "expected a mapping"),
+    ],
+)
+def test_mistakes_name_the_key(raw: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_ranking_config(raw, "x.yaml")
+
+
+def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("search: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
+        load_ranking_config(path)
