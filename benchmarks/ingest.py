@@ -29,9 +29,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from opensearchpy import helpers  # noqa: E402
+from opensearchpy import helpers
 
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     BenchEngine,
     load_spec,
     median,
@@ -40,12 +40,12 @@ from benchmarks._common import (  # noqa: E402
     verdict,
     write_results,
 )
-from fuserec_os.index import manager  # noqa: E402
-from fuserec_os.index.ingest import ingest_products  # noqa: E402
-from fuserec_os.index.mappings import MappingSpec  # noqa: E402
-from fuserec_os.index.readers import read_rows  # noqa: E402
-from fuserec_os.index.validate import normalize_product  # noqa: E402
-from fuserec_os.simulate.catalog import generate_catalog, write_catalog  # noqa: E402
+from fuserec_os.index import manager
+from fuserec_os.index.ingest import ingest_products
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.readers import read_rows
+from fuserec_os.index.validate import normalize_product
+from fuserec_os.simulate.catalog import generate_catalog, write_catalog
 
 NAME = "ingest"
 TARGET_RATIO = 0.8

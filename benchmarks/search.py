@@ -35,7 +35,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repo root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     load_spec,
     median,
     open_bench_engine,
@@ -44,13 +44,13 @@ from benchmarks._common import (  # noqa: E402
     verdict,
     write_results,
 )
-from fuserec_os.index import manager  # noqa: E402
-from fuserec_os.index.ingest import index_documents  # noqa: E402
-from fuserec_os.index.validate import normalize_product  # noqa: E402
-from fuserec_os.search.backend import SearchBackend, parse_response  # noqa: E402
-from fuserec_os.search.query_builder import build_query  # noqa: E402
-from fuserec_os.search.request import Filters, SearchConfig, SearchRequest, Sort  # noqa: E402
-from fuserec_os.simulate.catalog import CATEGORY_TREE, generate_catalog  # noqa: E402
+from fuserec_os.index import manager
+from fuserec_os.index.ingest import index_documents
+from fuserec_os.index.validate import normalize_product
+from fuserec_os.search.backend import SearchBackend, parse_response
+from fuserec_os.search.query_builder import build_query
+from fuserec_os.search.request import Filters, SearchConfig, SearchRequest, Sort
+from fuserec_os.simulate.catalog import CATEGORY_TREE, generate_catalog
 
 NAME = "search"
 TARGET_MEDIAN_OVERHEAD_MS = 1.0
@@ -168,7 +168,8 @@ class QueryMix:
         return self.rng.choice(self._nouns(doc))
 
     def _color(self, doc: dict[str, Any]) -> str | None:
-        return doc.get("attributes", {}).get("color")
+        color = doc.get("attributes", {}).get("color")
+        return None if color is None else str(color)
 
     def _page_size(self) -> tuple[int, int]:
         size = self.rng.choice((10, 10, 10, 20, 24, 48))
@@ -309,13 +310,14 @@ def time_python(q: Query, resp: dict[str, Any], cfg: SearchConfig, reps: int) ->
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    raw_docs = [product.doc for product in generate_catalog(args.n, seed=args.seed)]
     docs = []
-    for p in generate_catalog(args.n, seed=args.seed):
-        doc, reasons = normalize_product(p.doc)
+    for raw in raw_docs:
+        doc, reasons = normalize_product(raw)
         if doc is None:
             raise SystemExit(f"generated product rejected ({reasons})")
         docs.append(doc)
-    mix = QueryMix([p.doc for p in generate_catalog(args.n, seed=args.seed)], seed=args.seed)
+    mix = QueryMix(raw_docs, seed=args.seed)
     queries = mix.make(args.warmup + args.queries)
     if args.show_queries:
         for q in queries[: args.show_queries]:
@@ -381,9 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         # pure Python part, no I/O: request + build_query, and parse_response of the recorded answers
         build_ms, parse_ms = [], []
         for q, resp in zip(timed, responses, strict=True):
-            b, p = time_python(q, resp, cfg, args.python_reps)
-            build_ms.append(b)
-            parse_ms.append(p)
+            build_one, parse_one = time_python(q, resp, cfg, args.python_reps)
+            build_ms.append(build_one)
+            parse_ms.append(parse_one)
         python_ms = [b + p for b, p in zip(build_ms, parse_ms, strict=True)]
 
         paired = [o - b for o, b in zip(ours_ms, base_ms, strict=True)]

@@ -19,6 +19,7 @@ from fuserec_os import __version__
 from fuserec_os.config import load_ranking_config
 from fuserec_os.engine import Engine, open_engine
 from fuserec_os.engine import embedded as emb
+from fuserec_os.engine.client import engine_errors, make_client
 from fuserec_os.errors import FuserecError
 from fuserec_os.index import manager
 from fuserec_os.index.ingest import ingest_products
@@ -154,10 +155,10 @@ def engine_status(state: State, as_json: bool) -> None:
             "saved_data": str(saved) if saved.is_dir() else None,
         }
         if st is not None:
-            from opensearchpy import OpenSearch
-
-            client = OpenSearch([st.url], timeout=10)
-            rows = client.cat.indices(format="json")
+            client = make_client(settings, [st.url])
+            with engine_errors("listing indices", where=st.url):
+                rows = client.cat.indices(format="json")
+            client.close()
             indices = {r["index"]: int(r["docs.count"]) for r in rows if not r["index"].startswith(".")}
             data["indices"] = indices
     if as_json:

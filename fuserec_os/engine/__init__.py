@@ -77,8 +77,13 @@ def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice)
         notify(EMBEDDED_NOTICE.format(url=state.url))
         client = make_client(settings, [state.url])
         return Engine(client=client, url=state.url, kind="embedded", info=check_reachable(client, state.url))
-    from osmem_server import OsmemError, OsmemServer
-
+    try:
+        from osmem_server import OsmemError, OsmemServer
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "no FUSEREC_OPENSEARCH_URL is set and the embedded engine (osmem-server) is not installed; it ships "
+            "for Linux x86_64 only. Set FUSEREC_OPENSEARCH_URL to a cluster (docker compose up -d)."
+        ) from exc
     try:
         server = OsmemServer.start(japanese=False)
     except (OsmemError, OSError) as exc:
@@ -91,11 +96,10 @@ def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice)
         "no engine is running, so this command started a temporary one: nothing it stores will be kept. "
         "Run 'fuserec engine start' first to keep data between commands."
     )
-    client = make_client(settings, [server.url])
-    return Engine(
-        client=client,
-        url=server.url,
-        kind="temporary",
-        info=check_reachable(client, server.url),
-        _server=server,
-    )
+    engine = Engine(client=make_client(settings, [server.url]), url=server.url, kind="temporary", _server=server)
+    try:
+        engine.info = check_reachable(engine.client, server.url)
+    except Exception:
+        engine.close()
+        raise
+    return engine

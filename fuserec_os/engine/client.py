@@ -100,15 +100,6 @@ def engine_errors(action: str, where: str | None = None) -> Iterator[None]:
         raise map_engine_error(exc, action, where) from exc
 
 
-def error_type(exc: osx.TransportError) -> str:
-    """The engine's error type (``resource_already_exists_exception`` ...) or '' when there is none."""
-    info = exc.info if isinstance(exc.info, dict) else {}
-    err = info.get("error")
-    if isinstance(err, dict):
-        return str(err.get("type", ""))
-    return str(exc.error or "")
-
-
 def error_reason(exc: osx.TransportError) -> str:
     """The engine's ``type: reason`` for an error response (what a user needs to fix it)."""
     info = exc.info if isinstance(exc.info, dict) else {}

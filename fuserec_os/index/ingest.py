@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,8 +142,10 @@ def ingest_products(
         file=progress_file or sys.stderr,
         mininterval=0.2,
     )
-    rows_by_id: dict[str, int] = {}
-    docs_by_row: dict[int, dict[str, Any]] = {}
+    seen_ids: set[str] = set()
+    # Documents sent but not yet acknowledged, per id in send order: a refused one is reported with its own
+    # row even when the id repeats in the file or the bulk helper retried it out of order after a 429.
+    in_flight: dict[str, deque[tuple[int, dict[str, Any]]]] = defaultdict(deque)
 
     def actions() -> Iterator[dict[str, Any]]:
         for row_number, row in reader:
@@ -153,10 +156,10 @@ def ingest_products(
                 rejects.add(row_number, row, reasons)
                 continue
             pid = doc["product_id"]
-            if pid in rows_by_id:
+            if pid in seen_ids:
                 report.duplicates += 1
-            rows_by_id[pid] = row_number
-            docs_by_row[row_number] = doc
+            seen_ids.add(pid)
+            in_flight[pid].append((row_number, doc))
             yield {"_index": target, "_id": pid, "_source": doc}
 
     try:
@@ -172,8 +175,11 @@ def ingest_products(
                 request_timeout=120,
             ):
                 result = next(iter(item.values()))
-                row_number = rows_by_id.get(str(result.get("_id")), 0)
-                doc = docs_by_row.pop(row_number, {})
+                pid = str(result.get("_id"))
+                pending = in_flight.get(pid)
+                row_number, doc = pending.popleft() if pending else (0, {})
+                if pending is not None and not pending:
+                    del in_flight[pid]
                 if ok:
                     report.indexed += 1
                 else:

@@ -144,12 +144,16 @@ def test_engine_rejections_are_reported_per_document(
     from dataclasses import replace
 
     odd = replace(spec, mappings=strict)
-    rep = ingest_products(client, _write_csv(tmp_path / "c.csv", GOOD), odd, alias, progress=False)
-    assert rep.engine_rejected == 3 and rep.indexed == 0 and rep.rejected == 3
+    rows = [*GOOD, dict(GOOD[0], title="Trail running shoes v2")]  # G1 twice: rows 1 and 4
+    rep = ingest_products(client, _write_csv(tmp_path / "c.csv", rows), odd, alias, progress=False)
+    assert rep.engine_rejected == 4 and rep.indexed == 0 and rep.rejected == 4 and rep.duplicates == 1
     rejects = [json.loads(line) for line in Path(str(rep.rejects_path)).read_text().splitlines()]
-    assert {r["product_id"] for r in rejects} == {"G1", "G2", "G3"}
     assert all("engine rejected" in r["reasons"][0] and "brand" in r["reasons"][0] for r in rejects)
-    assert sorted(r["row"] for r in rejects) == [1, 2, 3]
+    # each refused document is reported with its own row, also for the repeated id
+    by_row = {r["row"]: r["record"] for r in rejects}
+    assert sorted(by_row) == [1, 2, 3, 4]
+    assert by_row[1]["title"] == "Trail running shoes" and by_row[4]["title"] == "Trail running shoes v2"
+    assert by_row[2]["product_id"] == "G2"
 
 
 def test_cli_ingest_with_column_map_and_jsonl(cli: Cli, client: OpenSearch, alias: str, tmp_path: Path) -> None:
