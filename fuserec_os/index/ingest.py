@@ -112,6 +112,7 @@ def ingest_products(
     rejects_path: str | Path | None = None,
     chunk_size: int = 1000,
     max_retries: int = 5,
+    initial_backoff: float = 1.0,
     progress: bool = True,
     progress_file: IO[str] | None = None,
 ) -> IngestReport:
@@ -169,7 +170,7 @@ def ingest_products(
                 actions(),
                 chunk_size=chunk_size,
                 max_retries=max_retries,
-                initial_backoff=1,
+                initial_backoff=initial_backoff,
                 raise_on_error=False,
                 raise_on_exception=False,
                 request_timeout=120,
