@@ -25,6 +25,7 @@ tour: $(STAMP)  ## the README's 60-second tour as a script (engine start/stop ro
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check fuserec_os tests benchmarks
+	$(BIN)/ruff format --check fuserec_os tests benchmarks
 
 typecheck: $(STAMP)  ## mypy
 	$(BIN)/mypy

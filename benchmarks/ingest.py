@@ -179,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                 [
                     ("ours (ingest_products)", f"{ours_rate:,.0f} docs/s (median)"),
                     ("baseline (helpers.bulk)", f"{base_rate:,.0f} docs/s (median)"),
-                    ("ratio ours/baseline", f"{ratio:.3f}x (median of per-repeat ratios; "
-                     f"range {min(r['ratio'] for r in repeats):.3f}-{max(r['ratio'] for r in repeats):.3f})"),
+                    (
+                        "ratio ours/baseline",
+                        f"{ratio:.3f}x (median of per-repeat ratios; "
+                        f"range {min(r['ratio'] for r in repeats):.3f}-{max(r['ratio'] for r in repeats):.3f})",
+                    ),
                     ("target", f">= {TARGET_RATIO}x: {verdict(met)}"),
                 ],
                 engine,

@@ -339,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = int(engine.client.count(index=index)["count"])
             if loaded != len(docs):
                 raise SystemExit(f"index holds {loaded} documents, expected {len(docs)}")
-            print(f"indexed {loaded} products in {load_s:.1f} s; warm-up {len(warmup)}, timed {len(timed)}",
-                  flush=True)
+            print(f"indexed {loaded} products in {load_s:.1f} s; warm-up {len(warmup)}, timed {len(timed)}", flush=True)
 
             backend = SearchBackend(engine.client, alias=alias, config=cfg)
             client = engine.client

@@ -170,7 +170,7 @@ def ingest_products(
                 actions(),
                 chunk_size=chunk_size,
                 max_retries=max_retries,
-                initial_backoff=initial_backoff,
+                initial_backoff=initial_backoff,  # type: ignore[arg-type]  # a float works; the stub says int
                 raise_on_error=False,
                 raise_on_exception=False,
                 request_timeout=120,

@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from fuserec_os.index.validate import PRODUCT_FIELDS
+
 __all__ = [
     "BRANDS",
     "CATEGORY_PATHS",
@@ -44,23 +46,7 @@ REFERENCE_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 STYLES: tuple[str, ...] = ("sporty", "classic", "modern", "outdoor", "minimalist", "luxury", "casual")
 PRICE_BANDS: tuple[str, ...] = ("budget", "mid", "premium")
 
-DOC_KEYS: tuple[str, ...] = (
-    "product_id",
-    "title",
-    "description",
-    "brand",
-    "category",
-    "price",
-    "currency",
-    "rating",
-    "review_count",
-    "in_stock",
-    "tags",
-    "attributes",
-    "image_url",
-    "created_at",
-    "popularity",
-)
+DOC_KEYS: tuple[str, ...] = PRODUCT_FIELDS
 """The public document's keys, in output order; nothing latent may appear here."""
 
 _FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -745,16 +731,12 @@ CATEGORY_TREE: Mapping[str, Mapping[str, LeafSpec]] = {
 }
 """Top-level category -> leaf path (below the top) -> vocabulary; leaf paths may have two levels."""
 
-CATEGORY_PATHS: tuple[str, ...] = tuple(
-    f"{top} > {leaf}" for top, leaves in CATEGORY_TREE.items() for leaf in leaves
-)
+CATEGORY_PATHS: tuple[str, ...] = tuple(f"{top} > {leaf}" for top, leaves in CATEGORY_TREE.items() for leaf in leaves)
 """Every valid ``category`` value, e.g. ``"home > kitchen > coffee makers"``."""
 
 BRANDS: Mapping[str, tuple[Brand, ...]] = {
     "electronics": (
-        Brand(
-            "Auralis", 1.35, 2.6, ("modern", "minimalist", "luxury"), ("Pulse", "Aura", "Echo", "Studio"), 1.6
-        ),
+        Brand("Auralis", 1.35, 2.6, ("modern", "minimalist", "luxury"), ("Pulse", "Aura", "Echo", "Studio"), 1.6),
         Brand("Voltrix", 0.7, 1.4, ("sporty", "modern", "casual"), ("Boost", "Spark", "Volt", "Rush"), 1.4),
         Brand("Novatek", 1.0, 2.0, ("modern", "classic"), ("Nova", "Zen", "Vector", "Prime"), 2.0),
         Brand("Orbyx", 0.85, 1.8, ("modern", "sporty"), ("Orbit", "Flux", "Pixel", "Core"), 1.0),
@@ -767,9 +749,7 @@ BRANDS: Mapping[str, tuple[Brand, ...]] = {
         Brand("Aeropace", 1.3, 2.5, ("sporty", "minimalist"), ("Cloud", "Zephyr", "Swift", "Aero"), 1.5),
         Brand("Trailcrest", 1.2, 2.4, ("outdoor", "classic"), ("Summit", "Ridge", "Cascade", "Timber"), 1.0),
         Brand("Kinetix", 0.75, 1.6, ("sporty", "casual"), ("Dash", "Sprint", "Flex", "Pulse"), 1.4),
-        Brand(
-            "Urbano", 0.9, 1.9, ("casual", "modern", "classic"), ("Metro", "Avenue", "Loft", "District"), 1.2
-        ),
+        Brand("Urbano", 0.9, 1.9, ("casual", "modern", "classic"), ("Metro", "Avenue", "Loft", "District"), 1.2),
         Brand("Fleetfoot", 0.6, 1.2, ("casual", "sporty"), ("Comfort", "Easy", "Daily"), 1.0),
         Brand("Monarch & Vale", 2.0, 2.9, ("luxury", "classic"), ("Windsor", "Chelsea", "Regent"), 0.4),
     ),
@@ -787,9 +767,7 @@ BRANDS: Mapping[str, tuple[Brand, ...]] = {
         Brand("Hearthline", 0.9, 2.0, ("classic", "casual"), ("Hearth", "Cottage", "Everyday"), 1.5),
         Brand("Casa Nova", 1.3, 2.4, ("modern", "minimalist"), ("Luna", "Terra", "Sol", "Nido"), 1.0),
         Brand("Kitchora", 0.75, 1.7, ("modern", "casual"), ("Chef", "Prep", "Swift", "Pro"), 1.3),
-        Brand(
-            "Lumen & Oak", 1.7, 2.8, ("luxury", "minimalist", "classic"), ("Nordic", "Atelier", "Oak"), 0.5
-        ),
+        Brand("Lumen & Oak", 1.7, 2.8, ("luxury", "minimalist", "classic"), ("Nordic", "Atelier", "Oak"), 0.5),
         Brand("ValueHome", 0.6, 1.2, ("casual",), ("Basic", "Simple", "Home"), 1.4),
     ),
     "sports & outdoors": (
@@ -982,9 +960,7 @@ def _description(
 def _flat_leaves() -> list[_Leaf]:
     """All leaves in a fixed order, so weighted sampling is reproducible."""
     return [
-        _Leaf(top, f"{top} > {leaf}", spec)
-        for top, leaves in CATEGORY_TREE.items()
-        for leaf, spec in leaves.items()
+        _Leaf(top, f"{top} > {leaf}", spec) for top, leaves in CATEGORY_TREE.items() for leaf, spec in leaves.items()
     ]
 
 
@@ -1163,9 +1139,7 @@ def write_catalog(
     fmt = _format_for(path)
     latent = Path(latent_path) if latent_path is not None else None
     if latent is not None and latent.resolve() == path.resolve():
-        raise ValueError(
-            f"latent_path must differ from the catalog path ({path}); latents never go into the docs"
-        )
+        raise ValueError(f"latent_path must differ from the catalog path ({path}); latents never go into the docs")
     items = list(products)
     docs = [p.doc for p in items]
     path.parent.mkdir(parents=True, exist_ok=True)

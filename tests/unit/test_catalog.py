@@ -134,9 +134,7 @@ def test_quality_tier_raises_price_beyond_brand_and_category(big: list[Generated
 
     def normalized(p: GeneratedProduct) -> float:
         top, leaf = p.doc["category"].split(" > ", 1)
-        return float(p.doc["price"]) / (
-            CATEGORY_TREE[top][leaf].base_price * brand_level[(top, p.doc["brand"])]
-        )
+        return float(p.doc["price"]) / (CATEGORY_TREE[top][leaf].base_price * brand_level[(top, p.doc["brand"])])
 
     tier3 = [normalized(p) for p in big if p.latent.quality_tier == 3]
     tier1 = [normalized(p) for p in big if p.latent.quality_tier == 1]

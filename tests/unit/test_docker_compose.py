@@ -146,7 +146,7 @@ def check_ports(compose: Compose) -> list[str]:
         for entry in svc.get("ports") or []:
             parsed = parse_port(entry)
             if parsed is None:
-                problems.append(f"{name}: port {entry!r} is not a quoted \"host:container\" string with valid ports")
+                problems.append(f'{name}: port {entry!r} is not a quoted "host:container" string with valid ports')
                 continue
             host = parsed[0]
             if host in published:
@@ -156,7 +156,7 @@ def check_ports(compose: Compose) -> list[str]:
     for name, pair in expected.items():
         ports = [parse_port(p) for p in services(compose).get(name, {}).get("ports") or []]
         if pair not in ports:
-            problems.append(f"{name} must publish \"{pair[0]}:{pair[1]}\"")
+            problems.append(f'{name} must publish "{pair[0]}:{pair[1]}"')
     return problems
 
 
@@ -179,9 +179,10 @@ def check_volumes(compose: Compose, root: Path = REPO) -> list[str]:
                 if source not in declared:
                     problems.append(f"{name}: named volume '{source}' is not declared under top-level volumes")
     problems += [f"top-level volume '{v}' is declared but no service uses it" for v in declared if v not in used]
-    if not any(str(v).endswith(":/usr/share/opensearch/data") for v in services(compose).get("opensearch", {}).get(
-        "volumes"
-    ) or []):
+    if not any(
+        str(v).endswith(":/usr/share/opensearch/data")
+        for v in services(compose).get("opensearch", {}).get("volumes") or []
+    ):
         problems.append("opensearch must keep its data in a volume at /usr/share/opensearch/data")
     if not any(":/app/mappings" in str(v) for v in services(compose).get("fuserec", {}).get("volumes") or []):
         problems.append("fuserec must mount ./mappings")
@@ -277,13 +278,13 @@ def check_dockerfile(compose: Compose, root: Path = REPO) -> list[str]:
         problems.append(f"the final stage must be FROM python:3.11-slim, got {froms}")
     entry = [exec_form(args) for word, args in instructions if word == "ENTRYPOINT"]
     if not entry or not entry[-1] or Path(entry[-1][0]).name != "fuserec":
-        problems.append(f"ENTRYPOINT must be the exec form running fuserec, e.g. [\"fuserec\"], got {entry}")
+        problems.append(f'ENTRYPOINT must be the exec form running fuserec, e.g. ["fuserec"], got {entry}')
     pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")  # no tomllib: Python 3.10 is supported
     if not re.search(r"^\[project\.scripts\][^\[]*?^fuserec\s*=", pyproject, re.MULTILINE):
         problems.append("pyproject.toml has no 'fuserec' console script for the ENTRYPOINT to run")
     cmd = [exec_form(args) for word, args in instructions if word == "CMD"]
     if not cmd or cmd[-1] != ["demo"]:
-        problems.append(f"the default CMD must be [\"demo\"], got {cmd}")
+        problems.append(f'the default CMD must be ["demo"], got {cmd}')
     if not any(word == "RUN" and "pip install" in args for word, args in instructions):
         problems.append("the Dockerfile must pip install the project")
     return problems
@@ -377,15 +378,13 @@ def test_check_catches_broken_compose(
     ("dockerfile", "expected"),
     [
         ('FROM python:3.11-slim\nRUN pip install .\nENTRYPOINT ["python"]\nCMD ["demo"]\n', "ENTRYPOINT"),
-        ("FROM python:3.11-slim\nRUN pip install .\nENTRYPOINT fuserec\nCMD [\"demo\"]\n", "ENTRYPOINT"),
+        ('FROM python:3.11-slim\nRUN pip install .\nENTRYPOINT fuserec\nCMD ["demo"]\n', "ENTRYPOINT"),
         ('FROM python:3.12\nRUN pip install .\nENTRYPOINT ["fuserec"]\nCMD ["demo"]\n', "python:3.11-slim"),
         ('FROM python:3.11-slim\nRUN pip install .\nENTRYPOINT ["fuserec"]\nCMD ["serve"]\n', "CMD"),
         ('FROM python:3.11-slim\nENTRYPOINT ["fuserec"]\nCMD ["demo"]\n', "pip install"),
     ],
 )
-def test_check_catches_broken_dockerfile(
-    compose: Compose, tmp_path: Path, dockerfile: str, expected: str
-) -> None:
+def test_check_catches_broken_dockerfile(compose: Compose, tmp_path: Path, dockerfile: str, expected: str) -> None:
     (tmp_path / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     (tmp_path / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
     problems = check_dockerfile(compose, root=tmp_path)
