@@ -14,14 +14,17 @@ from typing import Any
 import yaml
 
 from fuserec_os.errors import ConfigError
+from fuserec_os.learn.config import EventsConfig, ProfilesConfig
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search")
+SECTIONS = ("version", "search", "events", "profiles")
 
 
 @dataclass(frozen=True)
 class RankingConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     source: str = "built-in defaults"
 
 
@@ -43,10 +46,14 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
     if not isinstance(search, dict):
         raise ConfigError(f"{source}: 'search' must be a mapping.")
     try:
-        search_cfg = SearchConfig.from_dict(search)
+        return RankingConfig(
+            search=SearchConfig.from_dict(search),
+            events=EventsConfig.from_dict(raw.get("events")),
+            profiles=ProfilesConfig.from_dict(raw.get("profiles")),
+            source=source,
+        )
     except ConfigError as exc:
-        raise ConfigError(f"{source}: search: {exc}") from None
-    return RankingConfig(search=search_cfg, source=source)
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def load_ranking_config(path: Path | None) -> RankingConfig:

@@ -1,0 +1,1 @@
+"""Learning from behaviour: events, user profiles, (later) the training dataset, the model and its registry."""
