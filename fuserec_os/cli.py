@@ -293,7 +293,7 @@ def index_prune(state: State, keep: int, as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------- ingest
 @cli.group()
 def ingest() -> None:
-    """Load data into the engine (catalogs today; behaviour events later)."""
+    """Load data into the engine: product catalogs and behaviour events."""
 
 
 @ingest.command("products")
@@ -375,6 +375,107 @@ def _print_ingest_report(rep: Any) -> None:
         click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
     if rep.message:
         click.echo(f"  {rep.message}")
+
+
+@ingest.command("events")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "column_map",
+    metavar="FIELD=COLUMN,...",
+    help="Rename your columns onto ours, e.g. --map user_id=visitor,type=event_type,timestamp=ts.",
+)
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected.")
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected rows go (default: FILE.rejects.jsonl).",
+)
+@click.option("--chunk-size", default=1000, show_default=True, help="Events per bulk request.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@pass_state
+def ingest_events_cmd(
+    state: State,
+    file: Path,
+    column_map: str | None,
+    allow_rejects: bool,
+    rejects_path: Path | None,
+    chunk_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Validate and store behaviour events (CSV, TSV, JSON Lines or Parquet; .gz too).
+
+    \b
+    Required columns: user_id, type, product_id, timestamp (ISO 8601 with any timezone, or epoch
+    seconds/ms; stored as UTC; more than 1 day in the future is rejected).
+    Optional: event_id, session_id, query, position (rank shown, >= 1), price (>= 0), quantity (>= 1),
+    request_id (ties a click to the search that showed it).
+
+    \b
+    type is one of view, click, add_to_cart, purchase (any case), or an alias such as page_view, cart,
+    order or checkout (events.type_aliases in FUSEREC_CONFIG adds more).
+
+    Events are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'events' alias. Without an
+    event_id column, each event's id is derived from its content, so re-running a file stores nothing twice
+    ("already stored"); repeats inside the file are counted, not stored. Events about products missing
+    from the catalog are stored anyway and reported with examples. Bad rows go to the rejects file with
+    every reason; exits 1 if any row was rejected (unless --allow-rejects).
+    """
+    from fuserec_os.learn.event_store import ingest_events
+    from fuserec_os.learn.events import EVENT_FIELDS
+
+    cmap = parse_column_map(column_map, EVENT_FIELDS) if column_map else None
+    settings = state.settings
+    events_cfg = load_ranking_config(settings.config_path).events
+    spec = state.mapping("events")
+    with state.engine() as eng:
+        rep = ingest_events(
+            eng.client,
+            file,
+            spec,
+            settings.alias("events"),
+            cfg=events_cfg,
+            products_alias=settings.alias(PRODUCTS),
+            column_map=cmap,
+            rejects_path=rejects_path,
+            allow_rejects=allow_rejects,
+            chunk_size=chunk_size,
+            progress=not no_progress and not as_json,
+        )
+    if as_json:
+        _dump(rep.as_dict())
+    else:
+        _print_events_report(rep)
+    if not rep.ok:
+        sys.exit(1)
+
+
+def _print_events_report(rep: Any) -> None:
+    click.echo(
+        f"read {rep.read} rows, stored {rep.stored}, already stored {rep.already_stored}, "
+        f"rejected {rep.rejected} in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} docs/s) into {rep.alias}"
+    )
+    if rep.indices:
+        click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+    if rep.created_indices:
+        click.echo(f"  created index(es): {', '.join(rep.created_indices)}")
+    if rep.duplicates_in_file:
+        click.echo(f"  {rep.duplicates_in_file} repeated event(s) in the file, counted once")
+    if rep.catalog_products is None:
+        click.echo("  product ids not checked: no products index yet")
+    elif rep.unknown_products:
+        click.secho(
+            f"  {rep.unknown_products} event(s) about products not in the catalog (stored anyway), e.g. "
+            + ", ".join(rep.unknown_product_examples),
+            fg="yellow",
+        )
+    if rep.ignored_columns:
+        click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
+    if rep.rejected:
+        click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
 
 
 # --------------------------------------------------------------------------------------------- search

@@ -11,7 +11,6 @@ The CLI (``fuserec ingest products``) is a thin shell over :func:`ingest_product
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import defaultdict, deque
@@ -27,7 +26,8 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import read_rows
+from fuserec_os.index.readers import estimate_rows, read_rows
+from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
 
 
@@ -70,36 +70,6 @@ class IngestReport:
         return d
 
 
-class _Rejects:
-    """Streams rejected rows to a JSON Lines file, opened on the first reject only."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._out: IO[str] | None = None
-
-    def add(self, row_number: int | None, row: Mapping[str, Any], reasons: list[str]) -> None:
-        if self._out is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._out = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        record = {
-            "row": row_number,
-            "product_id": row.get("product_id"),
-            "reasons": reasons,
-            "record": dict(row),
-        }
-        self._out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
-
-
-def default_rejects_path(source: Path) -> Path:
-    return source.with_name(source.name + ".rejects.jsonl")
-
-
 def ingest_products(
     client: OpenSearch,
     source: str | Path,
@@ -120,7 +90,7 @@ def ingest_products(
     started = time.monotonic()
     source = Path(source)
     reader = read_rows(source, column_map)
-    rejects = _Rejects(Path(rejects_path) if rejects_path else default_rejects_path(source))
+    rejects = RejectsWriter(Path(rejects_path) if rejects_path else default_rejects_path(source))
     rejects.path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
     if replace:
         target, created = manager.create_index(client, spec, alias, attach=False), True
@@ -136,7 +106,7 @@ def ingest_products(
         ignored_columns=sorted(set(reader.columns) - set(PRODUCT_FIELDS)),
     )
     bar = tqdm(
-        total=reader.total_rows or _estimate_rows(source, reader.format),
+        total=reader.total_rows or estimate_rows(source, reader.format),
         unit="rows",
         desc=f"ingest {source.name}",
         disable=not progress,
@@ -172,7 +142,6 @@ def ingest_products(
                 max_retries=max_retries,
                 initial_backoff=initial_backoff,  # type: ignore[arg-type]  # a float works; the stub says int
                 raise_on_error=False,
-                raise_on_exception=False,
                 request_timeout=120,
             ):
                 result = next(iter(item.values()))
@@ -185,7 +154,7 @@ def ingest_products(
                     report.indexed += 1
                 else:
                     report.engine_rejected += 1
-                    rejects.add(row_number or None, doc, [_bulk_reason(result)])
+                    rejects.add(row_number or None, doc, [bulk_error_reason(result)])
         with engine_errors(f"refreshing {target}"):
             client.indices.refresh(index=target)
     except Exception:
@@ -202,17 +171,6 @@ def ingest_products(
         _finish_replace(client, report)
     report.seconds = time.monotonic() - started
     return report
-
-
-def _estimate_rows(path: Path, fmt: str) -> int | None:
-    """Line count of an uncompressed text file, for the progress bar only (fast: ~1 GB/s; CSV header off)."""
-    if path.name.lower().endswith(".gz") or fmt not in ("csv", "tsv", "jsonl"):
-        return None
-    lines = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            lines += chunk.count(b"\n")
-    return max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)
 
 
 def _finish_replace(client: OpenSearch, report: IngestReport) -> None:
@@ -233,13 +191,6 @@ def _finish_replace(client: OpenSearch, report: IngestReport) -> None:
         return
     manager.delete_index(client, report.index)
     report.message = f"{why}: alias {report.alias} was NOT swapped, the live index is unchanged"
-
-
-def _bulk_reason(result: Mapping[str, Any]) -> str:
-    err = result.get("error")
-    if isinstance(err, dict):
-        return f"engine rejected the document ({result.get('status')}): {err.get('type')}: {err.get('reason')}"
-    return f"engine rejected the document ({result.get('status')}): {err}"
 
 
 def index_documents(client: OpenSearch, index: str, docs: Iterable[Mapping[str, Any]], chunk_size: int = 1000) -> int:

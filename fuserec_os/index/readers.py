@@ -410,3 +410,14 @@ def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, 
         raise InputFileError(f"input path is not a file: {file_path}")
     fmt = detect_format(file_path)
     return TableReader(file_path, fmt, column_map, chunk_size)
+
+
+def estimate_rows(path: Path, fmt: str) -> int | None:
+    """Line count of an uncompressed text file, for the progress bar only (fast: ~1 GB/s; CSV header off)."""
+    if path.name.lower().endswith(".gz") or fmt not in ("csv", "tsv", "jsonl"):
+        return None
+    lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)

@@ -26,7 +26,15 @@ __all__ = [
     "PARSE_ERROR_KEY",
     "PRODUCT_FIELDS",
     "REQUIRED_FIELDS",
+    "InvalidValue",
+    "is_missing",
     "normalize_product",
+    "parse_datetime",
+    "parse_identifier",
+    "parse_non_negative",
+    "parse_number",
+    "parse_whole_number",
+    "show_value",
 ]
 
 #: Input columns we understand; anything else in a row is ignored (and reported once by the caller).
@@ -94,8 +102,11 @@ _EXPECT_DATE = "expected ISO 8601 e.g. 2024-05-01T12:00:00Z, or epoch seconds/mi
 _EXPECT_ATTR = "expected key:value or key=value, e.g. color:red"
 
 
-class _Invalid(ValueError):
+class InvalidValue(ValueError):
     """A field value that cannot be used; the message is the reason without the field name."""
+
+
+_Invalid = InvalidValue  # the short internal name used throughout this module
 
 
 def _show(value: Any) -> str:
@@ -167,20 +178,25 @@ def _parse_text(value: Any) -> str | None:
     raise _Invalid(f"{_show(value)} is not text (expected a string)")
 
 
-def _parse_product_id(value: Any) -> str | None:
+def parse_identifier(value: Any, example: str = "SKU-123") -> str | None:
+    """An id from text or a number (123.0 becomes "123"); None when blank. ``example`` goes into the reason."""
     if isinstance(value, str):
         pid = value.strip()
     elif _is_number(value):
         if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
-            raise _Invalid(f"{_show(value)} is not a valid id (expected e.g. SKU-123 or 123)")
+            raise _Invalid(f"{_show(value)} is not a valid id (expected e.g. {example} or 123)")
         pid = _format_number(value)
     else:
-        raise _Invalid(f"{_show(value)} is not a valid id (expected a string or integer, e.g. SKU-123)")
+        raise _Invalid(f"{_show(value)} is not a valid id (expected a string or integer, e.g. {example})")
     if not pid:
         return None
     if len(pid) > MAX_PRODUCT_ID_LENGTH:
         raise _Invalid(f"{_show(pid)} is {len(pid)} characters long (expected at most {MAX_PRODUCT_ID_LENGTH})")
     return pid
+
+
+def _parse_product_id(value: Any) -> str | None:
+    return parse_identifier(value)
 
 
 # --- category ---------------------------------------------------------------------------------
@@ -263,19 +279,25 @@ def _parse_rating(value: Any) -> float:
     return number
 
 
-def _parse_count(value: Any) -> int:
+def parse_whole_number(value: Any, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` that fits the mapping's ``integer`` type ("12", 12.0 and 12 all work)."""
     if type(value) is int or isinstance(value, np.integer):
         count = int(value)
     else:
         number = _to_float(value)
         if not number.is_integer():
-            raise _Invalid(f"{_show(value)} is not a whole number (expected an integer >= 0, e.g. 42)")
+            raise _Invalid(f"{_show(value)} is not a whole number (expected an integer >= {minimum}, e.g. 42)")
         count = int(number)
-    if count < 0:
-        raise _Invalid(f"{_show(value)} is negative (expected an integer >= 0, e.g. 42)")
+    if count < minimum:
+        what = "negative" if minimum == 0 else f"less than {minimum}"
+        raise _Invalid(f"{_show(value)} is {what} (expected an integer >= {minimum}, e.g. 42)")
     if count > _INT_MAX:
         raise _Invalid(f"{_show(value)} is too large (expected an integer <= {_INT_MAX})")
     return count
+
+
+def _parse_count(value: Any) -> int:
+    return parse_whole_number(value)
 
 
 def _parse_currency(value: Any) -> str:
@@ -327,37 +349,56 @@ def _from_epoch(number: float, original: Any) -> datetime:
         raise _Invalid(f"{_show(original)} is out of range as an epoch timestamp ({_EXPECT_DATE})") from None
 
 
-def _parse_date(value: Any) -> str:
-    try:
-        if type(value) is str:
-            text = value.strip()
-            # 8 bare digits are a compact ISO date (20240501), not an epoch before 1973.
-            if _NUMERIC_STRING_RE.fullmatch(text) and not (len(text) == 8 and text.isdigit()):
-                return _format_utc(_from_epoch(float(text), value))
-            try:
-                return _format_utc(datetime.fromisoformat(text))
-            except ValueError:
-                pass
-            text = _TZ_NAME_SUFFIX_RE.sub("+00:00", text.upper())
-            try:
-                return _format_utc(datetime.fromisoformat(text))
-            except ValueError:
-                pass
+def _to_datetime(value: Any) -> datetime:
+    """The moment a value names, possibly naive (naive means UTC) or with any offset."""
+    if type(value) is str:
+        text = value.strip()
+        # 8 bare digits are a compact ISO date (20240501), not an epoch before 1973.
+        if _NUMERIC_STRING_RE.fullmatch(text) and not (len(text) == 8 and text.isdigit()):
+            return _from_epoch(float(text), value)
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        text = _TZ_NAME_SUFFIX_RE.sub("+00:00", text.upper())
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        raise _Invalid(f"{_show(value)} is not a date ({_EXPECT_DATE})")
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
             raise _Invalid(f"{_show(value)} is not a date ({_EXPECT_DATE})")
-        if isinstance(value, datetime):
-            return _format_utc(value)
-        if isinstance(value, date):
-            return _format_utc(datetime(value.year, value.month, value.day))
-        if isinstance(value, np.datetime64):
-            if np.isnat(value):
-                raise _Invalid(f"{_show(value)} is not a date ({_EXPECT_DATE})")
-            seconds = int(value.astype("datetime64[s]").astype(np.int64))
-            return _format_utc(_from_epoch(float(seconds), value))
-        if _is_number(value):
-            return _format_utc(_from_epoch(float(value), value))
+        whole = value.astype("datetime64[s]")
+        seconds = int(whole.astype(np.int64))
+        fraction = float((value - whole) / np.timedelta64(1, "us")) / 1e6  # sub-second part, kept for events
+        return _from_epoch(float(seconds) + fraction, value)
+    if _is_number(value):
+        return _from_epoch(float(value), value)
+    raise _Invalid(f"{_show(value)} is not a date ({_EXPECT_DATE})")
+
+
+def parse_datetime(value: Any) -> datetime:
+    """A timezone-aware UTC datetime (sub-seconds kept) from every spelling :func:`normalize_product` accepts.
+
+    ISO 8601 with any offset (naive is taken as UTC), epoch seconds or milliseconds (number or text),
+    ``datetime``/``date``/``numpy.datetime64``. Raises :class:`InvalidValue` with the reason.
+    """
+    try:
+        moment = _to_datetime(value)
+        if moment.utcoffset() is None:
+            return moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
     except OverflowError:
         raise _Invalid(f"{_show(value)} is out of range ({_EXPECT_DATE})") from None
-    raise _Invalid(f"{_show(value)} is not a date ({_EXPECT_DATE})")
+
+
+def _parse_date(value: Any) -> str:
+    return _format_utc(parse_datetime(value))
 
 
 # --- lists ------------------------------------------------------------------------------------
@@ -488,6 +529,19 @@ def _parse_image_url(value: Any) -> str:
         if _URL_RE.fullmatch(url):
             return url
     raise _Invalid(f"{_show(value)} is not an http(s) URL (expected e.g. https://example.com/img.jpg)")
+
+
+# --- shared helpers (public: the event validator reuses them, so both ingests read values alike) ----------
+def is_missing(value: Any, typed: bool = False) -> bool:
+    """Whether a cell means "no value": None/NaN/NA/blank, and for ``typed`` fields words like "null"/"N/A"."""
+    if type(value) is str:
+        return not value or value.isspace() or (typed and len(value) < 12 and _is_null_word(value))
+    return value is None or _is_absent(value)
+
+
+parse_number = _to_float
+parse_non_negative = _parse_non_negative
+show_value = _show
 
 
 # field -> (parser, typed). "typed" fields also treat words like "NaN"/"null" as absent.

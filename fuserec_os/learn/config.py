@@ -54,6 +54,7 @@ class EventsConfig:
     """How raw event type names map onto :data:`EVENT_TYPES` (case-insensitive; canonical names always work)."""
 
     type_aliases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_ALIASES))
+    _lookup: Mapping[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, target in self.type_aliases.items():
@@ -62,14 +63,15 @@ class EventsConfig:
                     f"events.type_aliases.{name}: {target!r} is not an event type (expected one of "
                     f"{', '.join(EVENT_TYPES)})"
                 )
+        # lower-cased once here, not once per event
+        object.__setattr__(self, "_lookup", {k.strip().lower(): v for k, v in self.type_aliases.items()})
 
     def canonical_type(self, raw: str) -> str | None:
         """The canonical type for a raw name, or None when it is unknown."""
         key = raw.strip().lower()
         if key in EVENT_TYPES:
             return key
-        aliases = {k.lower(): v for k, v in self.type_aliases.items()}
-        return aliases.get(key)
+        return self._lookup.get(key)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> EventsConfig:

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from opensearchpy.exceptions import ConnectionError
 from opensearchpy.serializer import JSONSerializer
 
+from fuserec_os.errors import EngineUnavailableError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec
 
@@ -67,3 +70,17 @@ def test_429_is_retried_and_engine_refusals_are_rejects(tmp_path: Path) -> None:
     reject = json.loads(Path(str(rep.rejects_path)).read_text())
     assert reject["row"] == 2 and reject["product_id"] == "P2"
     assert "mapper_parsing_exception: bad" in reject["reasons"][0]
+
+
+class _DownClient(FakeClient):
+    def bulk(self, body: str, **kwargs: Any) -> dict[str, Any]:
+        raise ConnectionError("N/A", "Connection refused", OSError("refused"))
+
+
+def test_engine_going_down_mid_ingest_is_an_engine_error_not_rejects(tmp_path: Path) -> None:
+    src = tmp_path / "c.jsonl"
+    src.write_text(json.dumps({"product_id": "P1", "title": "Item"}) + "\n")
+    spec = MappingSpec("products", 1, {}, {"properties": {}}, tmp_path / "products.json")
+    with pytest.raises(EngineUnavailableError, match="connection refused"):
+        ingest_products(_DownClient(), src, spec, "products", progress=False)  # type: ignore[arg-type]
+    assert not (tmp_path / "c.jsonl.rejects.jsonl").exists()
