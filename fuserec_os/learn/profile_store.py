@@ -1,0 +1,225 @@
+"""Profiles and product latent vectors in the engine (mappings/profiles.json, mappings/product_vectors.json).
+
+One document per user, doc id = user id, written whole (bulk ``index``: create or replace, so no stale keys of
+an older profile survive). Callers pass the alias with the tenant prefix applied (``settings.alias("profiles")``).
+Indices are managed like the products index: concrete ``<alias>-v<version>-<timestamp>`` behind the alias.
+
+Product vectors belong to one factorisation: :func:`write_product_vectors` loads them into a fresh index and
+swaps the alias in one atomic call (then deletes the old index), so vectors of two builds never mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opensearchpy import OpenSearch, helpers
+from opensearchpy import exceptions as osx
+
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import EngineError
+from fuserec_os.index import manager
+from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.learn.profiles import UserProfile, iso_utc, to_utc
+from fuserec_os.settings import Settings
+
+__all__ = [
+    "PRODUCT_VECTORS_MAPPING",
+    "PROFILES_MAPPING",
+    "delete_profile",
+    "ensure_profiles_index",
+    "load_store_mapping",
+    "read_all_profiles",
+    "read_product_vectors",
+    "read_profiles",
+    "write_product_vectors",
+    "write_profiles",
+]
+
+PROFILES_MAPPING = "profiles"
+PRODUCT_VECTORS_MAPPING = "product_vectors"
+_MGET_CHUNK = 1000
+_MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponential back-off
+_INITIAL_BACKOFF = 1.0
+
+
+def load_store_mapping(name: str, mappings_dir: Path | None = None) -> MappingSpec:
+    """``mappings/<name>.json`` from ``mappings_dir`` (default: the settings' resolution of the folder)."""
+    folder = mappings_dir if mappings_dir is not None else Settings().resolved_mappings_dir()
+    return load_mapping(mapping_path(folder, name), name)
+
+
+def ensure_profiles_index(client: OpenSearch, alias: str, spec: MappingSpec | None = None) -> str:
+    """The live profiles index behind ``alias``, created (with the alias) when there is none."""
+    name, _ = manager.ensure_index(client, spec or load_store_mapping(PROFILES_MAPPING), alias)
+    return name
+
+
+def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]], target: str, chunk_size: int, what: str) -> int:
+    """Bulk with 429 retries; any refused document raises EngineError with the count and the first reason."""
+    ok_count = 0
+    failures: list[dict[str, Any]] = []
+    with engine_errors(f"writing {what} into {target}"):
+        for ok, item in helpers.streaming_bulk(
+            client,
+            actions,
+            chunk_size=chunk_size,
+            max_retries=_MAX_RETRIES,
+            initial_backoff=_INITIAL_BACKOFF,  # type: ignore[arg-type]  # a float works; the stub says int
+            raise_on_error=False,
+            raise_on_exception=False,
+            request_timeout=120,
+        ):
+            if ok:
+                ok_count += 1
+            else:
+                failures.append(next(iter(item.values())))
+    if failures:
+        first = failures[0]
+        err = first.get("error")
+        reason = f"{err.get('type')}: {err.get('reason')}" if isinstance(err, dict) else str(err)
+        raise EngineError(
+            f"the engine refused {len(failures)} {what} document(s) in {target}; first: id {first.get('_id')} "
+            f"({first.get('status')}): {reason}"
+        )
+    return ok_count
+
+
+def _refresh(client: OpenSearch, index: str) -> None:
+    with engine_errors(f"refreshing {index}"):
+        client.indices.refresh(index=index)
+
+
+def write_profiles(
+    client: OpenSearch,
+    alias: str,
+    profiles: Iterable[UserProfile],
+    chunk_size: int = 500,
+    *,
+    refresh: bool = False,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Upsert ``profiles`` (doc id = user id; creates the index behind ``alias`` if needed). Returns the count.
+
+    ``refresh=True`` makes them searchable before returning (reads by id never need it).
+    """
+    index = ensure_profiles_index(client, alias, spec)
+    actions = ({"_op_type": "index", "_index": index, "_id": p.user_id, "_source": p.to_doc()} for p in profiles)
+    n = _bulk(client, actions, index, chunk_size, "profile")
+    if refresh:
+        _refresh(client, index)
+    return n
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _missing_index(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+
+
+def read_profiles(client: OpenSearch, alias: str, user_ids: Iterable[str]) -> dict[str, UserProfile]:
+    """Profiles of ``user_ids`` by id (``_mget``); users without a profile (or no index yet) are absent."""
+    ids = list(dict.fromkeys(str(u) for u in user_ids))
+    out: dict[str, UserProfile] = {}
+    for chunk in _chunks(ids, _MGET_CHUNK):
+        try:
+            with engine_errors(f"reading profiles from {alias}"):
+                resp = client.mget(index=alias, body={"ids": list(chunk)})
+        except EngineError as exc:
+            if isinstance(exc.__cause__, osx.NotFoundError):
+                return {}
+            raise
+        for doc in resp.get("docs", []):
+            error = doc.get("error")
+            if error is not None:
+                if _missing_index(error):
+                    return {}
+                raise EngineError(f"OpenSearch refused reading profile {doc.get('_id')} from {alias}: {error}")
+            if doc.get("found"):
+                out[str(doc["_id"])] = UserProfile.from_doc(doc["_source"])
+    return out
+
+
+def _scan(client: OpenSearch, alias: str, what: str) -> Iterator[dict[str, Any]]:
+    with engine_errors(f"reading {what} from {alias}"):
+        if not client.indices.exists(index=alias):
+            return
+        yield from helpers.scan(client, index=alias, query={"query": {"match_all": {}}}, size=1000)
+
+
+def read_all_profiles(client: OpenSearch, alias: str) -> dict[str, UserProfile]:
+    """Every profile behind ``alias`` (scroll), by user id; {} when there is no index yet."""
+    return {str(hit["_id"]): UserProfile.from_doc(hit["_source"]) for hit in _scan(client, alias, "profiles")}
+
+
+def delete_profile(client: OpenSearch, alias: str, user_id: str) -> int:
+    """Delete one user's profile; returns 1 when it existed, else 0."""
+    index = _live_index(client, alias)
+    if index is None:
+        return 0
+    try:
+        with engine_errors(f"deleting profile {user_id} from {alias}"):
+            resp = client.delete(index=index, id=str(user_id))
+    except EngineError as exc:
+        if isinstance(exc.__cause__, osx.NotFoundError):
+            return 0
+        raise
+    return 1 if resp.get("result") == "deleted" else 0
+
+
+def _live_index(client: OpenSearch, alias: str) -> str | None:
+    targets = manager.alias_targets(client, alias)
+    return targets[-1] if targets else None
+
+
+def write_product_vectors(
+    client: OpenSearch,
+    alias: str,
+    vectors: Mapping[str, np.ndarray],
+    as_of: Any,
+    chunk_size: int = 1000,
+    *,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Replace the product vectors behind ``alias`` with ``vectors`` (fresh index, atomic alias swap).
+
+    Returns the number written. The old index is deleted after the swap; on failure the new one is deleted
+    and the live vectors are unchanged.
+    """
+    spec = spec or load_store_mapping(PRODUCT_VECTORS_MAPPING)
+    stamp = iso_utc(to_utc(as_of))
+    index = manager.create_index(client, spec, alias, attach=False)
+    actions = (
+        {
+            "_op_type": "index",
+            "_index": index,
+            "_id": pid,
+            "_source": {"product_id": pid, "vector": [float(x) for x in np.asarray(vec)], "as_of": stamp},
+        }
+        for pid, vec in vectors.items()
+    )
+    try:
+        n = _bulk(client, actions, index, chunk_size, "product vector")
+        _refresh(client, index)
+        old = manager.swap_alias(client, alias, index)
+    except Exception:
+        manager.delete_index(client, index)
+        raise
+    for name in old:
+        with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter
+            manager.delete_index(client, name)
+    return n
+
+
+def read_product_vectors(client: OpenSearch, alias: str) -> dict[str, np.ndarray]:
+    """Every product vector behind ``alias`` by product id (float64 arrays); {} when there is no index."""
+    return {
+        str(hit["_id"]): np.asarray(hit["_source"]["vector"], dtype=np.float64)
+        for hit in _scan(client, alias, "product vectors")
+    }
