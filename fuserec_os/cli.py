@@ -6,85 +6,32 @@ traceback. Engine notices (embedded engine in use) go to stderr so ``--json`` ou
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from fuserec_os import __version__
+from fuserec_os.commands.common import FuserecGroup, State, dump, json_option, note, pass_state
+from fuserec_os.commands.generate import generate
+from fuserec_os.commands.profiles import profiles
 from fuserec_os.config import load_ranking_config
-from fuserec_os.engine import Engine, open_engine
 from fuserec_os.engine import embedded as emb
 from fuserec_os.engine.client import engine_errors, make_client
-from fuserec_os.errors import FuserecError
 from fuserec_os.index import manager
 from fuserec_os.index.ingest import ingest_products
-from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
 from fuserec_os.index.readers import parse_column_map
 from fuserec_os.index.validate import PRODUCT_FIELDS
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import SearchRequest, Sort, parse_filters
-from fuserec_os.settings import SETTINGS, Settings
-
-
-class _Group(click.Group):
-    """A click group that turns FuserecError into one readable line and its exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except FuserecError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
-            ctx.exit(exc.exit_code)
-
-
-class State:
-    """Per-invocation context: settings are read once, lazily, so ``--help`` works without any env."""
-
-    def __init__(self, env_file: str) -> None:
-        self.env_file = env_file
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = Settings.from_env(dotenv_path=self.env_file)
-            for warning in self._settings.warnings:
-                _note(f"warning: {warning}")
-        return self._settings
-
-    def mapping(self, name: str = PRODUCTS) -> MappingSpec:
-        return load_mapping(mapping_path(self.settings.resolved_mappings_dir(), name), name)
-
-    @contextmanager
-    def engine(self) -> Iterator[Engine]:
-        engine = open_engine(self.settings, notify=lambda m: _note(f"fuserec: {m}"))
-        try:
-            yield engine
-        finally:
-            engine.close()
-
-
-def _note(message: str) -> None:
-    click.secho(message, fg="yellow", err=True)
-
-
-def _dump(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-pass_state = click.make_pass_decorator(State)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+from fuserec_os.settings import SETTINGS
 
 _SETTINGS_HELP = "\n".join(f"  {s.name} (default: {s.default or 'unset'})" for s in SETTINGS)
 
 
-@click.group(cls=_Group, epilog=f"\b\nSettings (env vars or .env):\n{_SETTINGS_HELP}")
+@click.group(cls=FuserecGroup, epilog=f"\b\nSettings (env vars or .env):\n{_SETTINGS_HELP}")
 @click.version_option(__version__, prog_name="fuserec")
 @click.option("--env-file", default=".env", show_default=True, help="A .env file with FUSEREC_* settings.")
 @click.pass_context
@@ -121,16 +68,16 @@ def engine_start(state: State, as_json: bool) -> None:
     """Start the embedded engine on a free loopback port (reloads what 'stop' saved)."""
     settings = state.settings
     if not settings.embedded:
-        _note("note: FUSEREC_OPENSEARCH_URL is set, so commands use that cluster, not the embedded engine.")
+        note("note: FUSEREC_OPENSEARCH_URL is set, so commands use that cluster, not the embedded engine.")
     was = emb.running_engine(settings.state_dir)
     st = emb.start_background(settings.state_dir)
     data = {"url": st.url, "pid": st.pid, "started_at": st.started_at, "already_running": was is not None}
     if as_json:
-        _dump(data)
+        dump(data)
         return
     verb = "already running" if was else "started"
     click.echo(f"embedded engine {verb} at {st.url} (pid {st.pid}); state in {settings.state_dir}/")
-    _note("fuserec: " + emb.EMBEDDED_NOTICE.format(url=st.url))
+    note("fuserec: " + emb.EMBEDDED_NOTICE.format(url=st.url))
 
 
 @engine.command("status")
@@ -162,7 +109,7 @@ def engine_status(state: State, as_json: bool) -> None:
             indices = {r["index"]: int(r["docs.count"]) for r in rows if not r["index"].startswith(".")}
             data["indices"] = indices
     if as_json:
-        _dump(data)
+        dump(data)
     elif data["kind"] == "cluster":
         click.echo(f"cluster at {data['url']} (OpenSearch {data['version']}) is reachable")
     elif data["running"]:
@@ -185,7 +132,7 @@ def engine_stop(state: State, no_save: bool, as_json: bool) -> None:
     settings = state.settings
     if emb.running_engine(settings.state_dir) is None:
         if as_json:
-            _dump({"stopped": False, "reason": "not running"})
+            dump({"stopped": False, "reason": "not running"})
         else:
             click.echo("embedded engine is not running; nothing to stop")
         return
@@ -194,7 +141,7 @@ def engine_stop(state: State, no_save: bool, as_json: bool) -> None:
     if report is not None:
         data["saved"] = {"path": str(report.path), "indices": report.indices, "documents": report.documents}
     if as_json:
-        _dump(data)
+        dump(data)
     elif report is None:
         click.echo("embedded engine stopped; data discarded (--no-save)")
     else:
@@ -224,7 +171,7 @@ def index_create(state: State, as_json: bool) -> None:
     with state.engine() as eng:
         name, created = manager.ensure_index(eng.client, spec, alias)
     if as_json:
-        _dump({"alias": alias, "index": name, "created": created, "mapping_version": spec.version})
+        dump({"alias": alias, "index": name, "created": created, "mapping_version": spec.version})
     elif created:
         click.echo(f"created {name} (mapping v{spec.version}) and pointed alias {alias} at it")
     else:
@@ -245,7 +192,7 @@ def index_migrate(state: State, force: bool, as_json: bool) -> None:
     with state.engine() as eng:
         rep = manager.migrate(eng.client, spec, state.settings.alias(PRODUCTS), force=force)
     if as_json:
-        _dump(rep.__dict__)
+        dump(rep.__dict__)
     else:
         click.echo(
             f"migrated {rep.alias}: {rep.old_index} (v{rep.old_version}, {rep.old_docs} docs) -> {rep.new_index} "
@@ -262,7 +209,7 @@ def index_status(state: State, as_json: bool) -> None:
     with state.engine() as eng:
         st = manager.status(eng.client, spec, state.settings.alias(PRODUCTS))
     if as_json:
-        _dump(st.as_dict())
+        dump(st.as_dict())
         return
     if not st.indices:
         click.echo(f"alias {st.alias}: no index yet (run 'fuserec index create')")
@@ -285,7 +232,7 @@ def index_prune(state: State, keep: int, as_json: bool) -> None:
     with state.engine() as eng:
         deleted = manager.prune(eng.client, state.settings.alias(PRODUCTS), keep=keep)
     if as_json:
-        _dump({"deleted": deleted})
+        dump({"deleted": deleted})
     else:
         click.echo(f"deleted {len(deleted)} index(es)" + (": " + ", ".join(deleted) if deleted else ""))
 
@@ -353,7 +300,7 @@ def ingest_products_cmd(
             progress=not no_progress and not as_json,
         )
     if as_json:
-        _dump(rep.as_dict())
+        dump(rep.as_dict())
     else:
         _print_ingest_report(rep)
     if not rep.ok:
@@ -446,7 +393,7 @@ def ingest_events_cmd(
             progress=not no_progress and not as_json,
         )
     if as_json:
-        _dump(rep.as_dict())
+        dump(rep.as_dict())
     else:
         _print_events_report(rep)
     if not rep.ok:
@@ -531,46 +478,13 @@ def search(
     with state.engine() as eng:
         result = SearchBackend(eng.client, settings.alias(PRODUCTS), config.search).execute(req)
     if as_json:
-        _dump(result.as_dict())
+        dump(result.as_dict())
         return
     for w in result.warnings:
-        _note(f"note: {w}")
+        note(f"note: {w}")
     click.echo(render_hits(result))
     if result.facets:
         click.echo(render_facets(result.facets))
-
-
-# --------------------------------------------------------------------------------------------- generate
-@cli.group()
-def generate() -> None:
-    """Generate realistic synthetic data (seeded) for demos, tests and benchmarks."""
-
-
-@generate.command("catalog")
-@click.option("--n", "n", default=5000, show_default=True, help="Number of products (keep <= 10k on the dev engine).")
-@click.option("--seed", default=7, show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Output file: .jsonl, .csv or .parquet.",
-)
-@click.option(
-    "--latent",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the hidden product attributes (style, quality, price band) here, for simulations.",
-)
-def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -> None:
-    """Write a seeded product catalog with a category tree, brands, prices, ratings and popularity."""
-    from fuserec_os.simulate.catalog import generate_catalog, write_catalog
-
-    try:
-        products = generate_catalog(n, seed=seed)
-        write_catalog(products, output, latent_path=latent)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    click.echo(f"wrote {len(products)} products to {output}" + (f" (latent attributes: {latent})" if latent else ""))
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -605,7 +519,7 @@ def config_cmd(state: State, as_json: bool) -> None:
         },
     }
     if as_json:
-        _dump(data)
+        dump(data)
         return
     for key, value in data.items():
         click.echo(f"{key:>16}: {value}")
@@ -614,15 +528,21 @@ def config_cmd(state: State, as_json: bool) -> None:
 
 # --------------------------------------------------------------------------------------------- demo
 @cli.command()
-@click.option("--n", "n", default=5000, show_default=True, help="Catalog size.")
+@click.option("--n", "n", default=5000, show_default=True, help="Catalog size (keep <= 10k on the dev engine).")
+@click.option("--users", default=1000, show_default=True, help="Simulated shoppers.")
+@click.option("--days", default=14.0, show_default=True, help="Simulated period.")
 @click.option("--seed", default=7, show_default=True)
 @pass_state
-def demo(state: State, n: int, seed: int) -> None:
-    """Run the main job end to end: engine, index, generated catalog, ingest, searches with facets."""
+def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
+    """Run the main job end to end: engine, index, catalog, ingest, searches, shoppers, events, profiles."""
     from fuserec_os.demo import run_demo
 
     with state.engine() as eng:
-        run_demo(eng, state.settings, state.mapping(), n=n, seed=seed, echo=click.echo)
+        run_demo(eng, state.settings, state.mapping(), n=n, seed=seed, echo=click.echo, users=users, days=days)
+
+
+cli.add_command(generate)
+cli.add_command(profiles)
 
 
 def main(argv: list[str] | None = None) -> None:

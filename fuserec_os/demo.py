@@ -12,16 +12,25 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from fuserec_os.commands.profiles import profile_summary, render_profile
+from fuserec_os.config import load_ranking_config
 from fuserec_os.engine import Engine
 from fuserec_os.index.ingest import ingest_products
-from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.learn.event_store import ingest_events
+from fuserec_os.learn.profile_jobs import Aliases, build_from_store
+from fuserec_os.learn.profile_store import read_all_profiles
+from fuserec_os.learn.profiles import UserProfile
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort
 from fuserec_os.settings import Settings
-from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog, write_catalog
+from fuserec_os.simulate.retrieval import EngineRetriever
+from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 BROKEN_ROWS: list[dict[str, Any]] = [
     {"product_id": "BAD-1", "title": "   ", "price": "12.50"},
@@ -41,6 +50,8 @@ class DemoOutcome:
     indexed: int = 0
     rejected: int = 0
     searches: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+    profiles: int = 0
 
 
 def demo_searches() -> list[DemoSearch]:
@@ -72,6 +83,8 @@ def run_demo(
     n: int = 5000,
     seed: int = 7,
     echo: Callable[[str], None] = print,
+    users: int = 1000,
+    days: float = 14,
 ) -> DemoOutcome:
     outcome = DemoOutcome()
     echo(f"== 1. engine: {engine.kind} at {engine.url} (OpenSearch API {engine.version})")
@@ -115,8 +128,70 @@ def run_demo(
         echo(render_hits(result))
         if result.facets:
             echo(render_facets(result.facets, top=4))
-    echo("\nDone. Try: fuserec search 'your query' --filter brand=... --json   (fuserec --help for more)")
+    _behaviour(engine, settings, products, workdir, users=users, days=days, seed=seed, echo=echo, outcome=outcome)
+    echo(
+        "\nDone. Try: fuserec search 'your query' --filter brand=... --json, fuserec profiles show USER "
+        "(fuserec --help for more)"
+    )
     return outcome
+
+
+def _behaviour(
+    engine: Engine,
+    settings: Settings,
+    products: list[GeneratedProduct],
+    workdir: Path,
+    *,
+    users: int,
+    days: float,
+    seed: int,
+    echo: Callable[[str], None],
+    outcome: DemoOutcome,
+) -> None:
+    """Shoppers search and browse, their events are stored, profiles are built; two contrasting ones shown."""
+    ranking = load_ranking_config(settings.config_path)
+    aliases = Aliases.for_prefix(settings.index_prefix)
+    echo(f"\n== 9. simulate {users} shoppers over {days:g} days (hidden tastes, imperfect queries, position bias)")
+    result = simulate(products, EngineRetriever(engine.client, aliases.products), users=users, days=days, seed=seed)
+    events_path = workdir / "events.jsonl"
+    write_simulation(result, events_path, workdir / "events.impressions.jsonl", workdir / "events.truth.jsonl")
+    for line in result.summary().splitlines():
+        echo(f"   {line}")
+
+    echo(f"== 10. ingest the events into monthly indices behind '{aliases.events}'")
+    spec = load_mapping(mapping_path(settings.resolved_mappings_dir(), "events"), "events")
+    rep = ingest_events(
+        engine.client, events_path, spec, aliases.events, cfg=ranking.events, products_alias=aliases.products
+    )
+    outcome.events = rep.stored + rep.already_stored
+    echo(
+        f"   read {rep.read}, stored {rep.stored}, already stored {rep.already_stored}, rejected {rep.rejected} "
+        f"in {rep.seconds:.1f}s into {', '.join(rep.indices)}"
+    )
+
+    echo(f"== 11. build user profiles (decay half-life {ranking.profiles.half_life_days:g} days)")
+    job = build_from_store(engine.client, aliases, ranking.profiles)
+    outcome.profiles = job.users
+    echo(
+        f"   {job.events} events -> {job.users} profiles and {job.vectors} product vectors "
+        f"in {sum(job.seconds.values()):.1f}s, as of {job.as_of}"
+    )
+    pair = contrasting_pair(list(read_all_profiles(engine.client, aliases.profiles).values()))
+    if pair:
+        echo("== 12. two contrasting shoppers")
+        for profile in pair:
+            echo(render_profile(profile_summary(profile)))
+
+
+def contrasting_pair(profiles: list[UserProfile], min_events: int = 8) -> tuple[UserProfile, UserProfile] | None:
+    """A thrifty and a lavish shopper with different favourite departments (None if there is no such pair)."""
+    active = [p for p in profiles if p.n_events >= min_events and p.price is not None and p.top_categories(1, 1)]
+    active.sort(key=lambda p: p.price.median if p.price is not None else 0.0)
+    for low in active:
+        for high in reversed(active):
+            if low.top_categories(1, 1)[0][0] != high.top_categories(1, 1)[0][0]:
+                return low, high
+    return None
 
 
 def _filters_text(filters: Filters) -> str:

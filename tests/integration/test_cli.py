@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 from opensearchpy import OpenSearch
 
+from fuserec_os.settings import Settings
+
 from .conftest import Cli
 
 
@@ -68,12 +70,17 @@ def test_generate_catalog_is_seeded(cli: Cli, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and ".jsonl" in bad.stderr
 
 
-def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str) -> None:
-    out = cli("demo", "--n", "400").stdout
+def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings: Settings) -> None:
+    out = cli("demo", "--n", "400", "--users", "150", "--days", "7").stdout
     assert "indexed 400, rejected 3" in out
     assert "rejected row 401 (BAD-1): title" in out
     assert out.count("match(es)") == 5 and "facets:" in out
     assert client.count(index=alias)["count"] == 400
+    assert "BM25 recall@100" in out and "== 11. build user profiles" in out
+    events = client.count(index=settings.alias("events"))["count"]
+    profiles = client.count(index=settings.alias("profiles"))["count"]
+    assert events > 0 and 0 < profiles <= 150
+    assert f"{events} events -> {profiles} profiles" in out
 
 
 def test_config_shows_and_validates(cli: Cli, tmp_path: Path) -> None:
@@ -108,3 +115,39 @@ def test_every_command_has_help(cli: Cli) -> None:
     ):
         out = cli(*args, "--help").stdout
         assert "Usage: fuserec" in out and len(out.splitlines()) > 4, args
+
+
+def test_generate_events_against_the_indexed_catalog(cli: Cli, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.jsonl"
+    cli("generate", "catalog", "--n", "300", "--seed", "2", "-o", str(catalog))
+    assert (tmp_path / "catalog.latent.jsonl").exists()
+    refused = cli(
+        "generate", "events", "--catalog", str(catalog), "--users", "20", "-o", str(tmp_path / "e.jsonl"), ok=False
+    )
+    assert refused.exit_code == 6 and "ingest products" in refused.stderr  # nothing indexed yet
+    cli("ingest", "products", str(catalog), "--no-progress")
+    out = tmp_path / "events.jsonl"
+    res = json.loads(
+        cli(
+            "generate",
+            "events",
+            "--catalog",
+            str(catalog),
+            "--users",
+            "60",
+            "--days",
+            "5",
+            "--seed",
+            "4",
+            "-o",
+            str(out),
+            "--json",
+        ).stdout
+    )
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == res["stats"]["events"] > 0
+    assert 0 < res["stats"]["bm25_recall"]["clicks"] <= 1
+    assert (tmp_path / "events.impressions.jsonl").exists() and (tmp_path / "events.truth.jsonl").exists()
+    assert all("affinity" not in json.dumps(e) for e in events[:50])  # the hidden truth stays out of the log
+    stored = json.loads(cli("ingest", "events", str(out), "--no-progress", "--json").stdout)
+    assert stored["stored"] == len(events) and stored["rejected"] == 0

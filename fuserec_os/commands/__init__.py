@@ -1,0 +1,1 @@
+"""``fuserec`` subcommand groups that live outside cli.py, plus what all commands share."""

@@ -1,0 +1,82 @@
+"""What every ``fuserec`` command shares: lazily read settings, the engine, notes and JSON output.
+
+Errors the user can fix (FuserecError) print one ``error:`` line and exit with the error's code, never a
+traceback. Notices (embedded engine in use, warnings) go to stderr so ``--json`` output stays parseable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from fuserec_os.config import RankingConfig, load_ranking_config
+from fuserec_os.engine import Engine, open_engine
+from fuserec_os.errors import FuserecError
+from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.settings import Settings
+
+
+class FuserecGroup(click.Group):
+    """A click group that turns FuserecError into one readable line and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except FuserecError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+
+
+class State:
+    """Per-invocation context: settings are read once, lazily, so ``--help`` works without any env."""
+
+    def __init__(self, env_file: str) -> None:
+        self.env_file = env_file
+        self._settings: Settings | None = None
+        self._ranking: RankingConfig | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env(dotenv_path=self.env_file)
+            for warning in self._settings.warnings:
+                note(f"warning: {warning}")
+        return self._settings
+
+    @property
+    def ranking(self) -> RankingConfig:
+        """The ranking config (FUSEREC_CONFIG), read once."""
+        if self._ranking is None:
+            self._ranking = load_ranking_config(self.settings.config_path)
+        return self._ranking
+
+    def alias(self, name: str) -> str:
+        """The alias of a logical index (``products``, ``events``, ``profiles``) with the tenant prefix."""
+        return self.settings.alias(name)
+
+    def mapping(self, name: str = "products") -> MappingSpec:
+        return load_mapping(mapping_path(self.settings.resolved_mappings_dir(), name), name)
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        engine = open_engine(self.settings, notify=lambda m: note(f"fuserec: {m}"))
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+def note(message: str) -> None:
+    click.secho(message, fg="yellow", err=True)
+
+
+def dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+pass_state = click.make_pass_decorator(State)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")

@@ -1,0 +1,152 @@
+"""``fuserec generate``: seeded synthetic catalogs and shopper behaviour for demos, tests and benchmarks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from fuserec_os.commands.common import State, dump, json_option, note, pass_state
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import IndexStateError
+
+
+def sibling(path: Path, role: str) -> Path:
+    """``events.jsonl`` + ``impressions`` -> ``events.impressions.jsonl`` (same folder, same format)."""
+    return path.with_name(f"{path.stem}.{role}{path.suffix}")
+
+
+def latent_path_for(catalog: Path) -> Path:
+    """Where ``generate catalog`` puts the hidden product attributes by default (always JSON Lines)."""
+    return catalog.with_name(f"{catalog.stem}.latent.jsonl")
+
+
+@click.group()
+def generate() -> None:
+    """Generate realistic synthetic data (seeded) for demos, tests and benchmarks."""
+
+
+@generate.command("catalog")
+@click.option("--n", "n", default=5000, show_default=True, help="Number of products (keep <= 10k on the dev engine).")
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output file: .jsonl, .csv or .parquet.",
+)
+@click.option(
+    "--latent",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the hidden product attributes (style, quality, price band) go, for simulations "
+    "[default: OUTPUT's name + .latent.jsonl]. Never part of the catalog itself.",
+)
+def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -> None:
+    """Write a seeded product catalog with a category tree, brands, prices, ratings and popularity."""
+    from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+
+    latent = latent or latent_path_for(output)
+    try:
+        products = generate_catalog(n, seed=seed)
+        write_catalog(products, output, latent_path=latent)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    click.echo(f"wrote {len(products)} products to {output} (hidden attributes for simulations: {latent})")
+
+
+@generate.command("events")
+@click.option(
+    "--catalog",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The catalog file the products index was loaded from (see 'generate catalog').",
+)
+@click.option(
+    "--latent",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Its hidden attributes [default: CATALOG's name + .latent.jsonl].",
+)
+@click.option("--users", default=5000, show_default=True, help="Number of simulated shoppers.")
+@click.option("--days", default=30.0, show_default=True, help="Length of the simulated period.")
+@click.option("--start", default="2024-04-01T00:00:00Z", show_default=True, help="Start of the period (UTC).")
+@click.option("--seed", default=7, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Event log: .jsonl or .parquet (the format 'fuserec ingest events' reads).",
+)
+@click.option(
+    "--impressions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="What each search showed, in order [default: OUTPUT's name + .impressions].",
+)
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The shoppers' true hidden preferences, for oracle evaluations [default: OUTPUT's name + .truth]. "
+    "Never ingest it: it is not data a shop has.",
+)
+@json_option
+@pass_state
+def generate_events_cmd(
+    state: State,
+    catalog: Path,
+    latent: Path | None,
+    users: int,
+    days: float,
+    start: str,
+    seed: int,
+    output: Path,
+    impressions: Path | None,
+    truth: Path | None,
+    as_json: bool,
+) -> None:
+    """Simulate shoppers searching and browsing the catalog; write their events and impressions.
+
+    \b
+    Users have hidden tastes (categories, brands, style, price band, quality), type imperfect queries
+    (informal words like 'tee', typos, broad and specific queries), see results from a shop ranker
+    (BM25 from the engine blended with category merchandising), click under position bias, add to cart
+    and buy. Deterministic for a seed. The products index must hold CATALOG ('fuserec ingest products').
+    Also reports BM25's recall@100 for what shoppers clicked and bought.
+    """
+    from fuserec_os.simulate.retrieval import EngineRetriever
+    from fuserec_os.simulate.shoppers import load_catalog, simulate, write_simulation
+
+    latent = latent or latent_path_for(catalog)
+    if not latent.is_file():
+        raise click.BadParameter(
+            f"{latent}: no such file (write it with 'fuserec generate catalog ... --latent')", param_hint="--latent"
+        )
+    try:
+        began = datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{start!r} is not ISO 8601 (e.g. 2024-04-01T00:00:00Z)", param_hint="--start"
+        ) from None
+    if output.suffix not in (".jsonl", ".parquet"):
+        raise click.BadParameter(f"{output.name}: use .jsonl or .parquet", param_hint="--output")
+    products = load_catalog(catalog, latent)
+    alias = state.alias("products")
+    with state.engine() as eng:
+        with engine_errors(f"counting {alias}"):
+            indexed = int(eng.client.count(index=alias)["count"]) if eng.client.indices.exists(index=alias) else 0
+        if indexed == 0:
+            raise IndexStateError(
+                f"the products index '{alias}' is empty: run 'fuserec ingest products {catalog}' first."
+            )
+        if indexed != len(products):
+            note(f"note: {alias} holds {indexed} products but {catalog} has {len(products)}: is it the same catalog?")
+        result = simulate(products, EngineRetriever(eng.client, alias), users=users, days=days, seed=seed, start=began)
+    impressions = impressions or sibling(output, "impressions")
+    truth = truth or sibling(output, "truth")
+    write_simulation(result, output, impressions, truth)
+    if as_json:
+        dump({"events": str(output), "impressions": str(impressions), "truth": str(truth), "stats": result.stats})
+        return
+    click.echo(result.summary())
+    click.echo(f"wrote {len(result.events)} events to {output}; impressions: {impressions}; true preferences: {truth}")

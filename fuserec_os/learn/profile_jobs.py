@@ -1,0 +1,282 @@
+"""Profile jobs: full build (from the stored events or from files) and incremental update, with a watermark.
+
+The watermark lives in the cluster (state doc ``profiles``), so any cron host can run ``fuserec profiles
+update``. It records the newest ``ingested_at`` folded in, plus the ids of the events ingested in the last
+:data:`OVERLAP` before it: the next update re-reads that overlap and skips those ids. Why: on a real cluster a
+document becomes searchable up to a refresh interval after its ``ingested_at``, so an event written while an
+update was reading could carry an ``ingested_at`` older than the watermark; without the overlap it would be
+missed, and without the ids it would be counted twice (profiles keep no event ids).
+
+Latent vectors are refit only by a full build; an update keeps each user's vector and folds in new users.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from opensearchpy import OpenSearch, helpers
+
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import IndexStateError
+from fuserec_os.index.readers import read_rows
+from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
+from fuserec_os.learn.config import EventsConfig, ProfilesConfig
+from fuserec_os.learn.event_store import delete_user_events, event_indices, read_events
+from fuserec_os.learn.events import events_frame, normalize_event
+from fuserec_os.learn.profile_store import (
+    delete_profile,
+    read_product_vectors,
+    read_profiles,
+    write_product_vectors,
+    write_profiles,
+)
+from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles, iso_utc, update_profiles
+from fuserec_os.learn.state import get_state, put_state, state_index
+
+STATE_NAME = "profiles"
+OVERLAP = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Aliases:
+    """Where the profile jobs read and write (tenant prefix applied)."""
+
+    products: str
+    events: str
+    profiles: str
+    vectors: str
+    state: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Aliases:
+        return cls(
+            products=f"{prefix}products",
+            events=f"{prefix}events",
+            profiles=f"{prefix}profiles",
+            vectors=f"{prefix}product-vectors",
+            state=state_index(prefix),
+        )
+
+
+@dataclass
+class ProfileJobReport:
+    mode: str
+    events: int = 0
+    users: int = 0
+    products: int = 0
+    vectors: int = 0
+    as_of: str | None = None
+    watermark: str | None = None
+    rejected: int = 0
+    rejects_path: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["seconds"] = {k: round(v, 3) for k, v in self.seconds.items()}
+        return d
+
+
+class _Clock:
+    def __init__(self, report: ProfileJobReport) -> None:
+        self.report = report
+        self.t = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.report.seconds[name] = now - self.t
+        self.t = now
+
+
+def load_catalog(client: OpenSearch, products_alias: str) -> ProductCatalog:
+    """The product catalog (every doc behind the alias), prepared for profile building."""
+    with engine_errors(f"reading the catalog from {products_alias}"):
+        if not client.indices.exists(index=products_alias):
+            raise IndexStateError(
+                f"no products index '{products_alias}': profiles need the catalog (run 'fuserec ingest products FILE')."
+            )
+        docs = [h["_source"] for h in helpers.scan(client, index=products_alias, query={"query": {"match_all": {}}})]
+    return ProductCatalog.from_frame(pd.DataFrame(docs))
+
+
+def _store(client: OpenSearch, aliases: Aliases, built: ProfileSet, report: ProfileJobReport) -> None:
+    report.users = write_profiles(client, aliases.profiles, built.profiles.values(), refresh=True)
+    if built.product_vectors:
+        write_product_vectors(client, aliases.vectors, built.product_vectors, built.as_of)
+    report.vectors = len(built.product_vectors)
+    report.as_of = iso_utc(built.as_of)
+
+
+def _watermark_state(events: pd.DataFrame, fallback: datetime) -> dict[str, Any]:
+    """The watermark after folding ``events`` in: newest ingested_at, and the ids within the overlap."""
+    stamps = events["ingested_at"].dropna() if "ingested_at" in events else pd.Series([], dtype=object)
+    if stamps.empty:
+        newest = pd.Timestamp(fallback)
+        recent: list[str] = []
+    else:
+        newest = pd.Timestamp(stamps.max())
+        recent = sorted(events.loc[events["ingested_at"] > newest - OVERLAP, "event_id"].astype(str))
+    return {
+        "watermark": iso_utc(newest),
+        "recent_ids": recent,
+        "updated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def build_from_store(
+    client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig, as_of: datetime | None = None
+) -> ProfileJobReport:
+    """Rebuild every profile (and the product vectors) from all stored events; reset the watermark."""
+    report = ProfileJobReport(mode="build")
+    clock = _Clock(report)
+    started = datetime.now(timezone.utc)
+    catalog = load_catalog(client, aliases.products)
+    report.products = len(catalog)
+    clock.lap("read_catalog")
+    if not event_indices(client, aliases.events):
+        raise IndexStateError(
+            f"no events behind '{aliases.events}': run 'fuserec ingest events FILE' first, or build from files "
+            "with 'fuserec profiles build --from FILE'."
+        )
+    events = read_events(client, aliases.events, before=as_of)
+    report.events = len(events)
+    clock.lap("read_events")
+    built = build_profiles(events, catalog, cfg, as_of=as_of)
+    clock.lap("compute")
+    _store(client, aliases, built, report)
+    clock.lap("write")
+    state = _watermark_state(events, started)
+    put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build"})
+    report.watermark = state["watermark"]
+    return report
+
+
+def read_event_file(
+    path: Path,
+    events_cfg: EventsConfig,
+    column_map: Mapping[str, str] | None = None,
+    rejects_path: Path | None = None,
+) -> tuple[pd.DataFrame, int, Path]:
+    """Events from a file (any format the ingest reads), validated like the ingest; bad rows to a rejects file."""
+    rejects = RejectsWriter(rejects_path or default_rejects_path(path))
+    rejects.path.unlink(missing_ok=True)
+    docs = []
+    try:
+        for row_number, row in read_rows(path, column_map):
+            doc, reasons = normalize_event(row, events_cfg)
+            if doc is None:
+                rejects.add(row_number, row, reasons)
+            else:
+                docs.append(doc)
+    finally:
+        rejects.close()
+    frame = events_frame(docs).drop_duplicates("event_id", keep="last")
+    return frame, rejects.count, rejects.path
+
+
+def build_from_file(
+    client: OpenSearch,
+    aliases: Aliases,
+    cfg: ProfilesConfig,
+    path: Path,
+    events_cfg: EventsConfig,
+    column_map: Mapping[str, str] | None = None,
+    as_of: datetime | None = None,
+    rejects_path: Path | None = None,
+) -> ProfileJobReport:
+    """Rebuild every profile straight from an event file (a data-lake export), without storing the events.
+
+    The watermark is set to now: a later ``update`` folds in only events ingested into the cluster after this.
+    """
+    report = ProfileJobReport(mode="build-from-file")
+    clock = _Clock(report)
+    catalog = load_catalog(client, aliases.products)
+    report.products = len(catalog)
+    clock.lap("read_catalog")
+    events, report.rejected, rejected_to = read_event_file(path, events_cfg, column_map, rejects_path)
+    report.rejects_path = str(rejected_to) if report.rejected else None
+    report.events = len(events)
+    clock.lap("read_events")
+    built = build_profiles(events, catalog, cfg, as_of=as_of)
+    clock.lap("compute")
+    _store(client, aliases, built, report)
+    clock.lap("write")
+    state = _watermark_state(events.iloc[0:0], datetime.now(timezone.utc))
+    put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build-from-file"})
+    report.watermark = state["watermark"]
+    return report
+
+
+def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig) -> ProfileJobReport:
+    """Fold the events ingested since the watermark into the profiles of their users (no full recompute)."""
+    report = ProfileJobReport(mode="update")
+    clock = _Clock(report)
+    state = get_state(client, aliases.state, STATE_NAME)
+    if state is None:
+        raise IndexStateError("no profiles were built yet: run 'fuserec profiles build' once, then 'update'.")
+    watermark = pd.Timestamp(state["watermark"])
+    seen = set(state.get("recent_ids") or [])
+    events = read_events(client, aliases.events, since_ingested=(watermark - OVERLAP).to_pydatetime())
+    events = events[~events["event_id"].isin(seen)]
+    report.events = len(events)
+    clock.lap("read_events")
+    if events.empty:
+        report.watermark = state["watermark"]
+        report.as_of = state.get("as_of")
+        return report
+    catalog = load_catalog(client, aliases.products)
+    report.products = len(catalog)
+    users = sorted(set(events["user_id"]))
+    existing = read_profiles(client, aliases.profiles, users)
+    vectors = read_product_vectors(client, aliases.vectors)
+    clock.lap("read_state")
+    previous = [p.as_of for p in existing.values()]
+    if state.get("as_of"):
+        previous.append(pd.Timestamp(state["as_of"]))
+    newest = events["timestamp"].max() + pd.Timedelta(milliseconds=1)
+    as_of = max([newest, *previous])
+    updated = update_profiles(existing, events, catalog, cfg, as_of, product_vectors=vectors)
+    clock.lap("compute")
+    report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
+    report.as_of = iso_utc(as_of)
+    clock.lap("write")
+    merged = pd.concat([events, _overlap_frame(state, watermark)], ignore_index=True)
+    new_state = _watermark_state(merged, watermark.to_pydatetime())
+    put_state(client, aliases.state, STATE_NAME, {**new_state, "as_of": report.as_of, "mode": "update"})
+    report.watermark = new_state["watermark"]
+    return report
+
+
+def _overlap_frame(state: Mapping[str, Any], watermark: pd.Timestamp) -> pd.DataFrame:
+    """The previous run's overlap ids, kept so they stay skipped while still inside the overlap window."""
+    ids = list(state.get("recent_ids") or [])
+    return pd.DataFrame(
+        {"event_id": ids, "ingested_at": pd.Series([watermark] * len(ids), dtype="datetime64[ns, UTC]")}
+    )
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    user_id: str
+    profiles: int
+    events: int
+
+    @property
+    def documents(self) -> int:
+        return self.profiles + self.events
+
+
+def erase_user(client: OpenSearch, aliases: Aliases, user_id: str) -> ErasureReport:
+    """Right to erasure: delete the user's profile and every event of theirs. Returns what was removed."""
+    profiles = delete_profile(client, aliases.profiles, user_id)
+    events = delete_user_events(client, aliases.events, user_id) if event_indices(client, aliases.events) else 0
+    return ErasureReport(user_id, profiles, events)
+
+
+Progress = Callable[[str], None]
