@@ -39,9 +39,11 @@ integration: $(STAMP)  ## integration tests (osmem, or FUSEREC_TEST_OPENSEARCH_U
 test: lint typecheck  ## lint, type-check and the whole test suite
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## benchmarks: ingest and search overhead vs bare opensearch-py (writes benchmarks/results/*.json)
+bench: $(STAMP)  ## all benchmarks (ingest, search, profiles, simulate); JSON in benchmarks/results/
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/profiles.py
+	$(BIN)/python benchmarks/simulate.py
 
 engine-start: $(STAMP)  ## start the embedded dev engine in the background
 	$(BIN)/fuserec engine start

@@ -28,6 +28,8 @@ def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> N
     assert cfg.source == str(path)
     defaults = parse_ranking_config(None)
     assert cfg.search == defaults.search  # the sample documents the defaults, value for value
+    assert cfg.profiles == defaults.profiles
+    assert cfg.events.canonical_type("order") == "purchase" and cfg.events.canonical_type("ADD-TO-CART") == "add_to_cart"
 
 
 def test_changed_boost_is_applied() -> None:
@@ -46,6 +48,10 @@ def test_changed_boost_is_applied() -> None:
         ({"search": {"fields": {"titel": 3}}}, "titel"),
         ({"search": []}, "'search' must be a mapping"),
         ("just text", "expected a mapping"),
+        ({"profiles": {"half_life": 3}}, r"profiles\.half_life"),
+        ({"profiles": {"weights": {"cart": 2}}}, "unknown cart"),
+        ({"profiles": {"half_life_days": 0}}, "must be a number > 0"),
+        ({"events": {"type_aliases": {"x": "bogus"}}}, "'bogus' is not an event type"),
     ],
 )
 def test_mistakes_name_the_key(raw: object, message: str) -> None:
