@@ -64,7 +64,7 @@ class EngineRetriever:
         self.k = k
         self.batch_size = batch_size
         self.config = config or SearchConfig()
-        self.cache: dict[tuple[str, int], list[str]] = {}
+        self.cache: dict[tuple[str, int], list[tuple[str, float]]] = {}
         self.requests = 0
         self.queries_sent = 0
 
@@ -76,6 +76,10 @@ class EngineRetriever:
         return body
 
     def search(self, queries: Sequence[str], k: int | None = None) -> list[list[str]]:
+        return [[pid for pid, _ in ranked] for ranked in self.search_scored(queries, k)]
+
+    def search_scored(self, queries: Sequence[str], k: int | None = None) -> list[list[tuple[str, float]]]:
+        """Like :meth:`search`, with the engine's score of each hit (the training features need it)."""
         depth = k or self.k
         missing = list(dict.fromkeys(q for q in queries if (q, depth) not in self.cache))
         for start in range(0, len(missing), self.batch_size):
@@ -93,7 +97,7 @@ class EngineRetriever:
                     err = item["error"]
                     reason = err.get("reason") if isinstance(err, Mapping) else err
                     raise EngineError(f"the engine refused the BM25 query {q!r} on {self.alias}: {reason}")
-                self.cache[(q, depth)] = [str(h["_id"]) for h in item["hits"]["hits"]]
+                self.cache[(q, depth)] = [(str(h["_id"]), float(h["_score"] or 0.0)) for h in item["hits"]["hits"]]
         return [list(self.cache[(q, depth)]) for q in queries]
 
 
