@@ -59,9 +59,9 @@ def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -
 @generate.command("events")
 @click.option(
     "--catalog",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    required=True,
-    help="The catalog file the products index was loaded from (see 'generate catalog').",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The catalog file the products index was loaded from (see 'generate catalog') "
+    "[default: the one 'fuserec demo' wrote, <state dir>/demo/catalog.jsonl].",
 )
 @click.option(
     "--latent",
@@ -94,7 +94,7 @@ def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -
 @pass_state
 def generate_events_cmd(
     state: State,
-    catalog: Path,
+    catalog: Path | None,
     latent: Path | None,
     users: int,
     days: float,
@@ -117,6 +117,16 @@ def generate_events_cmd(
     from fuserec_os.simulate.retrieval import EngineRetriever
     from fuserec_os.simulate.shoppers import load_catalog, simulate, write_simulation
 
+    if catalog is None:
+        catalog = state.settings.state_dir / "demo" / "catalog.jsonl"
+        if not catalog.is_file():
+            raise click.BadParameter(
+                f"no --catalog given and no demo catalog at {catalog}: pass the catalog file the products index "
+                "was loaded from (fuserec generate catalog -o catalog.jsonl; fuserec ingest products catalog.jsonl)",
+                param_hint="--catalog",
+            )
+    elif not catalog.is_file():
+        raise click.BadParameter(f"{catalog}: no such file", param_hint="--catalog")
     latent = latent or latent_path_for(catalog)
     if not latent.is_file():
         raise click.BadParameter(

@@ -121,6 +121,8 @@ def test_generate_events_against_the_indexed_catalog(cli: Cli, tmp_path: Path) -
     catalog = tmp_path / "catalog.jsonl"
     cli("generate", "catalog", "--n", "300", "--seed", "2", "-o", str(catalog))
     assert (tmp_path / "catalog.latent.jsonl").exists()
+    no_catalog = cli("generate", "events", "-o", str(tmp_path / "e.jsonl"), ok=False)
+    assert no_catalog.exit_code == 2 and "--catalog" in no_catalog.stderr  # no demo catalog to fall back on
     refused = cli(
         "generate", "events", "--catalog", str(catalog), "--users", "20", "-o", str(tmp_path / "e.jsonl"), ok=False
     )
