@@ -121,6 +121,7 @@ def test_generate_events_against_the_indexed_catalog(cli: Cli, tmp_path: Path) -
     catalog = tmp_path / "catalog.jsonl"
     cli("generate", "catalog", "--n", "300", "--seed", "2", "-o", str(catalog))
     assert (tmp_path / "catalog.latent.jsonl").exists()
+    cli.env["FUSEREC_STATE_DIR"] = str(tmp_path / "state")  # a state folder without a demo catalog
     no_catalog = cli("generate", "events", "-o", str(tmp_path / "e.jsonl"), ok=False)
     assert no_catalog.exit_code == 2 and "--catalog" in no_catalog.stderr  # no demo catalog to fall back on
     refused = cli(
