@@ -29,7 +29,8 @@ def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> N
     defaults = parse_ranking_config(None)
     assert cfg.search == defaults.search  # the sample documents the defaults, value for value
     assert cfg.profiles == defaults.profiles
-    assert cfg.events.canonical_type("order") == "purchase" and cfg.events.canonical_type("ADD-TO-CART") == "add_to_cart"
+    assert cfg.events.canonical_type("order") == "purchase"
+    assert cfg.events.canonical_type("ADD-TO-CART") == "add_to_cart"
 
 
 def test_changed_boost_is_applied() -> None:
