@@ -15,9 +15,10 @@ import yaml
 
 from fuserec_os.errors import ConfigError
 from fuserec_os.learn.config import EventsConfig, ProfilesConfig
+from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search", "events", "profiles")
+SECTIONS = ("version", "search", "events", "profiles", "model")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class RankingConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     source: str = "built-in defaults"
 
 
@@ -50,6 +52,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             search=SearchConfig.from_dict(search),
             events=EventsConfig.from_dict(raw.get("events")),
             profiles=ProfilesConfig.from_dict(raw.get("profiles")),
+            model=ModelConfig.from_dict(raw.get("model")),
             source=source,
         )
     except ConfigError as exc:
