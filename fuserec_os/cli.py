@@ -15,6 +15,7 @@ import click
 from fuserec_os import __version__
 from fuserec_os.commands.common import FuserecGroup, State, dump, json_option, note, pass_state
 from fuserec_os.commands.generate import generate
+from fuserec_os.commands.model import model
 from fuserec_os.commands.profiles import profiles
 from fuserec_os.config import load_ranking_config
 from fuserec_os.engine import embedded as emb
@@ -543,6 +544,7 @@ def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
 
 cli.add_command(generate)
 cli.add_command(profiles)
+cli.add_command(model)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 import yaml
 
 from fuserec_os.errors import ConfigError
+from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.config import EventsConfig, ProfilesConfig
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search", "events", "profiles", "model")
+SECTIONS = ("version", "search", "events", "profiles", "features", "model")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class RankingConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
+    features: FeatureSet = field(default_factory=lambda: FeatureSet.from_config(None))
     model: ModelConfig = field(default_factory=ModelConfig)
     source: str = "built-in defaults"
 
@@ -52,6 +54,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             search=SearchConfig.from_dict(search),
             events=EventsConfig.from_dict(raw.get("events")),
             profiles=ProfilesConfig.from_dict(raw.get("profiles")),
+            features=FeatureSet.from_config(raw.get("features")),
             model=ModelConfig.from_dict(raw.get("model")),
             source=source,
         )

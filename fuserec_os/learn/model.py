@@ -25,6 +25,7 @@ either loss (a ``Normalization`` layer with the training scaler, then the traine
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -137,6 +138,9 @@ def pad_lists(
 
 
 def _keras() -> Any:
+    # TensorFlow's C++ logging (oneDNN notes, CUDA probing on a GPU-less machine) would bury the training
+    # progress in noise; keep warnings and errors unless the user asked for more.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     return keras

@@ -52,10 +52,12 @@ class Aliases:
     profiles: str
     vectors: str
     state: str
+    prefix: str = ""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Aliases:
         return cls(
+            prefix=prefix,
             products=f"{prefix}products",
             events=f"{prefix}events",
             profiles=f"{prefix}profiles",

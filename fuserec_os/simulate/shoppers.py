@@ -857,6 +857,39 @@ def write_simulation(
         _write_rows(truth, Path(truth_path), schemas.get("truth"))
 
 
+def click_probability(
+    user: UserLatent, product: GeneratedProduct, query_intent: QueryIntent | None, shown_rank: int | None
+) -> float:
+    """The simulator's own chance that ``user`` clicks ``product`` shown at ``shown_rank`` (None: examined).
+
+    Examination ``0.98 * rank ** -0.7`` times ``sigmoid(1.4 * (u - 4.6))``: the best possible predictor of the
+    logged clicks, so it is the oracle an offline evaluation on logged labels should be measured against
+    (ranking by utility alone ignores that unexamined products were never clicked, whatever their value).
+    """
+    exam = 1.0 if shown_rank is None else (_EXAM[shown_rank] if shown_rank < len(_EXAM) else _EXAM[-1])
+    return exam * _sigmoid(_CLICK_SLOPE * (utility(user, product, query_intent) - _CLICK_AT))
+
+
+def load_truth(path: str | Path) -> dict[str, UserLatent]:
+    """The hidden tastes written by :func:`write_simulation` (JSON Lines or Parquet), by user id."""
+    p = Path(path)
+    if p.suffix.lower() == ".parquet":
+        import pandas as pd
+
+        rows = pd.read_parquet(p).to_dict("records")
+    else:
+        with open(p, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    out: dict[str, UserLatent] = {}
+    for row in rows:
+        for key in ("top_affinity", "leaf_affinity", "brand_affinity"):
+            value = row[key]
+            row[key] = dict(value) if not isinstance(value, dict) else value
+        user = UserLatent(**{k: row[k] for k in UserLatent.__dataclass_fields__})
+        out[user.user_id] = user
+    return out
+
+
 def load_catalog(docs_path: str | Path, latent_path: str | Path) -> list[GeneratedProduct]:
     """Rebuild generated products from the files ``fuserec generate catalog -o DOCS --latent LATENT`` wrote.
 

@@ -1,0 +1,299 @@
+"""``fuserec model``: train, evaluate, and manage the registry of reranking models (stored in the cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from fuserec_os.commands.common import State, dump, json_option, note, pass_state
+from fuserec_os.learn.dataset import SplitSpec
+from fuserec_os.learn.profile_jobs import Aliases
+from fuserec_os.learn.registry import ModelRegistry, VersionInfo
+
+
+def _aliases(state: State) -> Aliases:
+    return Aliases.for_prefix(state.settings.index_prefix)
+
+
+def _split(test_from: str | None, test_fraction: float, valid_fraction: float) -> SplitSpec:
+    cut = None
+    if test_from is not None:
+        try:
+            cut = pd.Timestamp(test_from)
+        except ValueError:
+            raise click.BadParameter(
+                f"{test_from!r} is not a time (e.g. 2024-05-01T00:00:00Z)", param_hint="--test-from"
+            ) from None
+        cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
+    return SplitSpec(test_from=cut, test_fraction=test_fraction, valid_fraction=valid_fraction)
+
+
+def _ndcg(info: VersionInfo, method: str = "mlp") -> str:
+    test = (info.metrics or {}).get("test", {})
+    value = (test.get(method) or {}).get("ndcg@10")
+    engine = (test.get("engine") or {}).get("ndcg@10")
+    if value is None:
+        return "-"
+    return f"{value:.4f}" + (f" ({value - engine:+.4f} vs engine)" if engine is not None else "")
+
+
+@click.group()
+def model() -> None:
+    """Train the personalization MLP, evaluate it against baselines, and manage its versions.
+
+    \b
+    Typical cycle:
+      fuserec model train --impressions events.impressions.jsonl   # trains, evaluates, registers vN
+      fuserec model list
+      fuserec model promote vN        # refused if worse than the active model or engine order
+      fuserec model rollback          # back to the previous active version
+    """
+
+
+_split_options = [
+    click.option("--test-from", metavar="TIME", help="Test on searches from TIME on (ISO 8601); train before."),
+    click.option("--test-fraction", default=0.25, show_default=True, help="Without --test-from: the latest share."),
+    click.option(
+        "--valid-fraction", default=0.15, show_default=True, help="Share of pre-test searches to validate on."
+    ),
+    click.option(
+        "--impressions",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Impressions log (what each search showed): candidates and position-debiased statistics.",
+    ),
+    click.option(
+        "--truth",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="Simulated users' true tastes (generate events writes it): adds the oracle to the evaluation.",
+    ),
+    click.option(
+        "--catalog",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        help="With --truth: the generated catalog file (its .latent.jsonl must sit beside it).",
+    ),
+    click.option(
+        "--report-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("reports"),
+        show_default=True,
+        help="Where the HTML and JSON reports go.",
+    ),
+]
+
+
+def split_options(f: Any) -> Any:
+    for option in reversed(_split_options):
+        f = option(f)
+    return f
+
+
+@model.command("train")
+@split_options
+@click.option("--promote", "do_promote", is_flag=True, help="Promote the new version if it passes the checks.")
+@click.option("--no-register", is_flag=True, help="Evaluate only; do not store a version.")
+@json_option
+@pass_state
+def train(
+    state: State,
+    test_from: str | None,
+    test_fraction: float,
+    valid_fraction: float,
+    impressions: Path | None,
+    truth: Path | None,
+    catalog: Path | None,
+    report_dir: Path,
+    do_promote: bool,
+    no_register: bool,
+    as_json: bool,
+) -> None:
+    """Build leakage-free examples from the stored events, train, evaluate, and register a new version.
+
+    Features come from profiles and query statistics as of each search (no later event leaks in); the
+    split is by time. The evaluation table compares, on the same test searches: engine (BM25) order,
+    popularity, query-popularity, latent-only, gradient-boosted trees, the MLP (blended) and, with --truth,
+    the oracle; by user history and query type. The model section of FUSEREC_CONFIG sets the architecture.
+    """
+    from fuserec_os.learn.train_job import TrainOptions, run_training
+
+    latent = None
+    if catalog is not None:
+        latent = catalog.with_name(f"{catalog.stem}.latent.jsonl")
+    options = TrainOptions(
+        split=_split(test_from, test_fraction, valid_fraction),
+        impressions=impressions,
+        truth=truth,
+        catalog_latent=latent,
+        report_dir=report_dir,
+        features=state.ranking.features.names,
+    )
+    say = (lambda m: note(m)) if as_json else click.echo
+    with state.engine() as eng:
+        outcome = run_training(
+            eng.client, _aliases(state), state.ranking, options, register=not no_register, progress=say
+        )
+        promoted = None
+        if do_promote and outcome.version is not None:
+            promoted = ModelRegistry(eng.client, state.settings.index_prefix).promote(outcome.version)
+    if as_json:
+        data = outcome.as_dict()
+        data["promoted"] = promoted.version if promoted else None
+        dump(data)
+        return
+    click.echo("")
+    click.echo(outcome.table)
+    click.echo(f"\nloss: {outcome.loss} ({outcome.decision})" if outcome.decision else f"\nloss: {outcome.loss}")
+    click.echo(f"report: {outcome.html} (and {outcome.json})")
+    if outcome.version:
+        click.echo(
+            f"registered {outcome.version}"
+            + ("; promoted to active" if promoted else f"; promote it with 'fuserec model promote {outcome.version}'")
+        )
+
+
+@model.command("evaluate")
+@click.argument("version", required=False)
+@split_options
+@json_option
+@pass_state
+def evaluate_cmd(
+    state: State,
+    version: str | None,
+    test_from: str | None,
+    test_fraction: float,
+    valid_fraction: float,
+    impressions: Path | None,
+    truth: Path | None,
+    catalog: Path | None,
+    report_dir: Path,
+    as_json: bool,
+) -> None:
+    """Evaluate a stored VERSION (default: the active one) on the current events against every baseline."""
+    from fuserec_os.learn.report import write_json
+    from fuserec_os.learn.train_job import TrainOptions, evaluate_version
+
+    latent = catalog.with_name(f"{catalog.stem}.latent.jsonl") if catalog is not None else None
+    options = TrainOptions(
+        split=_split(test_from, test_fraction, valid_fraction),
+        impressions=impressions,
+        truth=truth,
+        catalog_latent=latent,
+        report_dir=report_dir,
+    )
+    say = (lambda m: note(m)) if as_json else click.echo
+    with state.engine() as eng:
+        evaluated, report, table = evaluate_version(
+            eng.client, _aliases(state), state.ranking, options, version, progress=say
+        )
+    if as_json:
+        dump({"version": evaluated, "test": report.as_dict()})
+        return
+    report_dir.mkdir(parents=True, exist_ok=True)
+    path = write_json(report, report_dir / f"evaluate-{evaluated}.json", extra={"version": evaluated})
+    click.echo(f"\n{evaluated} on the test searches:\n{table}\nreport: {path}")
+
+
+@model.command("list")
+@json_option
+@pass_state
+def list_versions(state: State, as_json: bool) -> None:
+    """Every stored version, newest first, with its status and test NDCG@10."""
+    with state.engine() as eng:
+        versions = ModelRegistry(eng.client, state.settings.index_prefix).list()
+    if as_json:
+        dump([v.as_dict() for v in versions])
+        return
+    if not versions:
+        click.echo("no models yet: run 'fuserec model train'")
+        return
+    for v in versions:
+        click.echo(
+            f"{v.version:>5}  {v.status:<9}  {v.created_at}  {v.kind:<4}  ndcg@10 {_ndcg(v)}  "
+            f"{v.blob_bytes / 1024:.0f} KiB"
+        )
+
+
+@model.command("show")
+@click.argument("version", required=False)
+@json_option
+@pass_state
+def show(state: State, version: str | None, as_json: bool) -> None:
+    """One version's metadata and metrics (default: the active one)."""
+    with state.engine() as eng:
+        reg = ModelRegistry(eng.client, state.settings.index_prefix)
+        info = reg.info(version) if version else reg.active()
+    if info is None:
+        raise click.UsageError("no active model: name a version (fuserec model list)")
+    if as_json:
+        dump(info.as_dict())
+        return
+    click.echo(f"{info.version} ({info.status}), {info.kind}, created {info.created_at}, code {info.code_version}")
+    click.echo(f"  training: {info.training}")
+    test = (info.metrics or {}).get("test", {})
+    for method, metrics in test.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        click.echo(f"  test {method:<16} {shown}")
+    click.echo(f"  features ({len(info.features)}): {', '.join(info.features)}")
+
+
+@model.command("promote")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Promote even if it is worse than the active model or engine order.")
+@json_option
+@pass_state
+def promote(state: State, version: str, force: bool, as_json: bool) -> None:
+    """Make VERSION the active model; refused (exit 9) if worse than the active one or engine order."""
+    with state.engine() as eng:
+        res = ModelRegistry(eng.client, state.settings.index_prefix).promote(version, force=force)
+    if as_json:
+        dump(
+            {
+                "version": res.version,
+                "previous": res.previous,
+                "changed": res.changed,
+                "forced": res.forced,
+                "reason": res.decision.reason if res.decision else None,
+            }
+        )
+        return
+    if not res.changed:
+        click.echo(f"{res.version} is already active")
+        return
+    reason = f" ({res.decision.reason})" if res.decision else ""
+    click.echo(f"promoted {res.version}" + (f" (was {res.previous})" if res.previous else "") + reason)
+
+
+@model.command("rollback")
+@json_option
+@pass_state
+def rollback(state: State, as_json: bool) -> None:
+    """Re-activate the previously active version."""
+    with state.engine() as eng:
+        res = ModelRegistry(eng.client, state.settings.index_prefix).rollback()
+    if as_json:
+        dump({"version": res.version, "previous": res.previous})
+    else:
+        click.echo(f"rolled back to {res.version} (was {res.previous})")
+
+
+@model.command("export")
+@click.argument("version")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@pass_state
+def export(state: State, version: str, path: Path) -> None:
+    """Write VERSION (metadata and weights) to one file, to copy it to another cluster."""
+    with state.engine() as eng:
+        out = ModelRegistry(eng.client, state.settings.index_prefix).export(version, path)
+    click.echo(f"exported {version} to {out}")
+
+
+@model.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_state
+def import_(state: State, path: Path) -> None:
+    """Store an exported model file as a new version (checksum verified)."""
+    with state.engine() as eng:
+        version = ModelRegistry(eng.client, state.settings.index_prefix).import_file(path)
+    click.echo(f"imported {path} as {version} (candidate; promote it to serve it)")

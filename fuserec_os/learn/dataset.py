@@ -1,0 +1,320 @@
+"""Training examples from logged searches, with every feature computed as of the search (no leakage).
+
+A *logged search* is one impression (request id, user, query, time, the products shown in order) or, when no
+impressions are logged, a request id seen on events that carry a query (candidates then come from the
+engine's top-K plus the products engaged earlier after the same normalised query: BM25 misses a share of what
+shoppers want, and a reranker cannot rank what it never sees). Labels are graded from the events that carry
+the search's request id: purchase 3 > add_to_cart 2 > click 1 > shown 0.
+
+Point in time: searches are processed day by day (UTC). Before a day's searches are featurised, profiles and
+query statistics are brought up to the start of that day with the events strictly before it (the profiles'
+exact incremental update, and additive query counts). So no event at or after a search influences its
+features; the cost is up to a day of staleness, which is also what a periodically updated profile has online.
+Product latent vectors are fitted once on the events before the validation period (documented mild leakage
+inside the training period; none into validation or test).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from fuserec_os.errors import ConfigError
+from fuserec_os.features.assemble import Candidates, RequestContext, assemble
+from fuserec_os.features.items import ItemTable
+from fuserec_os.features.query_stats import QueryStats
+from fuserec_os.features.spec import FeatureSet
+from fuserec_os.learn.config import ProfilesConfig
+from fuserec_os.learn.events import normalize_query
+from fuserec_os.learn.profiles import ProductCatalog, UserProfile, build_profiles, update_profiles
+from fuserec_os.rerank.blend import Gate
+
+GRADES: Mapping[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
+
+
+class ScoredRetriever(Protocol):
+    """The engine's ranked (product id, score) lists for queries (BM25 through the engine, cached)."""
+
+    def search_scored(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]: ...
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Where train ends and test begins: a time (``test_from``) or the last ``test_fraction`` of searches.
+
+    Validation is the last ``valid_fraction`` of the searches before the test period (by time), so the model
+    is tuned on data later than it trained on and earlier than it is tested on.
+    """
+
+    test_from: pd.Timestamp | None = None
+    test_fraction: float = 0.25
+    valid_fraction: float = 0.15
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test fraction {self.test_fraction} must be between 0 and 1 (e.g. 0.25)")
+        if not 0 < self.valid_fraction < 1:
+            raise ConfigError(f"validation fraction {self.valid_fraction} must be between 0 and 1 (e.g. 0.15)")
+
+    def cuts(self, timestamps: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """(valid_from, test_from) for searches at ``timestamps``."""
+        ordered = timestamps.sort_values(ignore_index=True)
+        if ordered.empty:
+            raise ConfigError("no logged searches with a query: nothing to split (ingest events with queries)")
+        if self.test_from is not None:
+            test_from = pd.Timestamp(self.test_from)
+            if test_from <= ordered.iloc[0] or test_from > ordered.iloc[-1]:
+                raise ConfigError(
+                    f"--test-from {test_from.isoformat()} leaves no training or no test searches (searches run "
+                    f"from {ordered.iloc[0].isoformat()} to {ordered.iloc[-1].isoformat()})"
+                )
+        else:
+            test_from = ordered.iloc[min(len(ordered) - 1, int(len(ordered) * (1 - self.test_fraction)))]
+        before = ordered[ordered < test_from]
+        if before.empty:
+            raise ConfigError("no searches before the test period: move the cut later")
+        valid_from = before.iloc[min(len(before) - 1, int(len(before) * (1 - self.valid_fraction)))]
+        return valid_from, test_from
+
+
+@dataclass
+class Dataset:
+    """Examples over candidate rows (see docs/personalization.md); rows of one search are contiguous."""
+
+    X: np.ndarray
+    names: tuple[str, ...]
+    labels: np.ndarray
+    groups: np.ndarray
+    searches: pd.DataFrame
+    candidates: pd.DataFrame
+    product_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    cuts: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    seconds: float = 0.0
+
+    def rows(self, split: str) -> np.ndarray:
+        """Boolean mask over rows for ``train`` / ``valid`` / ``test``."""
+        per_search = (self.searches["split"] == split).to_numpy()
+        return np.asarray(per_search[self.groups])
+
+    def subset(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X, labels, groups renumbered 0..) of one split."""
+        mask = self.rows(split)
+        g = self.groups[mask]
+        _, renumbered = np.unique(g, return_inverse=True)
+        return self.X[mask], self.labels[mask], renumbered.astype(np.int32)
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.searches["split"].value_counts().to_dict()
+        return {
+            "searches": {k: int(counts.get(k, 0)) for k in ("train", "valid", "test")},
+            "rows": len(self.labels),
+            "positives": int((self.labels > 0).sum()),
+            "features": len(self.names),
+            "valid_from": self.cuts[0].isoformat() if self.cuts else None,
+            "test_from": self.cuts[1].isoformat() if self.cuts else None,
+        }
+
+
+def logged_searches(events: pd.DataFrame, impressions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per logged search with a query: search_id, request_id, user_id, query, query_norm, timestamp, shown.
+
+    ``shown`` is the list of product ids in display order (impressions), or None (derived from events).
+    """
+    if impressions is not None and not impressions.empty:
+        imp = impressions[impressions["query"].fillna("").astype(str).str.strip() != ""]
+        out = pd.DataFrame(
+            {
+                "request_id": imp["request_id"].astype(str),
+                "user_id": imp["user_id"].astype(str),
+                "query": imp["query"].astype(str),
+                "timestamp": pd.to_datetime(imp["timestamp"], utc=True),
+                "shown": imp["product_ids"].map(list),
+            }
+        )
+    else:
+        ev = events[events["request_id"].notna() & events["query"].notna()]
+        first = ev.groupby("request_id", sort=False).agg(
+            user_id=("user_id", "first"), query=("query", "first"), timestamp=("timestamp", "min")
+        )
+        out = first.reset_index()
+        out["timestamp"] = out["timestamp"] - pd.Timedelta(milliseconds=1)
+        out["shown"] = None
+    out["query_norm"] = out["query"].map(normalize_query)
+    out = out.sort_values(["timestamp", "request_id"], ignore_index=True)
+    out.insert(0, "search_id", np.arange(len(out), dtype=np.int64))
+    return out
+
+
+def graded_labels(events: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(request_id, product_id) -> best grade among the events carrying that request id."""
+    ev = events[events["request_id"].notna() & events["type"].isin(list(GRADES))]
+    grades = ev["type"].map(GRADES)
+    best: dict[tuple[str, str], int] = {}
+    for rid, pid, g in zip(ev["request_id"].astype(str), ev["product_id"].astype(str), grades, strict=True):
+        key = (rid, pid)
+        if g > best.get(key, 0):
+            best[key] = int(g)
+    return best
+
+
+def _utc_day(ts: pd.Timestamp) -> pd.Timestamp:
+    return ts.floor("D")
+
+
+def query_type(query_norm: str) -> str:
+    """``broad`` for one-word queries ("shoes"), ``specific`` otherwise ("trail running shoes")."""
+    return "broad" if len(query_norm.split()) <= 1 else "specific"
+
+
+def build_dataset(
+    events: pd.DataFrame,
+    catalog: ProductCatalog,
+    feature_set: FeatureSet,
+    profiles_cfg: ProfilesConfig,
+    retriever: ScoredRetriever,
+    *,
+    impressions: pd.DataFrame | None = None,
+    split: SplitSpec | None = None,
+    engine_k: int = 100,
+    behavioural_k: int = 20,
+    progress: Callable[[str], None] | None = None,
+    products: pd.DataFrame | None = None,
+) -> Dataset:
+    """Featurise every logged search with at least one engaged product (see the module docstring).
+
+    ``products`` (the catalog's documents) adds the item features a ProductCatalog does not carry (title
+    terms, reviews, popularity, stock, age); without it they are missing for every row.
+    """
+    started = time.monotonic()
+    say = progress or (lambda _m: None)
+    split = split or SplitSpec()
+    searches = logged_searches(events, impressions)
+    labels = graded_labels(events)
+    engaged = {rid for rid, _ in labels}
+    searches = searches[searches["request_id"].isin(engaged)].reset_index(drop=True)
+    searches["search_id"] = np.arange(len(searches), dtype=np.int64)
+    valid_from, test_from = split.cuts(searches["timestamp"])
+    searches["split"] = np.where(
+        searches["timestamp"] >= test_from, "test", np.where(searches["timestamp"] >= valid_from, "valid", "train")
+    )
+    say(f"{len(searches)} searches with engagement; valid from {valid_from}, test from {test_from}")
+
+    # product vectors from the events before validation only
+    fitted = build_profiles(events[events["timestamp"] < valid_from], catalog, profiles_cfg, as_of=valid_from)
+    items = ItemTable.from_catalog(catalog, fitted.product_vectors, products=products)
+
+    queries = sorted(set(searches["query"]))
+    engine = dict(zip(queries, retriever.search_scored(queries, engine_k), strict=True))
+    say(f"engine scores for {len(queries)} distinct queries")
+
+    ev = events.sort_values("timestamp", kind="stable")
+    ev_days = ev["timestamp"].dt.floor("D")
+    imp = impressions if impressions is not None and not impressions.empty else None
+    imp_days = pd.to_datetime(imp["timestamp"], utc=True).dt.floor("D") if imp is not None else None
+
+    profiles: dict[str, UserProfile] = {}
+    stats = QueryStats()
+    behavioural: dict[str, dict[str, int]] = {}
+    blocks: list[np.ndarray] = []
+    y_parts: list[np.ndarray] = []
+    g_parts: list[np.ndarray] = []
+    cand_rows: list[dict[str, Any]] = []
+    seg_user: list[int] = []
+    done_until: pd.Timestamp | None = None
+    names: tuple[str, ...] = ()
+
+    for day, day_searches in searches.groupby(searches["timestamp"].dt.floor("D"), sort=True):
+        day_start = pd.Timestamp(day)
+        lo = done_until
+        mask = (ev_days < day_start) if lo is None else ((ev_days >= lo) & (ev_days < day_start))
+        new = ev[mask]
+        if not new.empty:
+            profiles.update(update_profiles(profiles, new, catalog, profiles_cfg, as_of=day_start))
+            stats.add_events(new)
+            _add_behavioural(behavioural, new)
+        if imp is not None and imp_days is not None:
+            imask = (imp_days < day_start) if lo is None else ((imp_days >= lo) & (imp_days < day_start))
+            if imask.any():
+                stats.add_impressions(imp[imask])
+        done_until = day_start
+        for row in day_searches.to_dict("records"):
+            search_id = int(row["search_id"])
+            request_id, query, query_norm = str(row["request_id"]), str(row["query"]), str(row["query_norm"])
+            shown: list[str] | None = [str(p) for p in row["shown"]] if row["shown"] is not None else None
+            user = profiles.get(str(row["user_id"]))
+            seg_user.append(user.n_events if user is not None else 0)
+            ranked = engine.get(query, [])
+            scores = dict(ranked)
+            ranks = {pid: i + 1 for i, (pid, _) in enumerate(ranked)}
+            if shown is not None:
+                cands = list(dict.fromkeys(shown))
+                source = ["shown"] * len(cands)
+            else:
+                cands = [pid for pid, _ in ranked]
+                seen = set(cands)
+                extra = [p for p, _ in sorted(behavioural.get(query_norm, {}).items(), key=lambda kv: -kv[1])]
+                extra = [p for p in extra if p not in seen][:behavioural_k]
+                source = ["engine"] * len(cands) + ["behavioural"] * len(extra)
+                cands += extra
+            if not cands:
+                continue
+            c = Candidates(
+                product_ids=cands,
+                engine_scores=np.array([scores.get(p, math.nan) for p in cands], dtype=np.float64),
+                engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
+            )
+            now = pd.Timestamp(row["timestamp"])
+            ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm))
+            feats = assemble(feature_set, items, ctx, c)
+            names = feats.names
+            blocks.append(feats.X)
+            y_parts.append(np.array([labels.get((request_id, p), 0) for p in cands], dtype=np.int8))
+            g_parts.append(np.full(len(cands), search_id, dtype=np.int64))
+            for i, pid in enumerate(cands):
+                cand_rows.append(
+                    {
+                        "search_id": search_id,
+                        "product_id": pid,
+                        "engine_score": c.engine_scores[i],
+                        "engine_rank": c.engine_ranks[i],
+                        "shown_rank": i + 1 if shown is not None else math.nan,
+                        "source": source[i],
+                    }
+                )
+    if not blocks:
+        raise ConfigError("no training examples: no logged search had candidates (is the products index loaded?)")
+    searches["user_events"] = np.asarray(seg_user, dtype=np.int64)
+    searches["user_segment"] = Gate().segments(searches["user_events"].to_numpy())
+    searches["query_type"] = searches["query_norm"].map(query_type)
+    group_ids = np.concatenate(g_parts)
+    kept = np.unique(group_ids)
+    searches = searches[searches["search_id"].isin(kept)].reset_index(drop=True)
+    searches["search_id"] = np.arange(len(searches))
+    groups = np.searchsorted(kept, group_ids).astype(np.int32)  # kept is sorted: old id -> new contiguous id
+    candidates = pd.DataFrame(cand_rows)
+    candidates["search_id"] = np.searchsorted(kept, candidates["search_id"].to_numpy())
+    return Dataset(
+        X=np.vstack(blocks).astype(np.float32),
+        names=names,
+        labels=np.concatenate(y_parts),
+        groups=groups,
+        searches=searches,
+        candidates=candidates,
+        product_vectors=dict(fitted.product_vectors),
+        cuts=(valid_from, test_from),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _add_behavioural(acc: dict[str, dict[str, int]], events: pd.DataFrame) -> None:
+    """Count engaged products per normalised query (the behavioural candidates of later searches)."""
+    ev = events[events["query_norm"].notna() & events["type"].isin(list(GRADES))]
+    for q, pid in zip(ev["query_norm"].astype(str), ev["product_id"].astype(str), strict=True):
+        per = acc.setdefault(q, {})
+        per[pid] = per.get(pid, 0) + 1

@@ -1,0 +1,404 @@
+"""Train, evaluate against honest baselines, and register a model: what ``fuserec model train`` runs.
+
+One run: read the stored events (and optionally the impressions log and the simulator's truth), build the
+leakage-free dataset, train the MLP, tune the blend gate on validation, then evaluate on the later test
+searches, in the same run, the engine order, popularity, query-popularity, latent-only, a gradient-boosted
+trees reranker on the same features, the MLP blend, and the oracle when the truth is known. The artifact
+(weights, feature set, gate, product vectors) is saved as a new registry version with its metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from opensearchpy import OpenSearch
+
+from fuserec_os.config import RankingConfig
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import ConfigError, IndexStateError
+from fuserec_os.features.spec import FeatureSet
+from fuserec_os.learn.baselines import (
+    engine_scores,
+    hgb_reranker,
+    latent_scores,
+    oracle_scores,
+    popularity_scores,
+    query_popularity_scores,
+)
+from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
+from fuserec_os.learn.evaluate import EvalReport, evaluate
+from fuserec_os.learn.event_store import read_events
+from fuserec_os.learn.profile_jobs import Aliases
+from fuserec_os.learn.profiles import ProductCatalog
+from fuserec_os.learn.registry import ModelRegistry, code_version
+from fuserec_os.learn.report import render_table, write_html, write_json
+from fuserec_os.rerank.artifact import ModelArtifact
+from fuserec_os.rerank.blend import Gate, minmax_groups
+from fuserec_os.rerank.scorer import Scorer
+from fuserec_os.simulate.retrieval import EngineRetriever
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    split: SplitSpec = field(default_factory=SplitSpec)
+    impressions: Path | None = None
+    truth: Path | None = None
+    catalog_latent: Path | None = None
+    report_dir: Path = Path("reports")
+    features: tuple[str, ...] | None = None
+
+
+@dataclass
+class TrainOutcome:
+    version: str | None
+    dataset: dict[str, Any]
+    report: EvalReport
+    valid_report: EvalReport
+    table: str
+    html: Path
+    json: Path
+    loss: str
+    decision: str
+    gate: Gate
+    seconds: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "dataset": self.dataset,
+            "loss": self.loss,
+            "decision": self.decision,
+            "gate": self.gate.__dict__,
+            "report_html": str(self.html),
+            "report_json": str(self.json),
+            "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
+            "test": self.report.as_dict(),
+        }
+
+
+def load_products(client: OpenSearch, products_alias: str) -> pd.DataFrame:
+    from opensearchpy import helpers
+
+    with engine_errors(f"reading the catalog from {products_alias}"):
+        if not client.indices.exists(index=products_alias):
+            raise IndexStateError(f"no products index '{products_alias}': run 'fuserec ingest products FILE' first.")
+        docs = [h["_source"] for h in helpers.scan(client, index=products_alias, query={"query": {"match_all": {}}})]
+    return pd.DataFrame(docs)
+
+
+def read_impressions(path: Path) -> pd.DataFrame:
+    """The impressions log (``generate events`` writes one): request_id, user_id, timestamp, query, product_ids."""
+    if not path.is_file():
+        raise ConfigError(f"--impressions {path}: no such file")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True, dtype=False)
+    missing = {"request_id", "user_id", "timestamp", "query", "product_ids"} - set(frame.columns)
+    if missing:
+        raise ConfigError(f"--impressions {path}: missing column(s) {', '.join(sorted(missing))}")
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
+
+
+def _column(ds: Dataset, name: str, rows: np.ndarray) -> np.ndarray:
+    if name not in ds.names:
+        return np.full(int(rows.sum()), np.nan)
+    values = ds.X[rows, ds.names.index(name)].astype(np.float64)
+    missing = f"{name}__missing"
+    if missing in ds.names:
+        values[ds.X[rows, ds.names.index(missing)] > 0.5] = np.nan
+    return values
+
+
+def gated_scores(
+    scorer: Scorer, gate: Gate, X: np.ndarray, groups: np.ndarray, engine: np.ndarray, user_events: np.ndarray
+) -> np.ndarray:
+    """The served order: per search, blend normalised engine and model scores with the user's gate alpha."""
+    model = scorer.predict(X)
+    e = minmax_groups(np.nan_to_num(engine, nan=np.nanmin(engine) if np.isfinite(engine).any() else 0.0), groups)
+    m = minmax_groups(model, groups)
+    alpha = np.array([gate.alpha(int(n)) for n in user_events], dtype=np.float64)
+    return np.asarray((1 - alpha) * e + alpha * m)
+
+
+def _oracle(ds: Dataset, rows: np.ndarray, truth: Path, catalog_docs: Path, latent: Path) -> np.ndarray:
+    """The simulator's click probability of each row from the hidden tastes and the shown position.
+
+    The query's intent is approximated by the category the shop's query rules give it (brand and modifier
+    are not recovered), so this oracle is a strong reference, not a perfect one.
+    """
+    from fuserec_os.simulate.queries import QueryIntent, QueryVocabulary
+    from fuserec_os.simulate.shoppers import click_probability, load_truth
+    from fuserec_os.simulate.shoppers import load_catalog as load_sim_catalog
+
+    users = load_truth(truth)
+    products = {p.doc["product_id"]: p for p in load_sim_catalog(catalog_docs, latent)}
+    vocab = QueryVocabulary()
+    cands = ds.candidates[rows]
+    searches = ds.searches.set_index("search_id")
+    out = np.full(len(cands), -1e9)
+    intents: dict[str, QueryIntent | None] = {}
+    shown = cands["shown_rank"].to_numpy(dtype=np.float64)
+    for i, (sid, pid) in enumerate(zip(cands["search_id"], cands["product_id"], strict=True)):
+        s = searches.loc[sid]
+        q = str(s["query"])
+        if q not in intents:
+            cat = vocab.category_for(q)
+            intents[q] = (
+                None
+                if cat is None
+                else QueryIntent(
+                    leaf=cat, top=cat.split(" > ")[0], kind=vocab.kind_of(q) or "canonical", text=q, category=cat
+                )
+            )
+        user, product = users.get(str(s["user_id"])), products.get(str(pid))
+        if user is not None and product is not None:
+            rank = None if np.isnan(shown[i]) else int(shown[i])
+            out[i] = click_probability(user, product, intents[q], rank)
+    return out
+
+
+def evaluate_split(
+    ds: Dataset,
+    split: str,
+    scorer: Scorer,
+    gate: Gate,
+    *,
+    hgb_train: tuple[np.ndarray, np.ndarray] | None,
+    oracle: Callable[[np.ndarray], np.ndarray] | None = None,
+    seed: int = 7,
+) -> EvalReport:
+    rows = ds.rows(split)
+    X, y = ds.X[rows], ds.labels[rows]
+    _, groups = np.unique(ds.groups[rows], return_inverse=True)
+    cands = ds.candidates[rows]
+    engine = engine_scores(cands["engine_score"], cands["engine_rank"], cands["shown_rank"])
+    per_search = ds.searches.set_index("search_id")
+    sid = cands["search_id"].to_numpy()
+    user_events = per_search.loc[sid, "user_events"].to_numpy()
+    methods: dict[str, np.ndarray] = {
+        "engine": engine,
+        "popularity": popularity_scores(_column(ds, "log_popularity", rows)),
+        "query_popularity": query_popularity_scores(
+            _column(ds, "q_log_clicks", rows), _column(ds, "q_purchase_rate", rows), engine
+        ),
+        "latent": latent_scores(_column(ds, "latent_dot", rows), engine),
+    }
+    if hgb_train is not None:
+        methods["hgb"] = hgb_reranker(hgb_train[0], hgb_train[1], X, seed=seed)
+    methods["mlp"] = gated_scores(
+        scorer, gate, X, groups, cands["engine_score"].to_numpy(dtype=np.float64), user_events
+    )
+    methods["mlp_only"] = scorer.predict(X)
+    if oracle is not None:
+        methods["oracle"] = oracle(rows)
+    segments = {
+        "user": per_search.loc[sid, "user_segment"].to_numpy(),
+        "query": per_search.loc[sid, "query_type"].to_numpy(),
+    }
+    probabilistic = {"mlp_only"} if getattr(scorer, "output", None) == "sigmoid" else set()
+    return evaluate(methods, y, groups, segments=segments, probabilistic=probabilistic)
+
+
+@dataclass
+class Prepared:
+    """The inputs every model evaluation of one split needs: the dataset and what it was built from."""
+
+    dataset: Dataset
+    events: int
+    products: int
+    oracle: Callable[[np.ndarray], np.ndarray] | None
+
+
+def prepare(
+    client: OpenSearch,
+    aliases: Aliases,
+    ranking: RankingConfig,
+    options: TrainOptions,
+    feature_set: FeatureSet,
+    seconds: dict[str, float],
+    say: Progress,
+) -> Prepared:
+    """Read the catalog, events and optional logs, and build the leakage-free dataset."""
+    t = time.monotonic()
+    products = load_products(client, aliases.products)
+    catalog = ProductCatalog.from_frame(products)
+    events = read_events(client, aliases.events)
+    if events.empty:
+        raise IndexStateError(f"no events behind '{aliases.events}': run 'fuserec ingest events FILE' first.")
+    impressions = read_impressions(options.impressions) if options.impressions else None
+    seconds["read"] = time.monotonic() - t
+    say(
+        f"read {len(products)} products, {len(events)} events"
+        + (f", {len(impressions)} impressions" if impressions is not None else "")
+    )
+    t = time.monotonic()
+    ds = build_dataset(
+        events,
+        catalog,
+        feature_set,
+        ranking.profiles,
+        EngineRetriever(client, aliases.products),
+        impressions=impressions,
+        split=options.split,
+        progress=say,
+        products=products,
+    )
+    seconds["dataset"] = time.monotonic() - t
+    summary = ds.summary()
+    say(f"dataset: {summary['rows']} rows, {summary['features']} columns, searches {summary['searches']}")
+    if min(summary["searches"].values()) == 0:
+        raise ConfigError(f"a split has no searches ({summary['searches']}): simulate or log more behaviour")
+    oracle = None
+    if options.truth is not None:
+        if options.catalog_latent is None:
+            raise ConfigError("--truth needs --catalog (with its .latent.jsonl beside it) to compute the oracle")
+        docs = options.catalog_latent.with_name(options.catalog_latent.name.replace(".latent.jsonl", ".jsonl"))
+        truth, latent = options.truth, options.catalog_latent
+
+        def oracle(rows: np.ndarray) -> np.ndarray:
+            return oracle_scores(_oracle(ds, rows, truth, docs, latent))
+
+    return Prepared(ds, len(events), len(products), oracle)
+
+
+def run_training(
+    client: OpenSearch,
+    aliases: Aliases,
+    ranking: RankingConfig,
+    options: TrainOptions,
+    *,
+    register: bool = True,
+    progress: Progress | None = None,
+) -> TrainOutcome:
+    say = progress or (lambda _m: None)
+    seconds: dict[str, float] = {}
+    feature_set = FeatureSet.from_config(list(options.features) if options.features else None)
+    prep = prepare(client, aliases, ranking, options, feature_set, seconds, say)
+    ds, oracle = prep.dataset, prep.oracle
+    summary = ds.summary()
+
+    t = time.monotonic()
+    from fuserec_os.learn.model import train_mlp
+
+    Xtr, ytr, gtr = ds.subset("train")
+    Xva, yva, gva = ds.subset("valid")
+    result = train_mlp(Xtr, ytr, gtr, Xva, yva, gva, ranking.model, feature_names=ds.names, progress=say)
+    seconds["train"] = time.monotonic() - t
+
+    t = time.monotonic()
+    vrows = ds.rows("valid")
+    vc = ds.candidates[vrows]
+    ve = vc["engine_score"].to_numpy(dtype=np.float64)
+    v_events = ds.searches.set_index("search_id").loc[vc["search_id"].to_numpy(), "user_events"].to_numpy()
+    gate, _tables = Gate.fit(
+        np.nan_to_num(ve, nan=np.nanmin(ve) if np.isfinite(ve).any() else 0.0),
+        result.scorer.predict(Xva),
+        yva,
+        gva,
+        v_events,
+        ranking.model.blend_alphas,
+    )
+    say(
+        f"blend gate (alpha by user history): none {gate.alpha_no_history}, light {gate.alpha_light}, "
+        f"heavy {gate.alpha_heavy}"
+    )
+    valid_report = evaluate_split(ds, "valid", result.scorer, gate, hgb_train=None)
+    report = evaluate_split(
+        ds, "test", result.scorer, gate, hgb_train=(Xtr, ytr), oracle=oracle, seed=ranking.model.seed
+    )
+    seconds["evaluate"] = time.monotonic() - t
+
+    table = render_table(report)
+    options.report_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    meta = {
+        "dataset": summary,
+        "loss": result.loss,
+        "decision": result.decision,
+        "gate": gate.__dict__,
+        "best_epoch": result.best_epoch,
+        "features": list(ds.names),
+    }
+    html = write_html(
+        report,
+        options.report_dir / f"model-{stamp}.html",
+        history=result.history,
+        title="fuserec model evaluation",
+        meta=meta,
+    )
+    jpath = write_json(report, options.report_dir / f"model-{stamp}.json", extra={**meta, "history": result.history})
+
+    version = None
+    if register:
+        artifact = ModelArtifact(
+            scorer=result.scorer,
+            features=feature_set.names,
+            gate=gate,
+            product_vectors=ds.product_vectors,
+            meta={"loss": result.loss, "trained_at": stamp},
+        )
+        registry = ModelRegistry(client, aliases.prefix)
+        version = registry.save(
+            artifact.to_bytes(),
+            {
+                "kind": "mlp",
+                "metrics": {"test": _metrics(report), "valid": _metrics(valid_report)},
+                "config": {
+                    "model": _jsonable(ranking.model.__dict__),
+                    "profiles": _jsonable(ranking.profiles.__dict__),
+                },
+                "features": list(feature_set.names),
+                "training": {**summary, "events": prep.events, "products": prep.products, "loss": result.loss},
+                "code_version": code_version(),
+            },
+        )
+        say(f"registered model {version}")
+    return TrainOutcome(
+        version, summary, report, valid_report, table, html, jpath, result.loss, result.decision, gate, seconds
+    )
+
+
+def _metrics(report: EvalReport) -> dict[str, dict[str, float | None]]:
+    return {m: dict(report.overall.metrics[m]) for m in report.methods}
+
+
+def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(value), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def evaluate_version(
+    client: OpenSearch,
+    aliases: Aliases,
+    ranking: RankingConfig,
+    options: TrainOptions,
+    version: str | None = None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[str, EvalReport, str]:
+    """Re-evaluate a stored version (default: the active one) on a fresh dataset, against the same baselines."""
+    say = progress or (lambda _m: None)
+    registry = ModelRegistry(client, aliases.prefix)
+    if version is None:
+        loaded = registry.load_active()
+        if loaded is None:
+            raise IndexStateError("no active model: name a version (fuserec model list) or promote one first")
+        info, blob = loaded
+    else:
+        info, blob = registry.get(version)
+    artifact = ModelArtifact.from_bytes(blob)
+    prep = prepare(client, aliases, ranking, options, FeatureSet(artifact.features), {}, say)
+    ds = prep.dataset
+    Xtr, ytr, _ = ds.subset("train")
+    report = evaluate_split(
+        ds, "test", artifact.scorer, artifact.gate, hgb_train=(Xtr, ytr), oracle=prep.oracle, seed=ranking.model.seed
+    )
+    return info.version, report, render_table(report)

@@ -1,0 +1,138 @@
+"""Training examples: graded labels, time split, and no leakage of the future into features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fuserec_os.errors import ConfigError
+from fuserec_os.features.spec import FeatureSet
+from fuserec_os.learn.config import ProfilesConfig
+from fuserec_os.learn.dataset import SplitSpec, build_dataset, graded_labels, logged_searches
+from fuserec_os.learn.events import events_frame
+from fuserec_os.learn.profiles import ProductCatalog
+
+PRODUCTS = pd.DataFrame(
+    [
+        {
+            "product_id": f"P{i}",
+            "title": f"trail shoe {i}",
+            "brand": "Acme" if i % 2 else "Zed",
+            "category": "shoes > trail",
+            "price": 50.0 + i,
+            "rating": 4.0,
+            "popularity": float(i),
+        }
+        for i in range(1, 7)
+    ]
+)
+
+
+class FakeEngine:
+    """BM25 stand-in: every query returns P1..P6 with falling scores."""
+
+    def search_scored(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        return [[(f"P{i}", 10.0 - i) for i in range(1, 7)][:k] for _ in queries]
+
+
+def _event(user: str, pid: str, typ: str, ts: str, rid: str | None, query: str | None = "trail shoes") -> dict:
+    return {"user_id": user, "product_id": pid, "type": typ, "timestamp": ts, "request_id": rid, "query": query}
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    from fuserec_os.learn.events import make_event_id, normalize_event
+
+    docs = []
+    for r in rows:
+        doc, reasons = normalize_event(r)
+        assert doc is not None, reasons
+        doc["event_id"] = make_event_id(doc)
+        docs.append(doc)
+    return events_frame(docs)
+
+
+def _searches_over_days() -> pd.DataFrame:
+    rows = []
+    for day in range(1, 21):
+        user = f"u{day % 4}"
+        rows.append(_event(user, f"P{1 + day % 6}", "click", f"2024-04-{day:02d}T12:00:00Z", f"r{day}"))
+        if day % 3 == 0:
+            rows.append(_event(user, f"P{1 + day % 6}", "purchase", f"2024-04-{day:02d}T12:05:00Z", f"r{day}"))
+    return _frame(rows)
+
+
+def test_graded_labels_take_the_strongest_event() -> None:
+    ev = _frame(
+        [
+            _event("u", "P1", "click", "2024-04-01T10:00:00Z", "r1"),
+            _event("u", "P1", "purchase", "2024-04-01T10:05:00Z", "r1"),
+            _event("u", "P2", "add_to_cart", "2024-04-01T10:06:00Z", "r1"),
+            _event("u", "P3", "view", "2024-04-01T10:07:00Z", "r1"),
+        ]
+    )
+    assert graded_labels(ev) == {("r1", "P1"): 3, ("r1", "P2"): 2}
+
+
+def test_searches_from_events_without_impressions() -> None:
+    ev = _frame([_event("u", "P1", "click", "2024-04-01T10:00:00Z", "r1", "Trail  Shoes")])
+    s = logged_searches(ev)
+    assert list(s["request_id"]) == ["r1"] and s.loc[0, "query_norm"] == "trail shoes"
+    assert s.loc[0, "timestamp"] < ev.loc[0, "timestamp"] and s.loc[0, "shown"] is None
+
+
+def test_split_by_time_and_bad_cut() -> None:
+    ts = pd.Series(pd.date_range("2024-04-01", periods=100, freq="h", tz="UTC"))
+    valid_from, test_from = SplitSpec(test_fraction=0.2, valid_fraction=0.25).cuts(ts)
+    assert test_from == ts.iloc[80] and valid_from == ts.iloc[60]
+    cut = pd.Timestamp("2024-04-03T00:00:00Z")
+    assert SplitSpec(test_from=cut).cuts(ts)[1] == cut
+    with pytest.raises(ConfigError, match="leaves no training"):
+        SplitSpec(test_from=pd.Timestamp("2030-01-01T00:00:00Z")).cuts(ts)
+
+
+def test_dataset_rows_labels_and_splits() -> None:
+    ds = build_dataset(
+        _searches_over_days(),
+        ProductCatalog.from_frame(PRODUCTS),
+        FeatureSet.from_config(None),
+        ProfilesConfig(),
+        FakeEngine(),
+        products=PRODUCTS,
+        split=SplitSpec(test_fraction=0.25, valid_fraction=0.2),
+    )
+    assert ds.X.shape == (20 * 6, len(ds.names)) and ds.X.dtype == np.float32
+    assert set(ds.searches["split"]) == {"train", "valid", "test"}
+    # train strictly before valid strictly before test
+    by = ds.searches.groupby("split")["timestamp"]
+    assert by.max()["train"] < by.min()["valid"] and by.max()["valid"] < by.min()["test"]
+    assert (ds.labels == 3).sum() == 6 and (ds.labels == 1).sum() == 14
+    _, _, gte = ds.subset("test")
+    assert len(np.unique(gte)) == (ds.searches["split"] == "test").sum() and gte.min() == 0
+
+
+def test_no_leakage_the_label_event_never_reaches_the_features() -> None:
+    """A search whose click is the user's only event must see no profile and no query history."""
+    rows = [_event("other", "P2", "click", "2024-04-01T09:00:00Z", "r0", "boots")]
+    rows += [_event("solo", "P3", "click", "2024-04-05T12:00:00Z", "r1")]
+    rows += [_event(f"w{i}", "P1", "click", f"2024-04-{6 + i:02d}T12:00:00Z", f"x{i}") for i in range(6)]
+    ev = _frame(rows)
+    ds = build_dataset(
+        ev,
+        ProductCatalog.from_frame(PRODUCTS),
+        FeatureSet.from_config(None),
+        ProfilesConfig(),
+        FakeEngine(),
+        products=PRODUCTS,
+        split=SplitSpec(test_fraction=0.3, valid_fraction=0.3),
+    )
+    sid = int(ds.searches.index[ds.searches["request_id"] == "r1"][0])
+    rows_r1 = ds.groups == ds.searches.loc[sid, "search_id"]
+    col = ds.names.index
+    assert (ds.X[rows_r1, col("user_history__missing")] == 1).all()  # no profile: its only event is the label
+    assert (ds.X[rows_r1, col("q_click_rate__missing")] == 1).all()  # the query was never seen before
+    # a later search of the same query on another day does see the earlier engagement
+    later = ds.groups == ds.searches.loc[ds.searches["request_id"] == "x5", "search_id"].iloc[0]
+    assert (ds.X[later, col("q_click_rate__missing")] == 0).all()
