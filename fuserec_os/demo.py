@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from fuserec_os.commands.profiles import profile_summary, render_profile
-from fuserec_os.config import load_ranking_config
+from fuserec_os.config import RankingConfig, load_ranking_config
 from fuserec_os.engine import Engine
+from fuserec_os.errors import ConfigError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
 from fuserec_os.learn.event_store import ingest_events
@@ -52,6 +53,7 @@ class DemoOutcome:
     searches: dict[str, int] = field(default_factory=dict)
     events: int = 0
     profiles: int = 0
+    model_version: str | None = None
 
 
 def demo_searches() -> list[DemoSearch]:
@@ -91,11 +93,13 @@ def run_demo(
 
     workdir = settings.state_dir / "demo"
     workdir.mkdir(parents=True, exist_ok=True)
-    catalog = workdir / "catalog.jsonl"
+    clean = workdir / "catalog.jsonl"  # what 'generate events' and the oracle read
+    catalog = workdir / "catalog-with-errors.jsonl"  # what the ingest step loads
     t0 = time.monotonic()
     products = generate_catalog(n, seed=seed)
-    write_catalog(products, catalog, latent_path=workdir / "catalog.latent.jsonl")
-    with open(catalog, "a", encoding="utf-8") as out:
+    write_catalog(products, clean, latent_path=workdir / "catalog.latent.jsonl")
+    with open(catalog, "w", encoding="utf-8") as out:
+        out.write(clean.read_text(encoding="utf-8"))
         for row in BROKEN_ROWS:
             out.write(json.dumps(row) + "\n")
     echo(
@@ -181,6 +185,52 @@ def _behaviour(
         echo("== 12. two contrasting shoppers")
         for profile in pair:
             echo(render_profile(profile_summary(profile)))
+    _model(engine, settings, ranking, aliases, workdir, echo=echo, outcome=outcome)
+
+
+def _model(
+    engine: Engine,
+    settings: Settings,
+    ranking: RankingConfig,
+    aliases: Aliases,
+    workdir: Path,
+    *,
+    echo: Callable[[str], None],
+    outcome: DemoOutcome,
+    max_epochs: int = 8,
+) -> None:
+    """Train on the simulated log, print the evaluation against every baseline, register and promote."""
+    from fuserec_os.learn.registry import ModelRegistry, PromotionRefused
+    from fuserec_os.learn.train_job import TrainOptions, run_training
+
+    model_cfg = replace(ranking.model, epochs=min(ranking.model.epochs, max_epochs))
+    echo(
+        f"\n== 13. train the MLP ({'-'.join(map(str, model_cfg.hidden))}, {model_cfg.loss}, at most "
+        f"{model_cfg.epochs} epochs) on leakage-free examples; evaluate against baselines on later searches"
+    )
+    options = TrainOptions(
+        impressions=workdir / "events.impressions.jsonl",
+        truth=workdir / "events.truth.jsonl",
+        catalog_latent=workdir / "catalog.latent.jsonl",
+        report_dir=workdir / "reports",
+    )
+    try:
+        trained = run_training(
+            engine.client, aliases, replace(ranking, model=model_cfg), options, progress=lambda m: echo(f"   {m}")
+        )
+    except ConfigError as exc:  # too little simulated behaviour for a train/valid/test split
+        echo(f"   skipped training: {exc} (run the demo with more --users or --days)")
+        return
+    echo(trained.table)
+    echo(f"   report with charts: {trained.html}")
+    outcome.model_version = trained.version
+    if trained.version is not None:
+        try:
+            res = ModelRegistry(engine.client, aliases.prefix).promote(trained.version)
+        except PromotionRefused as exc:
+            echo(f"== 14. {trained.version} was not promoted: {exc}")
+            return
+        echo(f"== 14. promoted {res.version} to active ({res.decision.reason if res.decision else 'first model'})")
 
 
 def contrasting_pair(profiles: list[UserProfile], min_events: int = 8) -> tuple[UserProfile, UserProfile] | None:

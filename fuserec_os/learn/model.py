@@ -325,6 +325,32 @@ def train_mlp(
 
     ``cfg.loss == "auto"`` trains both losses (same seed, same data) and keeps the better validation NDCG@10;
     a tie keeps pointwise (calibrated probabilities, simpler batches). ``compared`` and ``decision`` record it.
+    TensorFlow's native start-up notices are filtered out of stderr (see :mod:`fuserec_os.learn.native_log`).
+    """
+    from fuserec_os.learn.native_log import filtered_native_stderr
+
+    with filtered_native_stderr():
+        return _train_mlp(
+            X_train, y_train, g_train, X_valid, y_valid, g_valid, cfg, feature_names=feature_names, progress=progress
+        )
+
+
+def _train_mlp(
+    X_train: npt.ArrayLike,
+    y_train: npt.ArrayLike,
+    g_train: npt.ArrayLike,
+    X_valid: npt.ArrayLike,
+    y_valid: npt.ArrayLike,
+    g_valid: npt.ArrayLike,
+    cfg: ModelConfig,
+    *,
+    feature_names: Sequence[str],
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train the reranking MLP; ``y`` graded labels (0..3), ``g`` group (search) ids, one per row.
+
+    ``cfg.loss == "auto"`` trains both losses (same seed, same data) and keeps the better validation NDCG@10;
+    a tie keeps pointwise (calibrated probabilities, simpler batches). ``compared`` and ``decision`` record it.
     """
     say: Progress = progress or (lambda _msg: None)
     names = tuple(str(n) for n in feature_names)
