@@ -122,3 +122,37 @@ def test_model_cli_list_show_promote_rollback_export_import(
     assert promoted_again["version"] == new
     back = json.loads(cli("model", "rollback", "--json").stdout)
     assert back["version"] == trained.version
+
+
+def test_refresh_script_trains_and_promotes_only_if_better(
+    shop: dict[str, object], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path)
+    config = tmp_path / "ranking.yaml"
+    config.write_text("model:\n  hidden: [32]\n  epochs: 4\n  dropout: 0.1\n")
+    env = {
+        **os.environ,
+        **cli_env,
+        "FUSEREC_INDEX_PREFIX": str(shop["prefix"]),
+        "FUSEREC_CONFIG": str(config),
+        "FUSEREC_BIN": str(Path(sys.executable).with_name("fuserec")),
+        "REFRESH_LOG": str(tmp_path / "refresh.log"),
+    }
+    args = [
+        "--impressions",
+        str(tmp / "events.impressions.jsonl"),
+        "--test-fraction",
+        "0.3",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+    run = subprocess.run([str(REPO / "scripts" / "refresh_model.sh"), *args], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    log = (tmp_path / "refresh.log").read_text()
+    assert "profiles:" in log and "trained v" in log
+    assert "promoted v" in log or "kept the active model" in log
