@@ -39,11 +39,13 @@ integration: $(STAMP)  ## integration tests (osmem, or FUSEREC_TEST_OPENSEARCH_U
 test: lint typecheck  ## lint, type-check and the whole test suite
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## all benchmarks (ingest, search, profiles, simulate); JSON in benchmarks/results/
+bench: $(STAMP)  ## all benchmarks (ingest, search, profiles, simulate, train, score); JSON in benchmarks/results/
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/profiles.py
 	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/score.py
 
 engine-start: $(STAMP)  ## start the embedded dev engine in the background
 	$(BIN)/fuserec engine start

@@ -29,6 +29,7 @@ def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> N
     defaults = parse_ranking_config(None)
     assert cfg.search == defaults.search  # the sample documents the defaults, value for value
     assert cfg.profiles == defaults.profiles
+    assert cfg.model == defaults.model and cfg.features == defaults.features
     assert cfg.events.canonical_type("order") == "purchase"
     assert cfg.events.canonical_type("ADD-TO-CART") == "add_to_cart"
 
