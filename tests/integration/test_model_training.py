@@ -122,6 +122,24 @@ def test_model_cli_list_show_promote_rollback_export_import(
     assert promoted_again["version"] == new
     back = json.loads(cli("model", "rollback", "--json").stdout)
     assert back["version"] == trained.version
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path)
+    evaluated = json.loads(
+        cli(
+            "model",
+            "evaluate",
+            "--impressions",
+            str(tmp / "events.impressions.jsonl"),
+            "--test-fraction",
+            "0.3",
+            "--valid-fraction",
+            "0.2",
+            "--json",
+        ).stdout
+    )
+    assert evaluated["version"] == trained.version  # the active one, on the same split as its training
+    metrics = evaluated["test"]["overall"]["metrics"]
+    assert metrics["mlp"]["ndcg@10"] == pytest.approx(trained.report.value("mlp", "ndcg@10"), abs=1e-6)
 
 
 def test_refresh_script_trains_and_promotes_only_if_better(
