@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import OpenSearch
 from tqdm import tqdm
 
+from fuserec_os.engine.bulk import bulk_or_raise, stream_bulk
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.readers import estimate_rows, read_rows
@@ -134,27 +134,24 @@ def ingest_products(
             yield {"_index": target, "_id": pid, "_source": doc}
 
     try:
-        with engine_errors(f"bulk indexing into {target}"):
-            for ok, item in helpers.streaming_bulk(
-                client,
-                actions(),
-                chunk_size=chunk_size,
-                max_retries=max_retries,
-                initial_backoff=initial_backoff,  # type: ignore[arg-type]  # a float works; the stub says int
-                raise_on_error=False,
-                request_timeout=120,
-            ):
-                result = next(iter(item.values()))
-                pid = str(result.get("_id"))
-                pending = in_flight.get(pid)
-                row_number, doc = pending.popleft() if pending else (0, {})
-                if pending is not None and not pending:
-                    del in_flight[pid]
-                if ok:
-                    report.indexed += 1
-                else:
-                    report.engine_rejected += 1
-                    rejects.add(row_number or None, doc, [bulk_error_reason(result)])
+        for ok, result in stream_bulk(
+            client,
+            actions(),
+            what=f"bulk indexing into {target}",
+            chunk_size=chunk_size,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+        ):
+            pid = str(result.get("_id"))
+            pending = in_flight.get(pid)
+            row_number, doc = pending.popleft() if pending else (0, {})
+            if pending is not None and not pending:
+                del in_flight[pid]
+            if ok:
+                report.indexed += 1
+            else:
+                report.engine_rejected += 1
+                rejects.add(row_number or None, doc, [bulk_error_reason(result)])
         with engine_errors(f"refreshing {target}"):
             client.indices.refresh(index=target)
     except Exception:
@@ -194,14 +191,6 @@ def _finish_replace(client: OpenSearch, report: IngestReport) -> None:
 
 
 def index_documents(client: OpenSearch, index: str, docs: Iterable[Mapping[str, Any]], chunk_size: int = 1000) -> int:
-    """Bulk-index already-valid product docs (benchmarks and tests); raises on any failure."""
-    with engine_errors(f"bulk indexing into {index}"):
-        ok, errors = helpers.bulk(
-            client,
-            ({"_index": index, "_id": d["product_id"], "_source": d} for d in docs),
-            chunk_size=chunk_size,
-            raise_on_error=False,
-        )
-    if errors:
-        raise IndexStateError(f"{len(errors)} document(s) failed to index into {index}; first: {errors[0]}")
-    return int(ok)
+    """Bulk-index already-valid product docs (benchmarks and tests); raises on any refusal."""
+    actions = ({"_index": index, "_id": d["product_id"], "_source": d} for d in docs)
+    return bulk_or_raise(client, actions, target=index, what="product", chunk_size=chunk_size)

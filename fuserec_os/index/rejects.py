@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from fuserec_os.engine.bulk import refusal_reason
+
 __all__ = ["RejectsWriter", "bulk_error_reason", "default_rejects_path"]
 
 
@@ -59,7 +61,4 @@ class RejectsWriter:
 
 def bulk_error_reason(result: Mapping[str, Any]) -> str:
     """One bulk item's failure as a reason: the status, the engine's error type and its message."""
-    err = result.get("error")
-    if isinstance(err, dict):
-        return f"engine rejected the document ({result.get('status')}): {err.get('type')}: {err.get('reason')}"
-    return f"engine rejected the document ({result.get('status')}): {err}"
+    return f"engine rejected the document ({result.get('status')}): {refusal_reason(result)}"

@@ -29,6 +29,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as osx
 from tqdm import tqdm
 
+from fuserec_os.engine.bulk import stream_bulk
 from fuserec_os.engine.client import engine_errors, error_reason
 from fuserec_os.errors import EngineError, IndexStateError, MappingError
 from fuserec_os.index.mappings import MappingSpec
@@ -176,25 +177,16 @@ def _bulk_create(
     429s are retried with backoff (per document and whole requests); an engine that cannot be reached raises
     our EngineUnavailableError rather than turning every document into a reject.
     """
-    with engine_errors(what):
-        for ok, item in helpers.streaming_bulk(
-            client,
-            actions,
-            chunk_size=chunk_size,
-            max_retries=max_retries,
-            initial_backoff=initial_backoff,  # type: ignore[arg-type]  # a float works; the stub says int
-            raise_on_error=False,
-            raise_on_exception=True,
-            request_timeout=120,
-        ):
-            result = next(iter(item.values()))
-            event_id = str(result.get("_id"))
-            if ok:
-                yield _STORED, event_id, result
-            elif result.get("status") == 409:
-                yield _ALREADY, event_id, result
-            else:
-                yield _REFUSED, event_id, result
+    for ok, result in stream_bulk(
+        client, actions, what=what, chunk_size=chunk_size, max_retries=max_retries, initial_backoff=initial_backoff
+    ):
+        event_id = str(result.get("_id"))
+        if ok:
+            yield _STORED, event_id, result
+        elif result.get("status") == 409:
+            yield _ALREADY, event_id, result
+        else:
+            yield _REFUSED, event_id, result
 
 
 def _now_ms() -> str:

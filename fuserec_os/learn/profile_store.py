@@ -19,6 +19,7 @@ import numpy as np
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as osx
 
+from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError
 from fuserec_os.index import manager
@@ -58,36 +59,6 @@ def ensure_profiles_index(client: OpenSearch, alias: str, spec: MappingSpec | No
     return name
 
 
-def _bulk(client: OpenSearch, actions: Iterable[dict[str, Any]], target: str, chunk_size: int, what: str) -> int:
-    """Bulk with 429 retries; any refused document raises EngineError with the count and the first reason."""
-    ok_count = 0
-    failures: list[dict[str, Any]] = []
-    with engine_errors(f"writing {what} into {target}"):
-        for ok, item in helpers.streaming_bulk(
-            client,
-            actions,
-            chunk_size=chunk_size,
-            max_retries=_MAX_RETRIES,
-            initial_backoff=_INITIAL_BACKOFF,  # type: ignore[arg-type]  # a float works; the stub says int
-            raise_on_error=False,
-            raise_on_exception=False,
-            request_timeout=120,
-        ):
-            if ok:
-                ok_count += 1
-            else:
-                failures.append(next(iter(item.values())))
-    if failures:
-        first = failures[0]
-        err = first.get("error")
-        reason = f"{err.get('type')}: {err.get('reason')}" if isinstance(err, dict) else str(err)
-        raise EngineError(
-            f"the engine refused {len(failures)} {what} document(s) in {target}; first: id {first.get('_id')} "
-            f"({first.get('status')}): {reason}"
-        )
-    return ok_count
-
-
 def _refresh(client: OpenSearch, index: str) -> None:
     with engine_errors(f"refreshing {index}"):
         client.indices.refresh(index=index)
@@ -108,7 +79,7 @@ def write_profiles(
     """
     index = ensure_profiles_index(client, alias, spec)
     actions = ({"_op_type": "index", "_index": index, "_id": p.user_id, "_source": p.to_doc()} for p in profiles)
-    n = _bulk(client, actions, index, chunk_size, "profile")
+    n = bulk_or_raise(client, actions, target=index, what="profile", chunk_size=chunk_size)
     if refresh:
         _refresh(client, index)
     return n
@@ -205,7 +176,7 @@ def write_product_vectors(
         for pid, vec in vectors.items()
     )
     try:
-        n = _bulk(client, actions, index, chunk_size, "product vector")
+        n = bulk_or_raise(client, actions, target=index, what="product vector", chunk_size=chunk_size)
         _refresh(client, index)
         old = manager.swap_alias(client, alias, index)
     except Exception:
