@@ -44,7 +44,8 @@ def _print_job(rep: ProfileJobReport) -> None:
     total = sum(rep.seconds.values())
     click.echo(
         f"{rep.mode}: {rep.events} events -> {rep.users} profile(s) written, as of {rep.as_of} "
-        f"({rep.products} products, {rep.vectors} product vectors) in {total:.1f}s"
+        f"({rep.products} products, {rep.vectors} product vectors, {rep.stats_docs} query-statistics docs) "
+        f"in {total:.1f}s"
     )
     click.echo("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items()))
     click.echo(f"  watermark: {rep.watermark} (the next 'fuserec profiles update' folds in events ingested after it)")

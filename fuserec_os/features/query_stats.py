@@ -196,24 +196,51 @@ class QueryStats:
     def queries(self) -> list[str]:
         return sorted(self._tables["q"])
 
+    def doc_ids(self) -> list[str]:
+        """The ids of :meth:`to_docs` (``q:<query>``, ``t:<term>``) in the same order, without building docs."""
+        return [f"{kind}:{key}" for kind in ("q", "t") for key in sorted(self._tables[kind])]
+
+    def prior_sums(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Per table (``q``, ``t``) the two sums behind :meth:`priors`: summed click / cart / purchase counts
+        [3] and summed exposure. Both are sums over keys, so a store can keep them up to date by subtracting
+        the old contribution of the keys it rewrites and adding their new one."""
+        out: dict[str, tuple[np.ndarray, float]] = {}
+        for kind, table in self._tables.items():
+            num = np.zeros(3)
+            den = 0.0
+            for k in table.values():
+                num += k.tot[:3]
+                den += k.exposure_total()
+            out[kind] = (num, den)
+        return out
+
+    @staticmethod
+    def priors_from_sums(sums: Mapping[str, tuple[Any, float]]) -> dict[str, np.ndarray]:
+        """:meth:`priors` from :meth:`prior_sums` (kept in a store instead of recomputed from every key)."""
+        out: dict[str, np.ndarray] = {}
+        for kind in ("q", "t"):
+            num_raw, den = sums.get(kind, (np.zeros(3), 0.0))
+            num = np.asarray(num_raw, dtype=np.float64)
+            out[kind] = np.minimum(num / den, 1.0) if den > 0 else np.zeros(3)
+        return out
+
     def priors(self) -> dict[str, np.ndarray]:
         """Per table (``q``, ``t``) the exposure-weighted mean click / cart / purchase rate (cached)."""
         if self._priors is None:
-            out = {}
-            for kind, table in self._tables.items():
-                num = np.zeros(3)
-                den = 0.0
-                for k in table.values():
-                    num += k.tot[:3]
-                    den += k.exposure_total()
-                out[kind] = np.minimum(num / den, 1.0) if den > 0 else np.zeros(3)
-            self._priors = out
+            self._priors = self.priors_from_sums(self.prior_sums())
         return self._priors
 
-    def view(self, query_norm: str) -> QueryStatsView:
-        """The counts one request needs (empty for an unseen query with unseen terms)."""
+    def view(self, query_norm: str, *, priors: Mapping[str, np.ndarray] | None = None) -> QueryStatsView:
+        """The counts one request needs (empty for an unseen query with unseen terms).
+
+        ``priors`` (``{"q": [3], "t": [3]}``) replaces this object's own :meth:`priors`: a store that loads
+        only one request's keys passes the priors of the whole table.
+        """
         query = normalize_query(query_norm or "")
-        priors = self.priors()
+        if priors is None:
+            priors = self.priors()
+        else:
+            priors = {kind: np.asarray(priors[kind], dtype=np.float64) for kind in ("q", "t")}
         exact = self._key_view("q", query) if query else None
         seen = tuple(kv for kv in (self._key_view("t", t) for t in terms(query)) if kv is not None)
         return QueryStatsView(query, exact, seen, priors["q"], priors["t"], self.smoothing)

@@ -8,6 +8,12 @@ update was reading could carry an ``ingested_at`` older than the watermark; with
 missed, and without the ids it would be counted twice (profiles keep no event ids).
 
 Latent vectors are refit only by a full build; an update keeps each user's vector and folds in new users.
+
+The query-product engagement statistics (:mod:`fuserec_os.features.stats_store`, alias ``<prefix>query-stats``)
+come from the same events: a build replaces them (fresh index, atomic alias swap), an update adds the same
+de-duplicated events it folds into the profiles, so the watermark and its overlap cover both. An update writes
+the profiles, then the statistics, then the watermark: a failure in between leaves the watermark behind and the
+next update folds those events in again (as it always did for the profiles).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from opensearchpy import OpenSearch, helpers
 
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
+from fuserec_os.features import stats_store
+from fuserec_os.features.query_stats import QueryStats
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
 from fuserec_os.learn.config import EventsConfig, ProfilesConfig
@@ -36,10 +44,11 @@ from fuserec_os.learn.profile_store import (
     write_product_vectors,
     write_profiles,
 )
-from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles, iso_utc, update_profiles
+from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
 from fuserec_os.learn.state import get_state, put_state, state_index
 
 STATE_NAME = "profiles"
+STATS_ALIAS = "query-stats"
 OVERLAP = timedelta(minutes=5)
 
 
@@ -51,6 +60,7 @@ class Aliases:
     events: str
     profiles: str
     vectors: str
+    stats: str
     state: str
     prefix: str = ""
 
@@ -62,6 +72,7 @@ class Aliases:
             events=f"{prefix}events",
             profiles=f"{prefix}profiles",
             vectors=f"{prefix}product-vectors",
+            stats=f"{prefix}{STATS_ALIAS}",
             state=state_index(prefix),
         )
 
@@ -73,6 +84,7 @@ class ProfileJobReport:
     users: int = 0
     products: int = 0
     vectors: int = 0
+    stats_docs: int = 0
     as_of: str | None = None
     watermark: str | None = None
     rejected: int = 0
@@ -107,12 +119,22 @@ def load_catalog(client: OpenSearch, products_alias: str) -> ProductCatalog:
     return ProductCatalog.from_frame(pd.DataFrame(docs))
 
 
-def _store(client: OpenSearch, aliases: Aliases, built: ProfileSet, report: ProfileJobReport) -> None:
+def _store(
+    client: OpenSearch, aliases: Aliases, built: ProfileSet, stats: QueryStats, report: ProfileJobReport
+) -> None:
     report.users = write_profiles(client, aliases.profiles, built.profiles.values(), refresh=True)
     if built.product_vectors:
         write_product_vectors(client, aliases.vectors, built.product_vectors, built.as_of)
     report.vectors = len(built.product_vectors)
+    report.stats_docs = stats_store.replace_stats(client, aliases.stats, stats)
     report.as_of = iso_utc(built.as_of)
+
+
+def _build_stats(events: pd.DataFrame, as_of: datetime | None) -> QueryStats:
+    """The engagement statistics of the events a build uses (only ``timestamp < as_of`` when given)."""
+    if as_of is not None and len(events):
+        events = events[events["timestamp"] < to_utc(as_of)]
+    return QueryStats().add_events(events)
 
 
 def _watermark_state(events: pd.DataFrame, fallback: datetime) -> dict[str, Any]:
@@ -150,8 +172,9 @@ def build_from_store(
     report.events = len(events)
     clock.lap("read_events")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
+    stats = _build_stats(events, as_of)
     clock.lap("compute")
-    _store(client, aliases, built, report)
+    _store(client, aliases, built, stats, report)
     clock.lap("write")
     state = _watermark_state(events, started)
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build"})
@@ -206,8 +229,9 @@ def build_from_file(
     report.events = len(events)
     clock.lap("read_events")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
+    stats = _build_stats(events, as_of)
     clock.lap("compute")
-    _store(client, aliases, built, report)
+    _store(client, aliases, built, stats, report)
     clock.lap("write")
     state = _watermark_state(events.iloc[0:0], datetime.now(timezone.utc))
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build-from-file"})
@@ -246,6 +270,12 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
     updated = update_profiles(existing, events, catalog, cfg, as_of, product_vectors=vectors)
     clock.lap("compute")
     report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
+    if stats_store.read_meta(client, aliases.stats) is None:  # profiles built before the stats existed
+        report.stats_docs = stats_store.replace_stats(
+            client, aliases.stats, _backfill_stats(client, aliases, state, events)
+        )
+    else:
+        report.stats_docs = stats_store.add_events(client, aliases.stats, events, refresh=True)
     report.as_of = iso_utc(as_of)
     clock.lap("write")
     merged = pd.concat([events, _overlap_frame(state, watermark)], ignore_index=True)
@@ -253,6 +283,17 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
     put_state(client, aliases.state, STATE_NAME, {**new_state, "as_of": report.as_of, "mode": "update"})
     report.watermark = new_state["watermark"]
     return report
+
+
+def _backfill_stats(client: OpenSearch, aliases: Aliases, state: Mapping[str, Any], events: pd.DataFrame) -> QueryStats:
+    """Statistics of every stored event the profiles include after this update (when none were stored yet):
+    those ingested before the overlap window, the previous run's overlap ids, and this run's new events."""
+    watermark = pd.Timestamp(state["watermark"])
+    seen = set(state.get("recent_ids") or [])
+    new_ids = set(events["event_id"])
+    stored = read_events(client, aliases.events)
+    included = (stored["ingested_at"] <= watermark - OVERLAP) | stored["event_id"].isin(seen | new_ids)
+    return QueryStats().add_events(stored[included])
 
 
 def _overlap_frame(state: Mapping[str, Any], watermark: pd.Timestamp) -> pd.DataFrame:

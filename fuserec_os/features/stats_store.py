@@ -1,0 +1,373 @@
+"""Query-product engagement statistics in the engine (mappings/query_stats.json), like the profiles.
+
+One document per :class:`~fuserec_os.features.query_stats.QueryStats` key: doc id ``q:<normalised query>`` or
+``t:<query term>`` (an id over OpenSearch's 512-byte limit becomes ``q#<sha256 of it>`` / ``t#...``; the key
+itself is kept in the document), holding ``kind`` (query|term), ``key``, ``searches``, ``requests``,
+``n_products`` and, in the non-indexed ``counts`` object, the parallel per-product arrays of
+:meth:`QueryStats.to_docs`. One more document, id ``meta``, holds what the smoothing needs beyond one
+request's keys: per table (``q``, ``t``) the two sums behind :meth:`QueryStats.priors`, and the smoothing.
+
+Serving reads one request's statistics with ONE ``_mget`` (:func:`read_view`): the meta doc, the query's doc
+and its terms' docs. ``_mget`` is real-time, so a read never waits for a refresh.
+
+Counts are sums, so an incremental update (:func:`add_events`) reads the docs of the keys the new events touch,
+adds the new counts, writes them back and adjusts the meta sums by the difference: the result equals a full
+build of all the events (exactly, while the counts are whole numbers; with examinations, up to float
+rounding). The one exception is ``requests`` when one request's events straddle two updates (see
+:mod:`~fuserec_os.features.query_stats`). Updates are not atomic across documents: run one writer at a time
+(the profile update job). A full build (:func:`replace_stats`) writes a fresh index and swaps the alias, so
+keys of an older build never survive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from opensearchpy import OpenSearch, helpers
+from opensearchpy import exceptions as osx
+
+from fuserec_os.engine.bulk import bulk_or_raise
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import EngineError
+from fuserec_os.features.query_stats import QueryStats, QueryStatsView
+from fuserec_os.features.text import terms
+from fuserec_os.index import manager
+from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.learn.events import normalize_query
+from fuserec_os.settings import Settings
+
+__all__ = [
+    "META_ID",
+    "QUERY_STATS_MAPPING",
+    "add_events",
+    "doc_id",
+    "ensure_stats_index",
+    "load_stats_mapping",
+    "meta_doc",
+    "read_all",
+    "read_meta",
+    "read_view",
+    "replace_stats",
+    "write_stats",
+]
+
+QUERY_STATS_MAPPING = "query_stats"
+META_ID = "meta"
+_MAX_ID_BYTES = 512  # OpenSearch's limit on a document id
+_MGET_CHUNK = 1000
+_MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponential back-off
+_INITIAL_BACKOFF = 1.0
+_COUNT_FIELDS = ("product_ids", "clicks", "carts", "purchases", "examinations")
+_META_SCHEMA = 1
+
+
+# ------------------------------------------------------------------------------------------ documents
+
+
+def doc_id(key_id: str) -> str:
+    """The engine document id of a stats key id (``q:<query>`` / ``t:<term>`` / ``meta``).
+
+    Ids longer than OpenSearch's 512 bytes are hashed (``q#<sha256>``): ``#`` never follows the kind in a
+    plain id, so a hashed id cannot collide with a real key.
+    """
+    if len(key_id.encode("utf-8")) <= _MAX_ID_BYTES:
+        return key_id
+    kind, _, _ = key_id.partition(":")
+    return f"{kind}#{hashlib.sha256(key_id.encode('utf-8')).hexdigest()}"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _to_source(doc: Mapping[str, Any], stamp: str) -> dict[str, Any]:
+    """A :meth:`QueryStats.to_docs` doc (or a :func:`meta_doc`) as stored."""
+    if str(doc["id"]) == META_ID:
+        return {"kind": "meta", "key": META_ID, "updated_at": stamp, "meta": dict(doc["meta"])}
+    pids = list(doc.get("product_ids") or [])
+    return {
+        "kind": doc["kind"],
+        "key": doc["key"],
+        "updated_at": stamp,
+        "searches": float(doc.get("searches") or 0.0),
+        "requests": float(doc.get("requests") or 0.0),
+        "n_products": len(pids),
+        "counts": {name: list(doc.get(name) or []) for name in _COUNT_FIELDS},
+    }
+
+
+def _from_source(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored key document back in the :meth:`QueryStats.to_docs` form."""
+    kind = str(source["kind"])
+    counts = source.get("counts") or {}
+    return {
+        "id": f"{kind[0]}:{source['key']}",
+        "kind": kind,
+        "key": source["key"],
+        "searches": float(source.get("searches") or 0.0),
+        "requests": float(source.get("requests") or 0.0),
+        **{name: list(counts.get(name) or []) for name in _COUNT_FIELDS},
+    }
+
+
+def meta_doc(sums: Mapping[str, tuple[Any, float]], smoothing: float, keys: Mapping[str, int]) -> dict[str, Any]:
+    """The ``meta`` document: the priors' sums per table (:meth:`QueryStats.prior_sums`), the priors they give,
+    the smoothing and the number of keys per table."""
+    priors = QueryStats.priors_from_sums(sums)
+    return {
+        "id": META_ID,
+        "meta": {
+            "schema": _META_SCHEMA,
+            "smoothing": float(smoothing),
+            "sums": {
+                kind: {
+                    "num": [float(x) for x in np.asarray(sums[kind][0], dtype=np.float64)],
+                    "den": float(sums[kind][1]),
+                    "keys": int(keys.get(kind, 0)),
+                }
+                for kind in ("q", "t")
+            },
+            "priors": {kind: [float(x) for x in priors[kind]] for kind in ("q", "t")},
+        },
+    }
+
+
+def _stats_meta(stats: QueryStats) -> dict[str, Any]:
+    ids = stats.doc_ids()
+    keys = {"q": sum(1 for i in ids if i.startswith("q:")), "t": sum(1 for i in ids if i.startswith("t:"))}
+    return meta_doc(stats.prior_sums(), stats.smoothing, keys)
+
+
+def _meta_sums(meta: Mapping[str, Any] | None) -> tuple[dict[str, tuple[np.ndarray, float]], dict[str, int]]:
+    sums: dict[str, tuple[np.ndarray, float]] = {}
+    keys: dict[str, int] = {}
+    stored = (meta or {}).get("sums") or {}
+    for kind in ("q", "t"):
+        entry = stored.get(kind) or {}
+        sums[kind] = (np.asarray(entry.get("num") or [0.0, 0.0, 0.0], dtype=np.float64), float(entry.get("den") or 0.0))
+        keys[kind] = int(entry.get("keys") or 0)
+    return sums, keys
+
+
+# ------------------------------------------------------------------------------------------ index
+
+
+def load_stats_mapping(mappings_dir: Path | None = None) -> MappingSpec:
+    """``mappings/query_stats.json`` from ``mappings_dir`` (default: the settings' resolution of the folder)."""
+    folder = mappings_dir if mappings_dir is not None else Settings().resolved_mappings_dir()
+    return load_mapping(mapping_path(folder, QUERY_STATS_MAPPING), QUERY_STATS_MAPPING)
+
+
+def ensure_stats_index(client: OpenSearch, alias: str, spec: MappingSpec | None = None) -> str:
+    """The live stats index behind ``alias``, created (with the alias) when there is none."""
+    name, _ = manager.ensure_index(client, spec or load_stats_mapping(), alias)
+    return name
+
+
+def _write_into(
+    client: OpenSearch, index: str, docs: Iterable[Mapping[str, Any]], chunk_size: int, refresh: bool
+) -> int:
+    """Index ``docs`` (to_docs form, or a meta doc) into the concrete ``index``. Returns key docs written."""
+    stamp = _now()
+    n_meta = 0
+
+    def actions() -> Iterator[dict[str, Any]]:
+        nonlocal n_meta
+        for doc in docs:
+            key_id = str(doc["id"])
+            if key_id == META_ID:
+                n_meta += 1
+            yield {"_op_type": "index", "_index": index, "_id": doc_id(key_id), "_source": _to_source(doc, stamp)}
+
+    n = bulk_or_raise(client, actions(), target=index, what="query stats", chunk_size=chunk_size)
+    if refresh:
+        with engine_errors(f"refreshing {index}"):
+            client.indices.refresh(index=index)
+    return n - n_meta
+
+
+def _docs_of(stats: QueryStats | Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    if isinstance(stats, QueryStats):
+        return _chain(stats.to_docs(), [_stats_meta(stats)])
+    return stats
+
+
+def _chain(*parts: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    for part in parts:
+        yield from part
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def write_stats(
+    client: OpenSearch,
+    alias: str,
+    stats: QueryStats | Iterable[Mapping[str, Any]],
+    chunk_size: int = 500,
+    *,
+    refresh: bool = False,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Upsert statistics documents behind ``alias`` (creating the index on first use). Returns key docs written.
+
+    ``stats``: a :class:`QueryStats` is written whole: its key docs and its ``meta`` doc (priors of these
+    stats: right when the index holds exactly them; keys already stored but absent from ``stats`` stay, so
+    a rebuild uses :func:`replace_stats`). An iterable of :meth:`QueryStats.to_docs` docs (and optionally a
+    :func:`meta_doc`) is written as given. The meta doc is not counted. ``refresh=True`` makes the docs
+    searchable (:func:`read_all`) before returning; :func:`read_view` never needs it.
+    """
+    index = ensure_stats_index(client, alias, spec)
+    return _write_into(client, index, _docs_of(stats), chunk_size, refresh)
+
+
+def replace_stats(
+    client: OpenSearch,
+    alias: str,
+    stats: QueryStats,
+    chunk_size: int = 500,
+    *,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Replace everything behind ``alias`` with ``stats`` (fresh index, atomic alias swap). Returns key docs.
+
+    The old index is deleted after the swap; on failure the new one is deleted and the live stats are unchanged.
+    """
+    index = manager.create_index(client, spec or load_stats_mapping(), alias, attach=False)
+    try:
+        n = _write_into(client, index, _docs_of(stats), chunk_size, refresh=True)
+        old = manager.swap_alias(client, alias, index)
+    except Exception:
+        with contextlib.suppress(Exception):  # the original error matters more
+            manager.delete_index(client, index)
+        raise
+    for name in old:
+        with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter
+            manager.delete_index(client, name)
+    return n
+
+
+def add_events(
+    client: OpenSearch,
+    alias: str,
+    new_events: pd.DataFrame,
+    chunk_size: int = 500,
+    *,
+    refresh: bool = False,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Add the counts of ``new_events`` (an events frame) to the stored statistics. Returns key docs written.
+
+    Reads the docs of the keys the events touch (and the meta doc), adds, writes them back with the meta sums
+    adjusted by the difference. Events without a query change nothing (0, nothing written).
+    """
+    new = QueryStats().add_events(new_events)
+    if len(new) == 0:
+        return 0
+    found = _mget_sources(client, alias, [META_ID, *(doc_id(i) for i in new.doc_ids())])
+    meta = next((s.get("meta") or {} for s in found if s.get("kind") == "meta"), None)
+    smoothing = float((meta or {}).get("smoothing") or 10.0)
+    existing = QueryStats.from_docs((_from_source(s) for s in found if s.get("kind") != "meta"), smoothing)
+    before = existing.prior_sums()
+    before_keys = {kind: sum(1 for i in existing.doc_ids() if i.startswith(f"{kind}:")) for kind in ("q", "t")}
+    merged = existing.copy().merge(new)
+    after = merged.prior_sums()
+    sums, keys = _meta_sums(meta)
+    for kind in ("q", "t"):
+        touched = sum(1 for i in merged.doc_ids() if i.startswith(f"{kind}:"))
+        sums[kind] = (
+            sums[kind][0] - before[kind][0] + after[kind][0],
+            sums[kind][1] - before[kind][1] + after[kind][1],
+        )
+        keys[kind] += touched - before_keys[kind]
+    docs = _chain(merged.to_docs(), [meta_doc(sums, smoothing, keys)])
+    return write_stats(client, alias, docs, chunk_size, refresh=refresh, spec=spec)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _missing_index(error: Any) -> bool:
+    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
+
+
+def _mget_sources(client: OpenSearch, alias: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Sources of the docs of ``ids`` that exist, in one ``_mget`` per 1000 ids; [] when there is no index."""
+    out: list[dict[str, Any]] = []
+    for chunk in _chunks(list(dict.fromkeys(ids)), _MGET_CHUNK):
+        try:
+            with engine_errors(f"reading query stats from {alias}"):
+                resp = client.mget(index=alias, body={"ids": list(chunk)})
+        except EngineError as exc:
+            if isinstance(exc.__cause__, osx.NotFoundError):
+                return []
+            raise
+        for doc in resp.get("docs", []):
+            error = doc.get("error")
+            if error is not None:
+                if _missing_index(error):
+                    return []
+                raise EngineError(f"OpenSearch refused reading query stats {doc.get('_id')} from {alias}: {error}")
+            if doc.get("found"):
+                out.append(doc["_source"])
+    return out
+
+
+def read_meta(client: OpenSearch, alias: str) -> dict[str, Any] | None:
+    """The ``meta`` object (sums, priors, smoothing, keys per table), or None when nothing was written yet."""
+    for source in _mget_sources(client, alias, [META_ID]):
+        meta: dict[str, Any] = dict(source.get("meta") or {})
+        return meta
+    return None
+
+
+def read_view(client: OpenSearch, alias: str, query_norm: str, *, smoothing: float | None = None) -> QueryStatsView:
+    """What one request needs (:meth:`QueryStats.view`), read with ONE ``_mget``: the meta doc, the query's doc
+    and its terms' docs. Unseen keys, or no index at all, give an empty view.
+
+    ``smoothing``: None uses the stored one (the build's).
+    """
+    query = normalize_query(query_norm or "")
+    ids = [f"q:{query}", *(f"t:{t}" for t in terms(query))] if query else []
+    if not ids:
+        return QueryStatsView(query, smoothing=10.0 if smoothing is None else float(smoothing))
+    sources = _mget_sources(client, alias, [META_ID, *(doc_id(i) for i in ids)])
+    meta: Mapping[str, Any] = {}
+    docs = []
+    for source in sources:
+        if source.get("kind") == "meta":
+            meta = source.get("meta") or {}
+        else:
+            docs.append(_from_source(source))
+    a = float(smoothing if smoothing is not None else meta.get("smoothing") or 10.0)
+    sums, _ = _meta_sums(meta)
+    return QueryStats.from_docs(docs, a).view(query, priors=QueryStats.priors_from_sums(sums))
+
+
+def read_all(client: OpenSearch, alias: str) -> QueryStats:
+    """Every key behind ``alias`` (scroll) as a :class:`QueryStats` with the stored smoothing; empty when
+    there is no index. Sees what was refreshed (write with ``refresh=True`` first)."""
+    docs = []
+    smoothing = 10.0
+    with engine_errors(f"reading query stats from {alias}"):
+        if not client.indices.exists(index=alias):
+            return QueryStats()
+        for hit in helpers.scan(client, index=alias, query={"query": {"match_all": {}}}, size=1000):
+            source = hit["_source"]
+            if source.get("kind") == "meta":
+                smoothing = float((source.get("meta") or {}).get("smoothing") or smoothing)
+            else:
+                docs.append(_from_source(source))
+    return QueryStats.from_docs(docs, smoothing)
