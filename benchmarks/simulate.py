@@ -42,8 +42,8 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 
 from benchmarks._common import load_spec, open_bench_engine, print_summary, verdict, write_results
 from fuserec_os.index.ingest import ingest_products
+from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
-from fuserec_os.simulate.retrieval import EngineRetriever
 from fuserec_os.simulate.shoppers import preference_lift, simulate, write_simulation
 
 NAME = "simulate"

@@ -28,9 +28,9 @@ from fuserec_os.learn.profiles import UserProfile
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort
+from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.settings import Settings
 from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog, write_catalog
-from fuserec_os.simulate.retrieval import EngineRetriever
 from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 BROKEN_ROWS: list[dict[str, Any]] = [

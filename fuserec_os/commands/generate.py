@@ -114,7 +114,7 @@ def generate_events_cmd(
     and buy. Deterministic for a seed. The products index must hold CATALOG ('fuserec ingest products').
     Also reports BM25's recall@100 for what shoppers clicked and bought.
     """
-    from fuserec_os.simulate.retrieval import EngineRetriever
+    from fuserec_os.search.retrieval import EngineRetriever
     from fuserec_os.simulate.shoppers import load_catalog, simulate, write_simulation
 
     if catalog is None:

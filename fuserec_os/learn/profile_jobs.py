@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from opensearchpy import OpenSearch, helpers
+from opensearchpy import OpenSearch
 
-from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
 from fuserec_os.features import stats_store
 from fuserec_os.features.query_stats import QueryStats
+from fuserec_os.index.products import read_products
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
 from fuserec_os.learn.config import EventsConfig, ProfilesConfig
@@ -110,13 +110,7 @@ class _Clock:
 
 def load_catalog(client: OpenSearch, products_alias: str) -> ProductCatalog:
     """The product catalog (every doc behind the alias), prepared for profile building."""
-    with engine_errors(f"reading the catalog from {products_alias}"):
-        if not client.indices.exists(index=products_alias):
-            raise IndexStateError(
-                f"no products index '{products_alias}': profiles need the catalog (run 'fuserec ingest products FILE')."
-            )
-        docs = [h["_source"] for h in helpers.scan(client, index=products_alias, query={"query": {"match_all": {}}})]
-    return ProductCatalog.from_frame(pd.DataFrame(docs))
+    return ProductCatalog.from_frame(read_products(client, products_alias, "building profiles"))
 
 
 def _store(

@@ -22,9 +22,9 @@ import pandas as pd
 from opensearchpy import OpenSearch
 
 from fuserec_os.config import RankingConfig
-from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import ConfigError, IndexStateError
 from fuserec_os.features.spec import FeatureSet
+from fuserec_os.index.products import read_products
 from fuserec_os.learn.baselines import (
     engine_scores,
     hgb_reranker,
@@ -43,7 +43,7 @@ from fuserec_os.learn.report import render_table, write_html, write_json
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate, minmax_groups
 from fuserec_os.rerank.scorer import Scorer
-from fuserec_os.simulate.retrieval import EngineRetriever
+from fuserec_os.search.retrieval import EngineRetriever
 
 Progress = Callable[[str], None]
 
@@ -84,16 +84,6 @@ class TrainOutcome:
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "test": self.report.as_dict(),
         }
-
-
-def load_products(client: OpenSearch, products_alias: str) -> pd.DataFrame:
-    from opensearchpy import helpers
-
-    with engine_errors(f"reading the catalog from {products_alias}"):
-        if not client.indices.exists(index=products_alias):
-            raise IndexStateError(f"no products index '{products_alias}': run 'fuserec ingest products FILE' first.")
-        docs = [h["_source"] for h in helpers.scan(client, index=products_alias, query={"query": {"match_all": {}}})]
-    return pd.DataFrame(docs)
 
 
 def read_impressions(path: Path) -> pd.DataFrame:
@@ -229,7 +219,7 @@ def prepare(
 ) -> Prepared:
     """Read the catalog, events and optional logs, and build the leakage-free dataset."""
     t = time.monotonic()
-    products = load_products(client, aliases.products)
+    products = read_products(client, aliases.products, "training")
     catalog = ProductCatalog.from_frame(products)
     events = read_events(client, aliases.events)
     if events.empty:

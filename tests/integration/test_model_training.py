@@ -22,8 +22,8 @@ from fuserec_os.learn.profile_jobs import Aliases
 from fuserec_os.learn.registry import ModelRegistry
 from fuserec_os.learn.train_job import TrainOptions, TrainOutcome, run_training
 from fuserec_os.rerank.artifact import ModelArtifact
+from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
-from fuserec_os.simulate.retrieval import EngineRetriever
 from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 from .conftest import REPO, Cli

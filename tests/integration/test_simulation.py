@@ -10,9 +10,10 @@ from opensearchpy import OpenSearch
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.search.backend import SearchBackend
+from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.settings import Settings
 from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog, write_catalog
-from fuserec_os.simulate.retrieval import EngineRetriever, Retriever
+from fuserec_os.simulate.retrieval import Retriever
 from fuserec_os.simulate.shoppers import load_catalog, simulate
 
 pytestmark = pytest.mark.integration
