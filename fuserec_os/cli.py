@@ -241,7 +241,7 @@ def index_prune(state: State, keep: int, as_json: bool) -> None:
 # --------------------------------------------------------------------------------------------- ingest
 @cli.group()
 def ingest() -> None:
-    """Load data into the engine: product catalogs and behaviour events."""
+    """Load data into the engine: product catalogs, behaviour events and the search log (impressions)."""
 
 
 @ingest.command("products")
@@ -424,6 +424,90 @@ def _print_events_report(rep: Any) -> None:
         click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
     if rep.rejected:
         click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+
+
+@ingest.command("impressions")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "column_map",
+    metavar="FIELD=COLUMN,...",
+    help="Rename your columns onto ours, e.g. --map request_id=search_id,product_ids=shown,timestamp=ts.",
+)
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected.")
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected rows go (default: FILE.rejects.jsonl).",
+)
+@click.option("--chunk-size", default=1000, show_default=True, help="Searches per bulk request.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@pass_state
+def ingest_impressions_cmd(
+    state: State,
+    file: Path,
+    column_map: str | None,
+    allow_rejects: bool,
+    rejects_path: Path | None,
+    chunk_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Validate and store the search log: what each search showed, in order (CSV, TSV, JSON Lines, Parquet).
+
+    \b
+    What it is for: training takes its candidates (the products each logged search showed) and the
+    position-debiased query statistics (how likely a product at rank r was even looked at) from it, and
+    'fuserec profiles build/update' add the same examinations to the stored query statistics that serving
+    reads, so training and serving see the same logs.
+
+    \b
+    Required columns: request_id (one row per search request; ties clicks to the search), user_id,
+    timestamp (ISO 8601 with any timezone, or epoch seconds/ms; stored as UTC), product_ids (in the
+    order shown: a list, "a|b|c", or a JSON array). Optional: session_id, query.
+
+    Searches are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'searches' alias, with
+    the request_id as id: re-running a file stores nothing twice ("already stored"); repeats inside the
+    file are counted, not stored. Bad rows go to the rejects file with every reason; exits 1 if any row
+    was rejected (unless --allow-rejects).
+    """
+    from fuserec_os.learn.search_log import IMPRESSION_FIELDS, ingest_impressions
+
+    cmap = parse_column_map(column_map, IMPRESSION_FIELDS) if column_map else None
+    settings = state.settings
+    spec = state.mapping("searches")
+    with state.engine() as eng:
+        rep = ingest_impressions(
+            eng.client,
+            file,
+            spec,
+            settings.alias("searches"),
+            column_map=cmap,
+            rejects_path=rejects_path,
+            allow_rejects=allow_rejects,
+            chunk_size=chunk_size,
+            progress=not no_progress and not as_json,
+        )
+    if as_json:
+        dump(rep.as_dict())
+    else:
+        click.echo(
+            f"read {rep.read} rows, stored {rep.stored} searches ({rep.shown} products shown), already stored "
+            f"{rep.already_stored}, rejected {rep.rejected} in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} "
+            f"docs/s) into {rep.alias}"
+        )
+        if rep.indices:
+            click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+        if rep.duplicates_in_file:
+            click.echo(f"  {rep.duplicates_in_file} repeated request_id(s) in the file: the first one is stored")
+        if rep.ignored_columns:
+            click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
+        if rep.rejected:
+            click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+    if not rep.ok:
+        sys.exit(1)
 
 
 # --------------------------------------------------------------------------------------------- search

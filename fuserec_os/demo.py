@@ -25,6 +25,7 @@ from fuserec_os.learn.event_store import ingest_events
 from fuserec_os.learn.profile_jobs import Aliases, build_from_store
 from fuserec_os.learn.profile_store import read_all_profiles
 from fuserec_os.learn.profiles import UserProfile
+from fuserec_os.learn.search_log import ingest_impressions
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort
@@ -158,7 +159,8 @@ def _behaviour(
     echo(f"\n== 9. simulate {users} shoppers over {days:g} days (hidden tastes, imperfect queries, position bias)")
     result = simulate(products, EngineRetriever(engine.client, aliases.products), users=users, days=days, seed=seed)
     events_path = workdir / "events.jsonl"
-    write_simulation(result, events_path, workdir / "events.impressions.jsonl", workdir / "events.truth.jsonl")
+    impressions_path = workdir / "events.impressions.jsonl"
+    write_simulation(result, events_path, impressions_path, workdir / "events.truth.jsonl")
     for line in result.summary().splitlines():
         echo(f"   {line}")
 
@@ -172,12 +174,20 @@ def _behaviour(
         f"   read {rep.read}, stored {rep.stored}, already stored {rep.already_stored}, rejected {rep.rejected} "
         f"in {rep.seconds:.1f}s into {', '.join(rep.indices)}"
     )
+    echo(f"   and the search log (what each search showed, in order) behind '{aliases.searches}'")
+    searches_spec = load_mapping(mapping_path(settings.resolved_mappings_dir(), "searches"), "searches")
+    logged = ingest_impressions(engine.client, impressions_path, searches_spec, aliases.searches)
+    echo(
+        f"   read {logged.read}, stored {logged.stored}, already stored {logged.already_stored}, rejected "
+        f"{logged.rejected} in {logged.seconds:.1f}s into {', '.join(logged.indices)}"
+    )
 
     echo(f"== 11. build user profiles (decay half-life {ranking.profiles.half_life_days:g} days)")
     job = build_from_store(engine.client, aliases, ranking.profiles)
     outcome.profiles = job.users
     echo(
-        f"   {job.events} events -> {job.users} profiles and {job.vectors} product vectors "
+        f"   {job.events} events -> {job.users} profiles and {job.vectors} product vectors; with "
+        f"{job.impressions} logged searches -> {job.stats_docs} query-statistics docs "
         f"in {sum(job.seconds.values()):.1f}s, as of {job.as_of}"
     )
     pair = contrasting_pair(list(read_all_profiles(engine.client, aliases.profiles).values()))
@@ -208,8 +218,7 @@ def _model(
         f"\n== 13. train the MLP ({'-'.join(map(str, model_cfg.hidden))}, {model_cfg.loss}, at most "
         f"{model_cfg.epochs} epochs) on leakage-free examples; evaluate against baselines on later searches"
     )
-    options = TrainOptions(
-        impressions=workdir / "events.impressions.jsonl",
+    options = TrainOptions(  # the impressions come from the cluster, like the events
         truth=workdir / "events.truth.jsonl",
         catalog_latent=workdir / "catalog.latent.jsonl",
         report_dir=workdir / "reports",

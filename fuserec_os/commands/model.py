@@ -46,7 +46,8 @@ def model() -> None:
 
     \b
     Typical cycle:
-      fuserec model train --impressions events.impressions.jsonl   # trains, evaluates, registers vN
+      fuserec ingest impressions events.impressions.jsonl   # the search log, once
+      fuserec model train             # trains, evaluates, registers vN
       fuserec model list
       fuserec model promote vN        # refused if worse than the active model or engine order
       fuserec model rollback          # back to the previous active version
@@ -62,7 +63,8 @@ _split_options = [
     click.option(
         "--impressions",
         type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        help="Impressions log (what each search showed): candidates and position-debiased statistics.",
+        help="Impressions log file (what each search showed) to use instead of the stored search log "
+        "('fuserec ingest impressions'): candidates and position-debiased statistics.",
     ),
     click.option(
         "--truth",

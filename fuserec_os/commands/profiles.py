@@ -43,7 +43,8 @@ def _parse_time(value: str | None) -> datetime | None:
 def _print_job(rep: ProfileJobReport) -> None:
     total = sum(rep.seconds.values())
     click.echo(
-        f"{rep.mode}: {rep.events} events -> {rep.users} profile(s) written, as of {rep.as_of} "
+        f"{rep.mode}: {rep.events} events, {rep.impressions} logged searches -> {rep.users} profile(s) written, "
+        f"as of {rep.as_of} "
         f"({rep.products} products, {rep.vectors} product vectors, {rep.stats_docs} query-statistics docs) "
         f"in {total:.1f}s"
     )
@@ -99,7 +100,7 @@ def build(state: State, from_file: Path | None, column_map: str | None, as_of: s
 @json_option
 @pass_state
 def update(state: State, as_json: bool) -> None:
-    """Fold in only the events ingested since the last build/update (cheap: no full recompute).
+    """Fold in only the events (and logged searches) ingested since the last build/update (cheap).
 
     Same result as a full rebuild within floating-point tolerance, except latent vectors (refit by 'build').
     Safe to run from cron; the watermark is kept in the cluster.
@@ -108,8 +109,8 @@ def update(state: State, as_json: bool) -> None:
         rep = update_from_store(eng.client, _aliases(state), state.ranking.profiles)
     if as_json:
         dump(rep.as_dict())
-    elif rep.events == 0:
-        click.echo(f"no new events since {rep.watermark}; profiles unchanged")
+    elif rep.events == 0 and rep.impressions == 0:
+        click.echo(f"no new events or logged searches since {rep.watermark}; profiles unchanged")
     else:
         _print_job(rep)
 
@@ -203,16 +204,26 @@ def show(state: State, user_id: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def delete(state: State, user_id: str, yes: bool, as_json: bool) -> None:
-    """Erase a user's profile and all their events (right to erasure). Says how many documents went."""
+    """Erase a user's profile, all their events and their logged searches (right to erasure). Says how many
+    documents went."""
     if not yes and not as_json:
-        click.confirm(f"Erase the profile and every event of user {user_id!r}?", abort=True)
+        click.confirm(f"Erase the profile, every event and every logged search of user {user_id!r}?", abort=True)
     with state.engine() as eng:
         rep = erase_user(eng.client, _aliases(state), user_id)
     if as_json:
-        dump({"user_id": rep.user_id, "profiles": rep.profiles, "events": rep.events, "documents": rep.documents})
+        dump(
+            {
+                "user_id": rep.user_id,
+                "profiles": rep.profiles,
+                "events": rep.events,
+                "impressions": rep.impressions,
+                "documents": rep.documents,
+            }
+        )
     else:
         click.echo(
-            f"erased user {user_id!r}: {rep.documents} document(s) ({rep.profiles} profile, {rep.events} events)"
+            f"erased user {user_id!r}: {rep.documents} document(s) ({rep.profiles} profile, {rep.events} events, "
+            f"{rep.impressions} logged searches)"
         )
     if rep.documents == 0:
         note(f"note: nothing was stored for user {user_id!r}")

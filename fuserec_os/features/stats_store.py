@@ -10,10 +10,11 @@ request's keys: per table (``q``, ``t``) the two sums behind :meth:`QueryStats.p
 Serving reads one request's statistics with ONE ``_mget`` (:func:`read_view`): the meta doc, the query's doc
 and its terms' docs. ``_mget`` is real-time, so a read never waits for a refresh.
 
-Counts are sums, so an incremental update (:func:`add_events`) reads the docs of the keys the new events touch,
-adds the new counts, writes them back and adjusts the meta sums by the difference: the result equals a full
-build of all the events (exactly, while the counts are whole numbers; with examinations, up to float
-rounding). The one exception is ``requests`` when one request's events straddle two updates (see
+Counts are sums, so an incremental update (:func:`add_events`, :func:`add_impressions`, or both at once with
+:func:`add_stats`) reads the docs of the keys the new events and logged searches touch, adds the new counts,
+writes them back and adjusts the meta sums by the difference: the result equals a full build of all the events
+and searches (exactly, while the counts are whole numbers; with examinations, up to float rounding). The one
+exception is ``requests`` when one request's events straddle two updates (see
 :mod:`~fuserec_os.features.query_stats`). Updates are not atomic across documents: run one writer at a time
 (the profile update job). A full build (:func:`replace_stats`) writes a fresh index and swaps the alias, so
 keys of an older build never survive.
@@ -47,6 +48,8 @@ __all__ = [
     "META_ID",
     "QUERY_STATS_MAPPING",
     "add_events",
+    "add_impressions",
+    "add_stats",
     "doc_id",
     "ensure_stats_index",
     "load_stats_mapping",
@@ -268,7 +271,42 @@ def add_events(
     Reads the docs of the keys the events touch (and the meta doc), adds, writes them back with the meta sums
     adjusted by the difference. Events without a query change nothing (0, nothing written).
     """
-    new = QueryStats().add_events(new_events)
+    return add_stats(client, alias, QueryStats().add_events(new_events), chunk_size, refresh=refresh, spec=spec)
+
+
+def add_impressions(
+    client: OpenSearch,
+    alias: str,
+    new_impressions: pd.DataFrame,
+    chunk_size: int = 500,
+    *,
+    position_weights: np.ndarray | None = None,
+    refresh: bool = False,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Add the examinations and search counts of ``new_impressions`` (query and product_ids columns, e.g. a
+    :func:`~fuserec_os.learn.search_log.read_impressions` frame) to the stored statistics, like
+    :func:`add_events`. Returns key docs written; searches without a query change nothing."""
+    new = QueryStats().add_impressions(new_impressions, position_weights)
+    return add_stats(client, alias, new, chunk_size, refresh=refresh, spec=spec)
+
+
+def add_stats(
+    client: OpenSearch,
+    alias: str,
+    new: QueryStats,
+    chunk_size: int = 500,
+    *,
+    refresh: bool = False,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Add the counts of ``new`` (events and/or impressions, see :class:`QueryStats`) to the stored statistics.
+
+    Reads the docs of the keys ``new`` has (and the meta doc), adds, writes them back with the meta sums and
+    key counts adjusted by the difference (a key's exposure changes when it gets its first impressions, so the
+    priors' sums are recomputed for every touched key, not just added). Returns key docs written (0 when
+    ``new`` is empty: nothing is read or written). The smoothing stays the stored one.
+    """
     if len(new) == 0:
         return 0
     found = _mget_sources(client, alias, [META_ID, *(doc_id(i) for i in new.doc_ids())])

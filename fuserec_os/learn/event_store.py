@@ -3,7 +3,8 @@
 Why one index per UTC month (``<alias>-YYYY.MM``): a year of events in one index makes every read, delete and
 retention decision touch everything; months can be searched through the alias as one, and dropped as a unit.
 Month indices are created on demand from ``mappings/events.json`` with the alias attached in the same request,
-so an index is never visible without the alias or the other way round.
+so an index is never visible without the alias or the other way round. The machinery is shared with the search
+log (:mod:`fuserec_os.learn.timeseries`).
 
 Why ``op_type: create`` with ``_id = event_id``: the id is deterministic (see :mod:`fuserec_os.learn.events`)
 and an event always lands in the month of its own timestamp, so storing an event twice is answered 409 by the
@@ -15,23 +16,19 @@ within one file, events already stored and events about products missing from th
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 from opensearchpy import OpenSearch, helpers
-from opensearchpy import exceptions as osx
 from tqdm import tqdm
 
-from fuserec_os.engine.bulk import stream_bulk
-from fuserec_os.engine.client import engine_errors, error_reason
-from fuserec_os.errors import EngineError, IndexStateError, MappingError
+from fuserec_os.engine.client import engine_errors
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.readers import estimate_rows, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
@@ -40,11 +37,25 @@ from fuserec_os.learn.events import (
     DEFAULT_EVENTS_CONFIG,
     EVENT_FIELDS,
     events_frame,
-    format_timestamp,
     normalize_event,
 )
+from fuserec_os.learn.timeseries import (
+    ALREADY,
+    PIT_KEEP_ALIVE,
+    STORED,
+    MonthIndices,
+    bulk_create,
+    delete_by_user,
+    month_index,
+    month_indices,
+    now_ms,
+    read_pit,
+    time_filters,
+)
+from fuserec_os.learn.timeseries import ensure_month_index as _ensure_month_index
 
 __all__ = [
+    "PIT_KEEP_ALIVE",
     "EventIngestReport",
     "RecordResult",
     "delete_user_events",
@@ -56,8 +67,6 @@ __all__ = [
     "record_events",
 ]
 
-#: How long a point in time stays open between two pages of :func:`read_events`.
-PIT_KEEP_ALIVE = "2m"
 #: Unknown product ids quoted in a report (the count is always complete).
 MAX_UNKNOWN_EXAMPLES = 5
 # Sort for paging: timestamp, then event_id, unique, as the tiebreaker search_after needs. Not ``_shard_doc``:
@@ -65,132 +74,19 @@ MAX_UNKNOWN_EXAMPLES = 5
 # PIT but numbers documents per index (values repeat across monthly indices). A keyword sort works everywhere.
 _READ_SORT = [{"timestamp": {"order": "asc"}}, {"event_id": {"order": "asc"}}]
 _TERMS_CHUNK = 10_000  # ids per terms clause, well under index.max_terms_count (65536)
-
-_STORED, _ALREADY, _REFUSED = "stored", "already_stored", "refused"
+_WHAT = "events"
 
 
 # --- indices -----------------------------------------------------------------------------------------
-def month_index(alias: str, timestamp: str) -> str:
-    """The concrete index of an event: ``<alias>-YYYY.MM`` from its UTC timestamp ("2024-05-..." -> 2024.05)."""
-    return f"{alias}-{timestamp[0:4]}.{timestamp[5:7]}"
-
-
 def event_indices(client: OpenSearch, alias: str) -> list[str]:
     """Concrete indices behind the events alias, oldest month first ([] when there is no alias yet)."""
-    with engine_errors(f"reading alias {alias}"):
-        if client.indices.exists_alias(name=alias):
-            return sorted(client.indices.get_alias(name=alias))
-        if client.indices.exists(index=alias):
-            raise IndexStateError(
-                f"'{alias}' is a concrete index, not the events alias, so monthly event indices cannot be put "
-                f"behind it. Delete or rename '{alias}', or use another FUSEREC_INDEX_PREFIX."
-            )
-    return []
+    return month_indices(client, alias, _WHAT)
 
 
 def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: str) -> bool:
-    """Make sure ``name`` exists and is behind ``alias``; create it from ``spec`` if needed. Returns created.
-
-    Creation and alias are one request. Losing a creation race to another writer is fine (the index is then
-    used). After any other failure, an index this call may have made is removed, but only while it is still
-    empty: an events index with documents is never deleted by cleanup code.
-    """
-    with engine_errors(f"checking events index {name}"):
-        if client.indices.exists(index=name):
-            _attach(client, alias, name)
-            return False
-    body = spec.create_body()
-    body["aliases"] = {alias: {}}
-    try:
-        client.indices.create(index=name, body=body)
-    except osx.TransportError as exc:
-        if _error_type(exc) == "resource_already_exists_exception":
-            with engine_errors(f"attaching {name} to alias {alias}"):
-                _attach(client, alias, name)
-            return False
-        _remove_if_empty(client, name)
-        if isinstance(exc, osx.ConnectionError):
-            with engine_errors(f"creating events index {name}"):
-                raise
-        if _error_type(exc) == "invalid_alias_name_exception":
-            raise IndexStateError(
-                f"cannot create {name} behind alias {alias}: {error_reason(exc)}. Delete or rename the index "
-                f"called '{alias}', or use another FUSEREC_INDEX_PREFIX."
-            ) from exc
-        raise MappingError(f"{spec.path}: the engine rejected the events mapping: {error_reason(exc)}") from exc
-    except Exception:
-        _remove_if_empty(client, name)
-        raise
-    return True
-
-
-def _attach(client: OpenSearch, alias: str, name: str) -> None:
-    if not client.indices.exists_alias(name=alias, index=name):
-        client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": alias}}]})
-
-
-def _error_type(exc: osx.TransportError) -> str | None:
-    info = exc.info if isinstance(exc.info, dict) else {}
-    err = info.get("error")
-    return err.get("type") if isinstance(err, dict) else None
-
-
-def _remove_if_empty(client: OpenSearch, name: str) -> None:
-    with contextlib.suppress(Exception):  # cleanup after a failure: the original error matters more
-        if client.indices.exists(index=name) and int(client.count(index=name)["count"]) == 0:
-            client.indices.delete(index=name, params={"ignore_unavailable": "true"})
-
-
-class _Months:
-    """Month indices of one run: each checked/created once, and the ones written to remembered for refresh."""
-
-    def __init__(self, client: OpenSearch, spec: MappingSpec, alias: str) -> None:
-        self.client, self.spec, self.alias = client, spec, alias
-        self.ready: set[str] = set()
-        self.created: set[str] = set()
-
-    def target(self, timestamp: str) -> str:
-        name = month_index(self.alias, timestamp)
-        if name not in self.ready:
-            if ensure_month_index(self.client, self.spec, self.alias, name):
-                self.created.add(name)
-            self.ready.add(name)
-        return name
-
-    def refresh(self) -> None:
-        if self.ready:
-            with engine_errors(f"refreshing {', '.join(sorted(self.ready))}"):
-                self.client.indices.refresh(index=",".join(sorted(self.ready)))
-
-
-def _bulk_create(
-    client: OpenSearch,
-    actions: Iterable[dict[str, Any]],
-    *,
-    what: str,
-    chunk_size: int,
-    max_retries: int,
-    initial_backoff: float,
-) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    """Send ``create`` actions; yield (outcome, event id, bulk item) per event, outcome stored/already/refused.
-
-    429s are retried with backoff (per document and whole requests); an engine that cannot be reached raises
-    our EngineUnavailableError rather than turning every document into a reject.
-    """
-    for ok, result in stream_bulk(
-        client, actions, what=what, chunk_size=chunk_size, max_retries=max_retries, initial_backoff=initial_backoff
-    ):
-        event_id = str(result.get("_id"))
-        if ok:
-            yield _STORED, event_id, result
-        elif result.get("status") == 409:
-            yield _ALREADY, event_id, result
-        else:
-            yield _REFUSED, event_id, result
-
-
-def _now_ms() -> str:
-    return format_timestamp(datetime.now(timezone.utc))
+    """Make sure the events index ``name`` exists and is behind ``alias`` (see
+    :func:`fuserec_os.learn.timeseries.ensure_month_index`). Returns created."""
+    return _ensure_month_index(client, spec, alias, name, _WHAT)
 
 
 # --- file ingest -------------------------------------------------------------------------------------
@@ -287,7 +183,7 @@ def ingest_events(
     )
     catalog = catalog_product_ids(client, products_alias) if products_alias else None
     report.catalog_products = len(catalog) if catalog is not None else None
-    months = _Months(client, spec, alias)
+    months = MonthIndices(client, spec, alias, _WHAT)
     bar = tqdm(
         total=reader.total_rows or estimate_rows(source, reader.format),
         unit="rows",
@@ -318,12 +214,12 @@ def ingest_events(
                 report.unknown_products += 1
                 if len(examples) < MAX_UNKNOWN_EXAMPLES:
                     examples[doc["product_id"]] = None
-            doc["ingested_at"] = _now_ms()
+            doc["ingested_at"] = now_ms()
             in_flight[event_id] = (row_number, row)
             yield {"_op_type": "create", "_index": months.target(doc["timestamp"]), "_id": event_id, "_source": doc}
 
     try:
-        for outcome, event_id, result in _bulk_create(
+        for outcome, event_id, result in bulk_create(
             client,
             actions(),
             what=f"storing events into {alias}",
@@ -332,9 +228,9 @@ def ingest_events(
             initial_backoff=initial_backoff,
         ):
             row_number, row = in_flight.pop(event_id, (0, {}))
-            if outcome == _STORED:
+            if outcome == STORED:
                 report.stored += 1
-            elif outcome == _ALREADY:
+            elif outcome == ALREADY:
                 report.already_stored += 1
             else:
                 report.engine_rejected += 1
@@ -391,7 +287,7 @@ def record_events(
     ``refresh=True`` makes the events searchable before returning (slower; for tests and tools).
     """
     result = RecordResult()
-    months = _Months(client, spec, alias)
+    months = MonthIndices(client, spec, alias, _WHAT)
     position_of: dict[str, int] = {}
     actions: list[dict[str, Any]] = []
     for position, event in enumerate(events):
@@ -409,13 +305,13 @@ def record_events(
             result.already_stored += 1
             continue
         position_of[doc["event_id"]] = position
-        doc["ingested_at"] = _now_ms()
+        doc["ingested_at"] = now_ms()
         actions.append({"_op_type": "create", "_index": "", "_id": doc["event_id"], "_source": doc})
     if actions:
         event_indices(client, alias)  # a clear error if the alias name is taken by a concrete index
         for action in actions:
             action["_index"] = months.target(action["_source"]["timestamp"])
-        for outcome, event_id, item in _bulk_create(
+        for outcome, event_id, item in bulk_create(
             client,
             actions,
             what=f"recording events into {alias}",
@@ -423,9 +319,9 @@ def record_events(
             max_retries=max_retries,
             initial_backoff=initial_backoff,
         ):
-            if outcome == _STORED:
+            if outcome == STORED:
                 result.accepted += 1
-            elif outcome == _ALREADY:
+            elif outcome == ALREADY:
                 result.already_stored += 1
             else:
                 result.rejected.append((position_of.get(event_id, -1), [bulk_error_reason(item)]))
@@ -462,43 +358,13 @@ def read_events(
     if (user_ids is not None and len(user_ids) == 0) or not event_indices(client, alias):
         return events_frame([])
     query = _read_query(since_ingested, before, user_ids)
-    with engine_errors(f"opening a point in time on {alias}"):
-        pit_id = str(client.create_pit(index=alias, params={"keep_alive": PIT_KEEP_ALIVE})["pit_id"])
-    docs: list[dict[str, Any]] = []
-    try:
-        search_after: list[Any] | None = None
-        with engine_errors(f"reading events from {alias}"):
-            while True:
-                body: dict[str, Any] = {
-                    "size": page_size,
-                    "query": query,
-                    "sort": _READ_SORT,
-                    "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
-                    "track_total_hits": False,
-                }
-                if search_after is not None:
-                    body["search_after"] = search_after
-                page = client.search(body=body)
-                pit_id = str(page.get("pit_id") or pit_id)  # the engine may hand out a new id: always use the latest
-                hits = page["hits"]["hits"]
-                docs.extend(hit["_source"] for hit in hits)
-                if len(hits) < page_size:
-                    break
-                search_after = hits[-1]["sort"]
-    finally:
-        with contextlib.suppress(Exception):  # it expires after PIT_KEEP_ALIVE anyway; the read result matters more
-            client.delete_pit(body={"pit_id": [pit_id]})
-    return events_frame(docs)
+    return events_frame(read_pit(client, alias, query, _READ_SORT, page_size=page_size, what=_WHAT))
 
 
 def _read_query(
     since_ingested: datetime | None, before: datetime | None, user_ids: Collection[str] | None
 ) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = []
-    if since_ingested is not None:
-        filters.append({"range": {"ingested_at": {"gt": format_timestamp(since_ingested)}}})
-    if before is not None:
-        filters.append({"range": {"timestamp": {"lt": format_timestamp(before)}}})
+    filters = time_filters(since_ingested, before)
     if user_ids is not None:
         ids = sorted({str(u) for u in user_ids})
         clauses = [{"terms": {"user_id": ids[i : i + _TERMS_CHUNK]}} for i in range(0, len(ids), _TERMS_CHUNK)]
@@ -515,20 +381,4 @@ def delete_user_events(client: OpenSearch, alias: str, user_id: str) -> int:
     Returns how many were deleted. Raises EngineError if the engine reports any failure, because a partial
     erasure must not look like a complete one.
     """
-    if not event_indices(client, alias):
-        return 0
-    with engine_errors(f"deleting the events of user {user_id!r} from {alias}"):
-        result = client.delete_by_query(
-            index=alias,
-            body={"query": {"term": {"user_id": user_id}}},
-            params={"refresh": "true"},
-            request_timeout=3600,
-        )
-    failures = result.get("failures") or []
-    if failures:
-        first = failures[0]
-        raise EngineError(
-            f"deleting the events of user {user_id!r} from {alias} failed for {len(failures)} document(s) "
-            f"({result.get('deleted', 0)} deleted); first: {first.get('cause', first)}. Run it again."
-        )
-    return int(result.get("deleted", 0))
+    return delete_by_user(client, alias, user_id, _WHAT)

@@ -44,11 +44,13 @@ __all__ = [
     "MAX_FUTURE",
     "MIN_TIMESTAMP",
     "REQUIRED_EVENT_FIELDS",
+    "check_timestamp",
     "events_frame",
     "format_timestamp",
     "make_event_id",
     "normalize_event",
     "normalize_query",
+    "parse_query",
 ]
 
 #: Input columns we understand; anything else is ignored (and reported once per file by the caller).
@@ -160,7 +162,8 @@ def _parse_id(field: str) -> Callable[[Any], str | None]:
     return lambda value: parse_identifier(value, example)
 
 
-def _parse_query(value: Any) -> str | None:
+def parse_query(value: Any) -> str | None:
+    """Search text with whitespace collapsed (None when blank); InvalidValue when it is not text."""
     if isinstance(value, str):
         return " ".join(value.split()) or None
     raise InvalidValue(f"{show_value(value)} is not text (expected the search text, e.g. 'running shoes')")
@@ -176,7 +179,7 @@ _PARSERS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = (
     ("user_id", _parse_id("user_id"), False),
     ("session_id", _parse_id("session_id"), False),
     ("product_id", _parse_id("product_id"), False),
-    ("query", _parse_query, False),
+    ("query", parse_query, False),
     ("position", _parse_position, True),
     ("price", parse_non_negative, True),
     ("quantity", _parse_position, True),
@@ -211,7 +214,7 @@ def normalize_event(
         if value is not None:
             doc[field] = value
     _check_type(row.get("type"), cfg, doc, reasons)
-    _check_timestamp(row.get("timestamp"), now, doc, reasons)
+    check_timestamp(row.get("timestamp"), now, doc, reasons)
     for field in REQUIRED_EVENT_FIELDS:
         if field not in doc and not any(r.startswith(f"{field}:") for r in reasons):
             reasons.append(f"{field}: required, missing or empty")
@@ -237,7 +240,9 @@ def _check_type(raw: Any, cfg: EventsConfig, doc: dict[str, Any], reasons: list[
     doc["type"] = canonical
 
 
-def _check_timestamp(raw: Any, now: datetime | None, doc: dict[str, Any], reasons: list[str]) -> None:
+def check_timestamp(raw: Any, now: datetime | None, doc: dict[str, Any], reasons: list[str]) -> None:
+    """Parse ``raw`` into ``doc["timestamp"]`` (UTC milliseconds), or append the reason it is not a valid moment
+    (unparseable, more than :data:`MAX_FUTURE` after ``now``, before 1970). Absent values add nothing."""
     if is_missing(raw, typed=True):
         return
     try:

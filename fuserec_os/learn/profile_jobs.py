@@ -10,10 +10,15 @@ missed, and without the ids it would be counted twice (profiles keep no event id
 Latent vectors are refit only by a full build; an update keeps each user's vector and folds in new users.
 
 The query-product engagement statistics (:mod:`fuserec_os.features.stats_store`, alias ``<prefix>query-stats``)
-come from the same events: a build replaces them (fresh index, atomic alias swap), an update adds the same
-de-duplicated events it folds into the profiles, so the watermark and its overlap cover both. An update writes
-the profiles, then the statistics, then the watermark: a failure in between leaves the watermark behind and the
-next update folds those events in again (as it always did for the profiles).
+come from the same events plus the stored search log (:mod:`fuserec_os.learn.search_log`, alias
+``<prefix>searches``: position-weighted examinations), so serving reads what training computes. A build
+replaces them (fresh index, atomic alias swap); an update adds the same de-duplicated events it folds into the
+profiles, so the watermark and its overlap cover both, and the searches ingested since their own watermark
+(kept in the same state doc, under ``impressions``, with the request ids of its overlap: the same idea). A state
+doc without that entry (written before the search log was stored) means no search is in the statistics yet, so
+the next update adds all of them. An update writes the profiles, then the statistics, then the watermarks: a
+failure in between leaves the watermarks behind and the next update folds those events in again (as it always
+did for the profiles).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from fuserec_os.learn.profile_store import (
     write_profiles,
 )
 from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
+from fuserec_os.learn.search_log import delete_user_impressions, read_impressions, search_indices
 from fuserec_os.learn.state import get_state, put_state, state_index
 
 STATE_NAME = "profiles"
@@ -58,6 +64,7 @@ class Aliases:
 
     products: str
     events: str
+    searches: str
     profiles: str
     vectors: str
     stats: str
@@ -70,6 +77,7 @@ class Aliases:
             prefix=prefix,
             products=f"{prefix}products",
             events=f"{prefix}events",
+            searches=f"{prefix}searches",
             profiles=f"{prefix}profiles",
             vectors=f"{prefix}product-vectors",
             stats=f"{prefix}{STATS_ALIAS}",
@@ -81,6 +89,7 @@ class Aliases:
 class ProfileJobReport:
     mode: str
     events: int = 0
+    impressions: int = 0
     users: int = 0
     products: int = 0
     vectors: int = 0
@@ -124,22 +133,32 @@ def _store(
     report.as_of = iso_utc(built.as_of)
 
 
-def _build_stats(events: pd.DataFrame, as_of: datetime | None) -> QueryStats:
-    """The engagement statistics of the events a build uses (only ``timestamp < as_of`` when given)."""
-    if as_of is not None and len(events):
-        events = events[events["timestamp"] < to_utc(as_of)]
-    return QueryStats().add_events(events)
+def _build_stats(events: pd.DataFrame, impressions: pd.DataFrame, as_of: datetime | None) -> QueryStats:
+    """The engagement statistics of the events and logged searches a build uses (only ``timestamp < as_of``
+    when given)."""
+    if as_of is not None:
+        if len(events):
+            events = events[events["timestamp"] < to_utc(as_of)]
+        if len(impressions):
+            impressions = impressions[impressions["timestamp"] < to_utc(as_of)]
+    return QueryStats().add_events(events).add_impressions(impressions)
 
 
-def _watermark_state(events: pd.DataFrame, fallback: datetime) -> dict[str, Any]:
-    """The watermark after folding ``events`` in: newest ingested_at, and the ids within the overlap."""
+def _read_searches(client: OpenSearch, aliases: Aliases, **kwargs: Any) -> pd.DataFrame:
+    """The stored search log (``read_impressions`` arguments), empty when nothing was ever ingested."""
+    return read_impressions(client, aliases.searches, **kwargs)
+
+
+def _watermark_state(events: pd.DataFrame, fallback: datetime, id_column: str = "event_id") -> dict[str, Any]:
+    """The watermark after folding ``events`` (or searches: ``id_column="request_id"``) in: newest
+    ingested_at, and the ids within the overlap."""
     stamps = events["ingested_at"].dropna() if "ingested_at" in events else pd.Series([], dtype=object)
     if stamps.empty:
         newest = pd.Timestamp(fallback)
         recent: list[str] = []
     else:
         newest = pd.Timestamp(stamps.max())
-        recent = sorted(events.loc[events["ingested_at"] > newest - OVERLAP, "event_id"].astype(str))
+        recent = sorted(events.loc[events["ingested_at"] > newest - OVERLAP, id_column].astype(str))
     return {
         "watermark": iso_utc(newest),
         "recent_ids": recent,
@@ -165,15 +184,25 @@ def build_from_store(
     events = read_events(client, aliases.events, before=as_of)
     report.events = len(events)
     clock.lap("read_events")
+    searches = _read_searches(client, aliases, before=as_of)
+    report.impressions = len(searches)
+    clock.lap("read_impressions")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
-    stats = _build_stats(events, as_of)
+    stats = _build_stats(events, searches, as_of)
     clock.lap("compute")
     _store(client, aliases, built, stats, report)
     clock.lap("write")
     state = _watermark_state(events, started)
+    state["impressions"] = _impressions_state(searches, started)
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build"})
     report.watermark = state["watermark"]
     return report
+
+
+def _impressions_state(searches: pd.DataFrame, fallback: datetime) -> dict[str, Any]:
+    """The search log's watermark entry of the state doc (``watermark``, ``recent_ids``: request ids)."""
+    state = _watermark_state(searches, fallback, "request_id")
+    return {"watermark": state["watermark"], "recent_ids": state["recent_ids"]}
 
 
 def read_event_file(
@@ -212,7 +241,10 @@ def build_from_file(
     """Rebuild every profile straight from an event file (a data-lake export), without storing the events.
 
     The watermark is set to now: a later ``update`` folds in only events ingested into the cluster after this.
+    The statistics also include the stored search log (before ``as_of``), with its own watermark as in a
+    build from the store.
     """
+    started = datetime.now(timezone.utc)
     report = ProfileJobReport(mode="build-from-file")
     clock = _Clock(report)
     catalog = load_catalog(client, aliases.products)
@@ -222,19 +254,25 @@ def build_from_file(
     report.rejects_path = str(rejected_to) if report.rejected else None
     report.events = len(events)
     clock.lap("read_events")
+    searches = _read_searches(client, aliases, before=as_of)
+    report.impressions = len(searches)
+    clock.lap("read_impressions")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
-    stats = _build_stats(events, as_of)
+    stats = _build_stats(events, searches, as_of)
     clock.lap("compute")
     _store(client, aliases, built, stats, report)
     clock.lap("write")
     state = _watermark_state(events.iloc[0:0], datetime.now(timezone.utc))
+    state["impressions"] = _impressions_state(searches, started)
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build-from-file"})
     report.watermark = state["watermark"]
     return report
 
 
 def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig) -> ProfileJobReport:
-    """Fold the events ingested since the watermark into the profiles of their users (no full recompute)."""
+    """Fold the events ingested since the watermark into the profiles of their users (no full recompute), and
+    those events and the searches logged since their watermark into the query statistics."""
+    started = datetime.now(timezone.utc)
     report = ProfileJobReport(mode="update")
     clock = _Clock(report)
     state = get_state(client, aliases.state, STATE_NAME)
@@ -246,56 +284,97 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
     events = events[~events["event_id"].isin(seen)]
     report.events = len(events)
     clock.lap("read_events")
-    if events.empty:
+    imp_state = state.get("impressions")
+    imp_prev: Mapping[str, Any] = imp_state if isinstance(imp_state, Mapping) else {}
+    imp_watermark = pd.Timestamp(imp_prev["watermark"]) if imp_prev.get("watermark") else None
+    imp_seen = set(imp_prev.get("recent_ids") or [])
+    if imp_watermark is not None:
+        searches = _read_searches(client, aliases, since_ingested=(imp_watermark - OVERLAP).to_pydatetime())
+        searches = searches[~searches["request_id"].isin(imp_seen)]
+    else:  # a state from before the search log was stored: no search is in the statistics yet
+        searches = _read_searches(client, aliases)
+    report.impressions = len(searches)
+    clock.lap("read_impressions")
+    if events.empty and searches.empty:
         report.watermark = state["watermark"]
         report.as_of = state.get("as_of")
         return report
-    catalog = load_catalog(client, aliases.products)
-    report.products = len(catalog)
-    users = sorted(set(events["user_id"]))
-    existing = read_profiles(client, aliases.profiles, users)
-    vectors = read_product_vectors(client, aliases.vectors)
-    clock.lap("read_state")
-    previous = [p.as_of for p in existing.values()]
-    if state.get("as_of"):
-        previous.append(pd.Timestamp(state["as_of"]))
-    newest = events["timestamp"].max() + pd.Timedelta(milliseconds=1)
-    as_of = max([newest, *previous])
-    updated = update_profiles(existing, events, catalog, cfg, as_of, product_vectors=vectors)
-    clock.lap("compute")
-    report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
+    report.as_of = state.get("as_of")
+    if not events.empty:
+        catalog = load_catalog(client, aliases.products)
+        report.products = len(catalog)
+        users = sorted(set(events["user_id"]))
+        existing = read_profiles(client, aliases.profiles, users)
+        vectors = read_product_vectors(client, aliases.vectors)
+        clock.lap("read_state")
+        previous = [p.as_of for p in existing.values()]
+        if state.get("as_of"):
+            previous.append(pd.Timestamp(state["as_of"]))
+        newest = events["timestamp"].max() + pd.Timedelta(milliseconds=1)
+        as_of = max([newest, *previous])
+        updated = update_profiles(existing, events, catalog, cfg, as_of, product_vectors=vectors)
+        clock.lap("compute")
+        report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
+        report.as_of = iso_utc(as_of)
     if stats_store.read_meta(client, aliases.stats) is None:  # profiles built before the stats existed
-        report.stats_docs = stats_store.replace_stats(
-            client, aliases.stats, _backfill_stats(client, aliases, state, events)
-        )
+        backfill = _backfill_stats(client, aliases, state, events, searches, imp_watermark, imp_seen)
+        report.stats_docs = stats_store.replace_stats(client, aliases.stats, backfill)
     else:
-        report.stats_docs = stats_store.add_events(client, aliases.stats, events, refresh=True)
-    report.as_of = iso_utc(as_of)
+        new = QueryStats().add_events(events).add_impressions(searches)
+        report.stats_docs = stats_store.add_stats(client, aliases.stats, new, refresh=True)
     clock.lap("write")
-    merged = pd.concat([events, _overlap_frame(state, watermark)], ignore_index=True)
-    new_state = _watermark_state(merged, watermark.to_pydatetime())
+    new_state: dict[str, Any]
+    if events.empty:  # the events' watermark stays where it was
+        new_state = {k: state[k] for k in ("watermark", "recent_ids") if k in state}
+        new_state["updated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        merged = pd.concat([events, _overlap_frame(state, watermark)], ignore_index=True)
+        new_state = _watermark_state(merged, watermark.to_pydatetime())
+    if imp_watermark is None:
+        new_state["impressions"] = _impressions_state(searches, started)
+    else:
+        imp_merged = pd.concat(
+            [searches[["request_id", "ingested_at"]], _overlap_frame(imp_prev, imp_watermark, "request_id")],
+            ignore_index=True,
+        )
+        new_state["impressions"] = _impressions_state(imp_merged, imp_watermark.to_pydatetime())
     put_state(client, aliases.state, STATE_NAME, {**new_state, "as_of": report.as_of, "mode": "update"})
     report.watermark = new_state["watermark"]
     return report
 
 
-def _backfill_stats(client: OpenSearch, aliases: Aliases, state: Mapping[str, Any], events: pd.DataFrame) -> QueryStats:
+def _backfill_stats(
+    client: OpenSearch,
+    aliases: Aliases,
+    state: Mapping[str, Any],
+    events: pd.DataFrame,
+    searches: pd.DataFrame,
+    imp_watermark: pd.Timestamp | None,
+    imp_seen: set[str],
+) -> QueryStats:
     """Statistics of every stored event the profiles include after this update (when none were stored yet):
-    those ingested before the overlap window, the previous run's overlap ids, and this run's new events."""
+    those ingested before the overlap window, the previous run's overlap ids, and this run's new events; and
+    likewise of the logged searches (all of this run's when no search watermark was kept yet)."""
     watermark = pd.Timestamp(state["watermark"])
     seen = set(state.get("recent_ids") or [])
     new_ids = set(events["event_id"])
     stored = read_events(client, aliases.events)
     included = (stored["ingested_at"] <= watermark - OVERLAP) | stored["event_id"].isin(seen | new_ids)
-    return QueryStats().add_events(stored[included])
+    if imp_watermark is None:
+        logged = searches
+    else:
+        logged = _read_searches(client, aliases)
+        keep = (logged["ingested_at"] <= imp_watermark - OVERLAP) | logged["request_id"].isin(
+            imp_seen | set(searches["request_id"])
+        )
+        logged = logged[keep]
+    return QueryStats().add_events(stored[included]).add_impressions(logged)
 
 
-def _overlap_frame(state: Mapping[str, Any], watermark: pd.Timestamp) -> pd.DataFrame:
+def _overlap_frame(state: Mapping[str, Any], watermark: pd.Timestamp, id_column: str = "event_id") -> pd.DataFrame:
     """The previous run's overlap ids, kept so they stay skipped while still inside the overlap window."""
     ids = list(state.get("recent_ids") or [])
-    return pd.DataFrame(
-        {"event_id": ids, "ingested_at": pd.Series([watermark] * len(ids), dtype="datetime64[ns, UTC]")}
-    )
+    return pd.DataFrame({id_column: ids, "ingested_at": pd.Series([watermark] * len(ids), dtype="datetime64[ns, UTC]")})
 
 
 @dataclass(frozen=True)
@@ -303,17 +382,22 @@ class ErasureReport:
     user_id: str
     profiles: int
     events: int
+    impressions: int = 0
 
     @property
     def documents(self) -> int:
-        return self.profiles + self.events
+        return self.profiles + self.events + self.impressions
 
 
 def erase_user(client: OpenSearch, aliases: Aliases, user_id: str) -> ErasureReport:
-    """Right to erasure: delete the user's profile and every event of theirs. Returns what was removed."""
+    """Right to erasure: delete the user's profile, every event of theirs and every search they made (the
+    search log). Returns what was removed. The aggregated query statistics hold no user ids."""
     profiles = delete_profile(client, aliases.profiles, user_id)
     events = delete_user_events(client, aliases.events, user_id) if event_indices(client, aliases.events) else 0
-    return ErasureReport(user_id, profiles, events)
+    searches = (
+        delete_user_impressions(client, aliases.searches, user_id) if search_indices(client, aliases.searches) else 0
+    )
+    return ErasureReport(user_id, profiles, events, searches)
 
 
 Progress = Callable[[str], None]

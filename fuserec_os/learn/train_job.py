@@ -1,6 +1,7 @@
 """Train, evaluate against honest baselines, and register a model: what ``fuserec model train`` runs.
 
-One run: read the stored events (and optionally the impressions log and the simulator's truth), build the
+One run: read the stored events and the stored search log (impressions; a file given with ``--impressions``
+overrides it) and optionally the simulator's truth, build the
 leakage-free dataset, train the MLP, tune the blend gate on validation, then evaluate on the later test
 searches, in the same run, the engine order, popularity, query-popularity, latent-only, a gradient-boosted
 trees reranker on the same features, the MLP blend, and the oracle when the truth is known. The artifact
@@ -40,6 +41,7 @@ from fuserec_os.learn.profile_jobs import Aliases
 from fuserec_os.learn.profiles import ProductCatalog
 from fuserec_os.learn.registry import ModelRegistry, code_version
 from fuserec_os.learn.report import render_table, write_html, write_json
+from fuserec_os.learn.search_log import read_impressions as read_stored_impressions
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate, minmax_groups
 from fuserec_os.rerank.scorer import Scorer
@@ -87,7 +89,8 @@ class TrainOutcome:
 
 
 def read_impressions(path: Path) -> pd.DataFrame:
-    """The impressions log (``generate events`` writes one): request_id, user_id, timestamp, query, product_ids."""
+    """An impressions log file (``generate events`` writes one): request_id, user_id, timestamp, query,
+    product_ids. Training reads the stored log (:func:`stored_impressions`) unless a file is given."""
     if not path.is_file():
         raise ConfigError(f"--impressions {path}: no such file")
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True, dtype=False)
@@ -96,6 +99,13 @@ def read_impressions(path: Path) -> pd.DataFrame:
         raise ConfigError(f"--impressions {path}: missing column(s) {', '.join(sorted(missing))}")
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
+
+
+def stored_impressions(client: OpenSearch, aliases: Aliases) -> pd.DataFrame | None:
+    """The search log stored behind ``aliases.searches`` (``fuserec ingest impressions``), or None when there
+    is none: the same log the stored query statistics (what serving reads) are built from."""
+    frame = read_stored_impressions(client, aliases.searches)
+    return frame if len(frame) else None
 
 
 def _column(ds: Dataset, name: str, rows: np.ndarray) -> np.ndarray:
@@ -224,11 +234,15 @@ def prepare(
     events = read_events(client, aliases.events)
     if events.empty:
         raise IndexStateError(f"no events behind '{aliases.events}': run 'fuserec ingest events FILE' first.")
-    impressions = read_impressions(options.impressions) if options.impressions else None
+    impressions: pd.DataFrame | None
+    if options.impressions:
+        impressions, where = read_impressions(options.impressions), f"from {options.impressions}"
+    else:
+        impressions, where = stored_impressions(client, aliases), f"from '{aliases.searches}'"
     seconds["read"] = time.monotonic() - t
     say(
         f"read {len(products)} products, {len(events)} events"
-        + (f", {len(impressions)} impressions" if impressions is not None else "")
+        + (f", {len(impressions)} impressions {where}" if impressions is not None else ", no impressions")
     )
     t = time.monotonic()
     ds = build_dataset(

@@ -81,6 +81,8 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     profiles = client.count(index=settings.alias("profiles"))["count"]
     assert events > 0 and 0 < profiles <= 150
     assert f"{events} events -> {profiles} profiles" in out
+    searches = client.count(index=settings.alias("searches"))["count"]  # the search log is stored, not a file
+    assert searches > 0 and f"with {searches} logged searches ->" in out
 
 
 def test_config_shows_and_validates(cli: Cli, tmp_path: Path) -> None:
@@ -107,6 +109,7 @@ def test_every_command_has_help(cli: Cli) -> None:
         ["index", "prune"],
         ["ingest"],
         ["ingest", "products"],
+        ["ingest", "impressions"],
         ["search"],
         ["generate"],
         ["generate", "catalog"],

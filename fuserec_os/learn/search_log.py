@@ -1,0 +1,452 @@
+"""The search log (impressions) in the engine: what each search showed, in order; file ingest, live recording,
+reading, erasure.
+
+One impression is one search request: who searched (user, session), when, the query, and the product ids shown
+in display order (rank = index + 1). Training takes its candidates and the position-debiased query statistics
+(examinations: how likely each shown product was even looked at) from it; the stored query statistics that
+serving reads are built from the same log (:mod:`fuserec_os.learn.profile_jobs`), so training and serving see
+the same data.
+
+Storage is the events' (:mod:`fuserec_os.learn.timeseries`): one index per UTC month behind the ``searches``
+alias, from ``mappings/searches.json``. The document id is the ``request_id`` and documents are written with
+``op_type: create``, so re-ingesting a file or replaying a batch stores nothing twice (``already_stored``), as
+long as a request keeps its timestamp's month. ``product_ids`` is a keyword array: ``_source`` keeps its order.
+
+Nothing is dropped silently: invalid rows and engine refusals go to the rejects file with every reason; repeats
+of a request id within one file are counted (the first one is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+from opensearchpy import OpenSearch
+from tqdm import tqdm
+
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.readers import estimate_rows, read_rows
+from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
+from fuserec_os.index.validate import (
+    PARSE_ERROR_KEY,
+    InvalidValue,
+    is_missing,
+    parse_identifier,
+    show_value,
+)
+from fuserec_os.learn.event_store import RecordResult
+from fuserec_os.learn.events import check_timestamp, normalize_query, parse_query
+from fuserec_os.learn.timeseries import (
+    ALREADY,
+    STORED,
+    MonthIndices,
+    bulk_create,
+    delete_by_user,
+    month_indices,
+    now_ms,
+    read_pit,
+    time_filters,
+)
+
+__all__ = [
+    "IMPRESSION_COLUMNS",
+    "IMPRESSION_FIELDS",
+    "REQUIRED_IMPRESSION_FIELDS",
+    "ImpressionIngestReport",
+    "delete_user_impressions",
+    "impressions_frame",
+    "ingest_impressions",
+    "normalize_impression",
+    "read_impressions",
+    "record_impressions",
+    "search_indices",
+]
+
+#: Input columns we understand; anything else is ignored (and reported once per file).
+IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "session_id", "timestamp", "query", "product_ids")
+
+#: Without these an impression says nothing about what whom was shown when.
+REQUIRED_IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "timestamp", "product_ids")
+
+#: Columns of :func:`impressions_frame`, in order, with their dtypes (product_ids holds lists).
+IMPRESSION_COLUMNS: dict[str, str] = {
+    "request_id": "str",
+    "user_id": "str",
+    "session_id": "object",
+    "timestamp": "datetime64[ns, UTC]",
+    "query": "object",
+    "query_norm": "object",
+    "product_ids": "object",
+    "ingested_at": "datetime64[ns, UTC]",
+}
+
+_WHAT = "impressions"
+_READ_SORT = [{"timestamp": {"order": "asc"}}, {"request_id": {"order": "asc"}}]
+_EXPECT_IDS = 'expected a list of product ids in the order shown, e.g. ["SKU-1", "SKU-2"], or "SKU-1|SKU-2"'
+_FIELD_ORDER = {name: i for i, name in enumerate(IMPRESSION_FIELDS)}
+
+
+# --- normalisation (pure) ----------------------------------------------------------------------------
+def _parse_id(example: str) -> Callable[[Any], str | None]:
+    return lambda value: parse_identifier(value, example)
+
+
+def _parse_product_ids(value: Any) -> list[str]:
+    """Product ids in the order shown: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV)."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                reason = f"{show_value(value)} is not a valid JSON array ({exc.msg}; {_EXPECT_IDS})"
+                raise InvalidValue(reason) from None
+            if not isinstance(items, list):
+                raise InvalidValue(f"{show_value(value)} is not a list ({_EXPECT_IDS})")
+        else:
+            items = text.split("|")
+    elif isinstance(value, np.ndarray):
+        items = value.tolist()
+    elif not isinstance(value, (list, tuple)):
+        raise InvalidValue(f"{show_value(value)} is not a list ({_EXPECT_IDS})")
+    out: list[str] = []
+    problems: list[str] = []
+    for rank, item in enumerate(items, start=1):
+        try:
+            pid = None if is_missing(item) else parse_identifier(item, "SKU-123")
+        except InvalidValue as exc:
+            problems.append(f"rank {rank}: {exc}")
+            continue
+        if pid is None:
+            problems.append(f"rank {rank}: empty product id")
+            continue
+        out.append(pid)
+    if problems:
+        raise InvalidValue("; ".join(problems) + " (every shown product needs its id, or the ranks shift)")
+    if not out:
+        raise InvalidValue(f"{show_value(value)} names no product ({_EXPECT_IDS})")
+    return out
+
+
+# field -> parser
+_PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("request_id", _parse_id("req-9")),
+    ("user_id", _parse_id("u-42")),
+    ("session_id", _parse_id("s-42")),
+    ("query", parse_query),
+    ("product_ids", _parse_product_ids),
+)
+
+
+def normalize_impression(
+    row: Mapping[str, Any], now: datetime | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Turn one input row into a search-log document, or explain every reason it cannot be one.
+
+    Returns ``(doc, [])`` or ``(None, reasons)``. Required: ``request_id`` (the document id), ``user_id``,
+    ``timestamp`` (parsed like an event's: ISO 8601 with any offset or epoch seconds/ms, stored as UTC
+    milliseconds, at most a day in the future) and ``product_ids`` (a list, or text ``"a|b|c"`` or a JSON
+    array; every item must be an id). Optional: ``session_id``, ``query`` (whitespace collapsed; adds
+    ``query_norm``). The doc also gets ``n_shown``; absent optional fields are left out.
+    """
+    parse_error = row.get(PARSE_ERROR_KEY)
+    if parse_error is not None:
+        return None, [f"row: could not be parsed ({parse_error})"]
+    doc: dict[str, Any] = {}
+    reasons: list[str] = []
+    for name, parse in _PARSERS:
+        raw = row.get(name)
+        if is_missing(raw):
+            continue
+        try:
+            value = parse(raw)
+        except InvalidValue as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        if value is not None:
+            doc[name] = value
+    check_timestamp(row.get("timestamp"), now, doc, reasons)
+    for name in REQUIRED_IMPRESSION_FIELDS:
+        if name not in doc and not any(r.startswith(f"{name}:") for r in reasons):
+            reasons.append(f"{name}: required, missing or empty")
+    if reasons:
+        return None, sorted(reasons, key=lambda r: _FIELD_ORDER.get(r.partition(":")[0], len(_FIELD_ORDER)))
+    if "query" in doc:
+        doc["query_norm"] = normalize_query(doc["query"])
+    doc["n_shown"] = len(doc["product_ids"])
+    return doc, []
+
+
+# --- the DataFrame contract --------------------------------------------------------------------------
+def _utc_column(values: list[Any]) -> pd.Series:
+    series = pd.to_datetime(pd.Series(values, dtype="object"), utc=True, format="ISO8601")
+    return series.astype("datetime64[ns, UTC]")
+
+
+def impressions_frame(docs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Search-log documents as a typed DataFrame: exactly :data:`IMPRESSION_COLUMNS`, sorted by (timestamp,
+    request_id). ``product_ids`` holds lists (display order); session_id, query and query_norm hold None when
+    absent. Empty input gives an empty frame with the same columns and dtypes."""
+    columns: dict[str, list[Any]] = {name: [] for name in IMPRESSION_COLUMNS}
+    for doc in docs:
+        for name, values in columns.items():
+            values.append(doc.get(name))
+    data: dict[str, Any] = {}
+    for name, dtype in IMPRESSION_COLUMNS.items():
+        values = columns[name]
+        if dtype == "datetime64[ns, UTC]":
+            data[name] = _utc_column(values)
+        elif name == "product_ids":
+            data[name] = pd.Series([[str(p) for p in v or []] for v in values], dtype="object")
+        elif dtype == "object":
+            data[name] = pd.Series(values, dtype="object")
+        else:
+            data[name] = pd.Series([str(v) for v in values], dtype="str")
+    frame = pd.DataFrame(data, columns=list(IMPRESSION_COLUMNS))
+    frame = frame.sort_values(["timestamp", "request_id"], kind="mergesort", na_position="last")
+    return frame.reset_index(drop=True)
+
+
+# --- indices -----------------------------------------------------------------------------------------
+def search_indices(client: OpenSearch, alias: str) -> list[str]:
+    """Concrete indices behind the searches alias, oldest month first ([] when there is no alias yet)."""
+    return month_indices(client, alias, _WHAT)
+
+
+# --- file ingest -------------------------------------------------------------------------------------
+@dataclass
+class ImpressionIngestReport:
+    """What an impressions ingest did; ``ok`` says whether the CLI should exit 0.
+
+    ``read == stored + already_stored + duplicates_in_file + rejected``; ``rejected`` includes
+    ``engine_rejected``.
+    """
+
+    source: str
+    alias: str
+    read: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    duplicates_in_file: int = 0
+    rejected: int = 0
+    engine_rejected: int = 0
+    shown: int = 0
+    indices: list[str] = field(default_factory=list)
+    created_indices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    rejects_path: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    allow_rejects: bool = False
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.stored / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0 or self.allow_rejects
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["docs_per_second"] = round(self.docs_per_second, 1)
+        d["seconds"] = round(self.seconds, 3)
+        d["ok"] = self.ok
+        return d
+
+
+def ingest_impressions(
+    client: OpenSearch,
+    source: str | Path,
+    spec: MappingSpec,
+    alias: str,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    rejects_path: str | Path | None = None,
+    allow_rejects: bool = False,
+    chunk_size: int = 1000,
+    max_retries: int = 5,
+    initial_backoff: float = 1.0,
+    progress: bool = True,
+    progress_file: IO[str] | None = None,
+) -> ImpressionIngestReport:
+    """Validate a search-log file and store it in monthly indices behind ``alias`` (see the module doc).
+
+    ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=IMPRESSION_FIELDS)``).
+    ``shown`` in the report counts the product ids of the stored searches.
+    """
+    started = time.monotonic()
+    source = Path(source)
+    reader = read_rows(source, column_map)
+    search_indices(client, alias)  # fails early, naming the fix, if the alias name is taken by an index
+    rejects = RejectsWriter(Path(rejects_path) if rejects_path else default_rejects_path(source), "request_id")
+    rejects.path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+    report = ImpressionIngestReport(
+        source=str(source),
+        alias=alias,
+        allow_rejects=allow_rejects,
+        ignored_columns=sorted(set(reader.columns) - set(IMPRESSION_FIELDS)),
+    )
+    months = MonthIndices(client, spec, alias, _WHAT)
+    bar = tqdm(
+        total=reader.total_rows or estimate_rows(source, reader.format),
+        unit="rows",
+        desc=f"ingest {source.name}",
+        disable=not progress,
+        file=progress_file or sys.stderr,
+        mininterval=0.2,
+    )
+    seen: set[str] = set()
+    # Searches sent but not yet acknowledged, by id (unique: repeats are not sent), for reporting refusals.
+    in_flight: dict[str, tuple[int, dict[str, Any], int]] = {}
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for row_number, row in reader:
+            report.read += 1
+            bar.update(1)
+            doc, reasons = normalize_impression(row)
+            if doc is None:
+                rejects.add(row_number, row, reasons)
+                continue
+            request_id = doc["request_id"]
+            if request_id in seen:
+                report.duplicates_in_file += 1
+                continue
+            seen.add(request_id)
+            doc["ingested_at"] = now_ms()
+            in_flight[request_id] = (row_number, row, doc["n_shown"])
+            yield {"_op_type": "create", "_index": months.target(doc["timestamp"]), "_id": request_id, "_source": doc}
+
+    try:
+        for outcome, request_id, result in bulk_create(
+            client,
+            actions(),
+            what=f"storing impressions into {alias}",
+            chunk_size=chunk_size,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+        ):
+            row_number, row, n_shown = in_flight.pop(request_id, (0, {}, 0))
+            if outcome == STORED:
+                report.stored += 1
+                report.shown += n_shown
+            elif outcome == ALREADY:
+                report.already_stored += 1
+            else:
+                report.engine_rejected += 1
+                rejects.add(row_number or None, row, [bulk_error_reason(result)], record_id=request_id)
+        months.refresh()
+    finally:
+        bar.close()
+        rejects.close()
+    report.rejected = rejects.count
+    report.rejects_path = str(rejects.path) if rejects.count else None
+    report.indices = sorted(months.ready)
+    report.created_indices = sorted(months.created)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# --- live recording ----------------------------------------------------------------------------------
+def record_impressions(
+    client: OpenSearch,
+    rows: Iterable[Mapping[str, Any]],
+    spec: MappingSpec,
+    alias: str,
+    refresh: bool = False,
+    *,
+    chunk_size: int = 1000,
+    max_retries: int = 3,
+    initial_backoff: float = 0.5,
+) -> RecordResult:
+    """Validate and store searches logged by a running service (the proxy); the same rules as a file ingest.
+
+    Never raises for a bad row: each one is reported in ``rejected`` with its position and every reason.
+    Engine problems raise our EngineUnavailableError/EngineError. ``refresh=True`` makes the searches readable
+    before returning (slower; for tests and tools). ``already_stored`` also counts repeats within the call.
+    """
+    result = RecordResult()
+    months = MonthIndices(client, spec, alias, _WHAT)
+    position_of: dict[str, int] = {}
+    actions: list[dict[str, Any]] = []
+    for position, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            result.rejected.append((position, [f"impression: expected an object, got {type(row).__name__}"]))
+            continue
+        try:
+            doc, reasons = normalize_impression(row)
+        except Exception as exc:  # a live API reports an odd row rather than failing the whole batch
+            doc, reasons = None, [f"impression: could not be validated ({type(exc).__name__}: {exc})"]
+        if doc is None:
+            result.rejected.append((position, reasons))
+            continue
+        if doc["request_id"] in position_of:
+            result.already_stored += 1
+            continue
+        position_of[doc["request_id"]] = position
+        doc["ingested_at"] = now_ms()
+        actions.append({"_op_type": "create", "_index": "", "_id": doc["request_id"], "_source": doc})
+    if actions:
+        search_indices(client, alias)  # a clear error if the alias name is taken by a concrete index
+        for action in actions:
+            action["_index"] = months.target(action["_source"]["timestamp"])
+        for outcome, request_id, item in bulk_create(
+            client,
+            actions,
+            what=f"recording impressions into {alias}",
+            chunk_size=chunk_size,
+            max_retries=max_retries,
+            initial_backoff=initial_backoff,
+        ):
+            if outcome == STORED:
+                result.accepted += 1
+            elif outcome == ALREADY:
+                result.already_stored += 1
+            else:
+                result.rejected.append((position_of.get(request_id, -1), [bulk_error_reason(item)]))
+        if refresh:
+            months.refresh()
+    result.rejected.sort(key=lambda r: r[0])
+    return result
+
+
+# --- reading -----------------------------------------------------------------------------------------
+def read_impressions(
+    client: OpenSearch,
+    alias: str,
+    *,
+    since_ingested: datetime | None = None,
+    before: datetime | None = None,
+    page_size: int = 5000,
+) -> pd.DataFrame:
+    """The search log behind ``alias`` as an :func:`impressions_frame` (sorted by time, request id).
+
+    ``since_ingested``: only searches stored strictly after it (the profile update's watermark).
+    ``before``: only searches that happened strictly before it. Naive datetimes are taken as UTC. Read from
+    one point in time with ``search_after`` (see :func:`fuserec_os.learn.timeseries.read_pit`). No alias
+    yet gives an empty frame.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    if not search_indices(client, alias):
+        return impressions_frame([])
+    filters = time_filters(since_ingested, before)
+    query: dict[str, Any] = {"bool": {"filter": filters}} if filters else {"match_all": {}}
+    return impressions_frame(read_pit(client, alias, query, _READ_SORT, page_size=page_size, what=_WHAT))
+
+
+# --- erasure -----------------------------------------------------------------------------------------
+def delete_user_impressions(client: OpenSearch, alias: str, user_id: str) -> int:
+    """Delete every logged search of ``user_id`` (right to erasure), refreshed. Returns how many were deleted.
+
+    Raises EngineError if the engine reports any failure: a partial erasure must not look like a complete one.
+    """
+    return delete_by_user(client, alias, user_id, _WHAT)

@@ -1,0 +1,264 @@
+"""Time-based documents in the engine: one index per UTC month behind one alias (events, the search log).
+
+Why one index per UTC month (``<alias>-YYYY.MM``): a year of logs in one index makes every read, delete and
+retention decision touch everything; months can be searched through the alias as one, and dropped as a unit.
+Month indices are created on demand from the document type's mapping with the alias attached in the same
+request, so an index is never visible without the alias or the other way round.
+
+Documents are written with ``op_type: create`` and a deterministic ``_id``, and a document always lands in the
+month of its own timestamp, so storing one twice is answered 409 by the engine (``already_stored``).
+
+Reading goes through one point in time with ``search_after`` on a unique sort, so documents written meanwhile
+neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.learn.event_store`,
+:mod:`~fuserec_os.learn.search_log`) names its documents (``what``) so errors read naturally.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy import exceptions as osx
+
+from fuserec_os.engine.bulk import stream_bulk
+from fuserec_os.engine.client import engine_errors, error_reason
+from fuserec_os.errors import EngineError, IndexStateError, MappingError
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.learn.events import format_timestamp
+
+__all__ = [
+    "ALREADY",
+    "PIT_KEEP_ALIVE",
+    "REFUSED",
+    "STORED",
+    "MonthIndices",
+    "bulk_create",
+    "delete_by_user",
+    "ensure_month_index",
+    "month_index",
+    "month_indices",
+    "now_ms",
+    "read_pit",
+    "time_filters",
+]
+
+#: How long a point in time stays open between two pages of :func:`read_pit`.
+PIT_KEEP_ALIVE = "2m"
+
+STORED, ALREADY, REFUSED = "stored", "already_stored", "refused"
+
+
+# --- indices -----------------------------------------------------------------------------------------
+def month_index(alias: str, timestamp: str) -> str:
+    """The concrete index of a document: ``<alias>-YYYY.MM`` from its UTC timestamp ("2024-05-..." -> 2024.05)."""
+    return f"{alias}-{timestamp[0:4]}.{timestamp[5:7]}"
+
+
+def month_indices(client: OpenSearch, alias: str, what: str = "events") -> list[str]:
+    """Concrete indices behind ``alias``, oldest month first ([] when there is no alias yet).
+
+    Raises IndexStateError, naming the fix, when ``alias`` is taken by a concrete index.
+    """
+    with engine_errors(f"reading alias {alias}"):
+        if client.indices.exists_alias(name=alias):
+            return sorted(client.indices.get_alias(name=alias))
+        if client.indices.exists(index=alias):
+            raise IndexStateError(
+                f"'{alias}' is a concrete index, not the {what} alias, so monthly {what} indices cannot be put "
+                f"behind it. Delete or rename '{alias}', or use another FUSEREC_INDEX_PREFIX."
+            )
+    return []
+
+
+def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: str, what: str = "events") -> bool:
+    """Make sure ``name`` exists and is behind ``alias``; create it from ``spec`` if needed. Returns created.
+
+    Creation and alias are one request. Losing a creation race to another writer is fine (the index is then
+    used). After any other failure, an index this call may have made is removed, but only while it is still
+    empty: an index with documents is never deleted by cleanup code.
+    """
+    with engine_errors(f"checking {what} index {name}"):
+        if client.indices.exists(index=name):
+            _attach(client, alias, name)
+            return False
+    body = spec.create_body()
+    body["aliases"] = {alias: {}}
+    try:
+        client.indices.create(index=name, body=body)
+    except osx.TransportError as exc:
+        if _error_type(exc) == "resource_already_exists_exception":
+            with engine_errors(f"attaching {name} to alias {alias}"):
+                _attach(client, alias, name)
+            return False
+        _remove_if_empty(client, name)
+        if isinstance(exc, osx.ConnectionError):
+            with engine_errors(f"creating {what} index {name}"):
+                raise
+        if _error_type(exc) == "invalid_alias_name_exception":
+            raise IndexStateError(
+                f"cannot create {name} behind alias {alias}: {error_reason(exc)}. Delete or rename the index "
+                f"called '{alias}', or use another FUSEREC_INDEX_PREFIX."
+            ) from exc
+        raise MappingError(f"{spec.path}: the engine rejected the {what} mapping: {error_reason(exc)}") from exc
+    except Exception:
+        _remove_if_empty(client, name)
+        raise
+    return True
+
+
+def _attach(client: OpenSearch, alias: str, name: str) -> None:
+    if not client.indices.exists_alias(name=alias, index=name):
+        client.indices.update_aliases(body={"actions": [{"add": {"index": name, "alias": alias}}]})
+
+
+def _error_type(exc: osx.TransportError) -> str | None:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    err = info.get("error")
+    return err.get("type") if isinstance(err, dict) else None
+
+
+def _remove_if_empty(client: OpenSearch, name: str) -> None:
+    with contextlib.suppress(Exception):  # cleanup after a failure: the original error matters more
+        if client.indices.exists(index=name) and int(client.count(index=name)["count"]) == 0:
+            client.indices.delete(index=name, params={"ignore_unavailable": "true"})
+
+
+class MonthIndices:
+    """Month indices of one run: each checked/created once, and the ones written to remembered for refresh."""
+
+    def __init__(self, client: OpenSearch, spec: MappingSpec, alias: str, what: str = "events") -> None:
+        self.client, self.spec, self.alias, self.what = client, spec, alias, what
+        self.ready: set[str] = set()
+        self.created: set[str] = set()
+
+    def target(self, timestamp: str) -> str:
+        """The index for a document with this (UTC, formatted) timestamp, created on first use."""
+        name = month_index(self.alias, timestamp)
+        if name not in self.ready:
+            if ensure_month_index(self.client, self.spec, self.alias, name, self.what):
+                self.created.add(name)
+            self.ready.add(name)
+        return name
+
+    def refresh(self) -> None:
+        if self.ready:
+            with engine_errors(f"refreshing {', '.join(sorted(self.ready))}"):
+                self.client.indices.refresh(index=",".join(sorted(self.ready)))
+
+
+# --- writing -----------------------------------------------------------------------------------------
+def bulk_create(
+    client: OpenSearch,
+    actions: Iterable[dict[str, Any]],
+    *,
+    what: str,
+    chunk_size: int,
+    max_retries: int,
+    initial_backoff: float,
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """Send ``create`` actions; yield (outcome, doc id, bulk item) per document, outcome STORED/ALREADY/REFUSED.
+
+    429s are retried with backoff (per document and whole requests); an engine that cannot be reached raises
+    our EngineUnavailableError rather than turning every document into a reject.
+    """
+    for ok, result in stream_bulk(
+        client, actions, what=what, chunk_size=chunk_size, max_retries=max_retries, initial_backoff=initial_backoff
+    ):
+        doc_id = str(result.get("_id"))
+        if ok:
+            yield STORED, doc_id, result
+        elif result.get("status") == 409:
+            yield ALREADY, doc_id, result
+        else:
+            yield REFUSED, doc_id, result
+
+
+def now_ms() -> str:
+    """Now as the stores write ``ingested_at`` (UTC, milliseconds)."""
+    return format_timestamp(datetime.now(timezone.utc))
+
+
+# --- reading -----------------------------------------------------------------------------------------
+def time_filters(since_ingested: datetime | None, before: datetime | None) -> list[dict[str, Any]]:
+    """Range filters: stored strictly after ``since_ingested``, happened strictly before ``before``."""
+    filters: list[dict[str, Any]] = []
+    if since_ingested is not None:
+        filters.append({"range": {"ingested_at": {"gt": format_timestamp(since_ingested)}}})
+    if before is not None:
+        filters.append({"range": {"timestamp": {"lt": format_timestamp(before)}}})
+    return filters
+
+
+def read_pit(
+    client: OpenSearch,
+    alias: str,
+    query: Mapping[str, Any],
+    sort: Sequence[Mapping[str, Any]],
+    *,
+    page_size: int = 5000,
+    what: str = "events",
+) -> list[dict[str, Any]]:
+    """Every ``_source`` matching ``query`` behind ``alias``, paged from one point in time with ``search_after``.
+
+    ``sort`` must be unique per document (the tiebreaker search_after needs; a keyword id works on every
+    engine, unlike ``_shard_doc``). The point in time is deleted at the end, also after an error.
+    """
+    if page_size < 1:
+        raise ValueError(f"page_size must be >= 1, got {page_size}")
+    with engine_errors(f"opening a point in time on {alias}"):
+        pit_id = str(client.create_pit(index=alias, params={"keep_alive": PIT_KEEP_ALIVE})["pit_id"])
+    docs: list[dict[str, Any]] = []
+    try:
+        search_after: list[Any] | None = None
+        with engine_errors(f"reading {what} from {alias}"):
+            while True:
+                body: dict[str, Any] = {
+                    "size": page_size,
+                    "query": dict(query),
+                    "sort": list(sort),
+                    "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
+                    "track_total_hits": False,
+                }
+                if search_after is not None:
+                    body["search_after"] = search_after
+                page = client.search(body=body)
+                pit_id = str(page.get("pit_id") or pit_id)  # the engine may hand out a new id: always use the latest
+                hits = page["hits"]["hits"]
+                docs.extend(hit["_source"] for hit in hits)
+                if len(hits) < page_size:
+                    break
+                search_after = hits[-1]["sort"]
+    finally:
+        with contextlib.suppress(Exception):  # it expires after PIT_KEEP_ALIVE anyway; the read result matters more
+            client.delete_pit(body={"pit_id": [pit_id]})
+    return docs
+
+
+# --- erasure -----------------------------------------------------------------------------------------
+def delete_by_user(client: OpenSearch, alias: str, user_id: str, what: str = "events") -> int:
+    """Delete every document of ``user_id`` behind ``alias`` (right to erasure), refreshed so reads no longer
+    see them. Returns how many were deleted (0 when there is no alias).
+
+    Raises EngineError if the engine reports any failure, because a partial erasure must not look like a
+    complete one.
+    """
+    if not month_indices(client, alias, what):
+        return 0
+    with engine_errors(f"deleting the {what} of user {user_id!r} from {alias}"):
+        result = client.delete_by_query(
+            index=alias,
+            body={"query": {"term": {"user_id": user_id}}},
+            params={"refresh": "true"},
+            request_timeout=3600,
+        )
+    failures = result.get("failures") or []
+    if failures:
+        first = failures[0]
+        raise EngineError(
+            f"deleting the {what} of user {user_id!r} from {alias} failed for {len(failures)} document(s) "
+            f"({result.get('deleted', 0)} deleted); first: {first.get('cause', first)}. Run it again."
+        )
+    return int(result.get("deleted", 0))
