@@ -54,6 +54,9 @@ def test_changed_boost_is_applied() -> None:
         ({"profiles": {"weights": {"cart": 2}}}, "unknown cart"),
         ({"profiles": {"half_life_days": 0}}, "must be a number > 0"),
         ({"events": {"type_aliases": {"x": "bogus"}}}, "'bogus' is not an event type"),
+        ({"features": ["bm25", "bm52"]}, "bm52"),
+        ({"model": {"hiden": [64]}}, "hiden"),
+        ({"model": {"loss": "hinge"}}, "hinge"),
     ],
 )
 def test_mistakes_name_the_key(raw: object, message: str) -> None:
