@@ -220,7 +220,7 @@ def _model(
     )
     options = TrainOptions(  # the impressions come from the cluster, like the events
         truth=workdir / "events.truth.jsonl",
-        catalog_latent=workdir / "catalog.latent.jsonl",
+        catalog=workdir / "catalog.jsonl",
         report_dir=workdir / "reports",
     )
     try:

@@ -10,16 +10,12 @@ import click
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
+from fuserec_os.simulate.catalog import latent_path_for
 
 
 def sibling(path: Path, role: str) -> Path:
     """``events.jsonl`` + ``impressions`` -> ``events.impressions.jsonl`` (same folder, same format)."""
     return path.with_name(f"{path.stem}.{role}{path.suffix}")
-
-
-def latent_path_for(catalog: Path) -> Path:
-    """Where ``generate catalog`` puts the hidden product attributes by default (always JSON Lines)."""
-    return catalog.with_name(f"{catalog.stem}.latent.jsonl")
 
 
 @click.group()

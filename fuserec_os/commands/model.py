@@ -120,14 +120,11 @@ def train(
     """
     from fuserec_os.learn.train_job import TrainOptions, run_training
 
-    latent = None
-    if catalog is not None:
-        latent = catalog.with_name(f"{catalog.stem}.latent.jsonl")
     options = TrainOptions(
         split=_split(test_from, test_fraction, valid_fraction),
         impressions=impressions,
         truth=truth,
-        catalog_latent=latent,
+        catalog=catalog,
         report_dir=report_dir,
         features=state.ranking.features.names,
     )
@@ -176,12 +173,11 @@ def evaluate_cmd(
     from fuserec_os.learn.report import write_json
     from fuserec_os.learn.train_job import TrainOptions, evaluate_version
 
-    latent = catalog.with_name(f"{catalog.stem}.latent.jsonl") if catalog is not None else None
     options = TrainOptions(
         split=_split(test_from, test_fraction, valid_fraction),
         impressions=impressions,
         truth=truth,
-        catalog_latent=latent,
+        catalog=catalog,
         report_dir=report_dir,
     )
     say = (lambda m: note(m)) if as_json else click.echo

@@ -185,11 +185,13 @@ def build_dataset(
     behavioural_k: int = 20,
     progress: Callable[[str], None] | None = None,
     products: pd.DataFrame | None = None,
+    product_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> Dataset:
     """Featurise every logged search with at least one engaged product (see the module docstring).
 
     ``products`` (the catalog's documents) adds the item features a ProductCatalog does not carry (title
-    terms, reviews, popularity, stock, age); without it they are missing for every row.
+    terms, reviews, popularity, stock, age); without it they are missing for every row. ``product_vectors``
+    replaces the vectors otherwise fitted on the pre-validation events (to evaluate a stored model).
     """
     started = time.monotonic()
     say = progress or (lambda _m: None)
@@ -206,8 +208,15 @@ def build_dataset(
     say(f"{len(searches)} searches with engagement; valid from {valid_from}, test from {test_from}")
 
     # product vectors from the events before validation only
-    fitted = build_profiles(events[events["timestamp"] < valid_from], catalog, profiles_cfg, as_of=valid_from)
-    items = ItemTable.from_catalog(catalog, fitted.product_vectors, products=products)
+    if product_vectors is None:  # fit on the events before validation only
+        vectors = dict(
+            build_profiles(
+                events[events["timestamp"] < valid_from], catalog, profiles_cfg, as_of=valid_from
+            ).product_vectors
+        )
+    else:  # a stored model's own vectors (evaluating a registered version must not mix bases)
+        vectors = dict(product_vectors)
+    items = ItemTable.from_catalog(catalog, vectors, products=products)
 
     queries = sorted(set(searches["query"]))
     engine = dict(zip(queries, retriever.search_scored(queries, engine_k), strict=True))
@@ -252,8 +261,11 @@ def build_dataset(
             ranked = engine.get(query, [])
             scores = dict(ranked)
             ranks = {pid: i + 1 for i, (pid, _) in enumerate(ranked)}
+            shown_at: dict[str, int] = {}
             if shown is not None:
-                cands = list(dict.fromkeys(shown))
+                for position, pid in enumerate(shown, start=1):
+                    shown_at.setdefault(pid, position)  # a product shown twice keeps its first rank
+                cands = list(shown_at)
                 source = ["shown"] * len(cands)
             else:
                 cands = [pid for pid, _ in ranked]
@@ -283,7 +295,7 @@ def build_dataset(
                         "product_id": pid,
                         "engine_score": c.engine_scores[i],
                         "engine_rank": c.engine_ranks[i],
-                        "shown_rank": i + 1 if shown is not None else math.nan,
+                        "shown_rank": shown_at[pid] if shown is not None else math.nan,
                         "source": source[i],
                     }
                 )
@@ -306,7 +318,7 @@ def build_dataset(
         groups=groups,
         searches=searches,
         candidates=candidates,
-        product_vectors=dict(fitted.product_vectors),
+        product_vectors=vectors,
         cuts=(valid_from, test_from),
         seconds=time.monotonic() - started,
     )

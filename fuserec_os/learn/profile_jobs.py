@@ -194,6 +194,7 @@ def build_from_store(
     clock.lap("write")
     state = _watermark_state(events, started)
     state["impressions"] = _impressions_state(searches, started)
+    state["point_in_time"] = as_of is not None
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build"})
     report.watermark = state["watermark"]
     return report
@@ -262,8 +263,15 @@ def build_from_file(
     clock.lap("compute")
     _store(client, aliases, built, stats, report)
     clock.lap("write")
-    state = _watermark_state(events.iloc[0:0], datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    state = _watermark_state(events.iloc[0:0], now)
+    # Events of the file that were also ingested into the cluster just before now would be re-read by the next
+    # update's overlap window: remember their ids so they are not counted twice.
+    if event_indices(client, aliases.events):
+        recent = read_events(client, aliases.events, since_ingested=now - OVERLAP)
+        state["recent_ids"] = sorted(set(recent["event_id"]) & set(events["event_id"]))
     state["impressions"] = _impressions_state(searches, started)
+    state["point_in_time"] = as_of is not None
     put_state(client, aliases.state, STATE_NAME, {**state, "as_of": report.as_of, "mode": "build-from-file"})
     report.watermark = state["watermark"]
     return report
@@ -278,6 +286,11 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
     state = get_state(client, aliases.state, STATE_NAME)
     if state is None:
         raise IndexStateError("no profiles were built yet: run 'fuserec profiles build' once, then 'update'.")
+    if state.get("point_in_time"):
+        raise IndexStateError(
+            f"the last build was point-in-time (--as-of {state.get('as_of')}): events after that time were left out "
+            "on purpose, so an update cannot continue from it. Run a full 'fuserec profiles build' first."
+        )
     watermark = pd.Timestamp(state["watermark"])
     seen = set(state.get("recent_ids") or [])
     events = read_events(client, aliases.events, since_ingested=(watermark - OVERLAP).to_pydatetime())

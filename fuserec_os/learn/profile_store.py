@@ -21,7 +21,7 @@ from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError
+from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
 from fuserec_os.learn.profiles import UserProfile, iso_utc, to_utc
@@ -113,7 +113,7 @@ def read_profiles(client: OpenSearch, alias: str, user_ids: Iterable[str]) -> di
                     return {}
                 raise EngineError(f"OpenSearch refused reading profile {doc.get('_id')} from {alias}: {error}")
             if doc.get("found"):
-                out[str(doc["_id"])] = UserProfile.from_doc(doc["_source"])
+                out[str(doc["_id"])] = _profile(doc["_source"])
     return out
 
 
@@ -126,7 +126,7 @@ def _scan(client: OpenSearch, alias: str, what: str) -> Iterator[dict[str, Any]]
 
 def read_all_profiles(client: OpenSearch, alias: str) -> dict[str, UserProfile]:
     """Every profile behind ``alias`` (scroll), by user id; {} when there is no index yet."""
-    return {str(hit["_id"]): UserProfile.from_doc(hit["_source"]) for hit in _scan(client, alias, "profiles")}
+    return {str(hit["_id"]): _profile(hit["_source"]) for hit in _scan(client, alias, "profiles")}
 
 
 def delete_profile(client: OpenSearch, alias: str, user_id: str) -> int:
@@ -194,3 +194,11 @@ def read_product_vectors(client: OpenSearch, alias: str) -> dict[str, np.ndarray
         str(hit["_id"]): np.asarray(hit["_source"]["vector"], dtype=np.float64)
         for hit in _scan(client, alias, "product vectors")
     }
+
+
+def _profile(doc: Mapping[str, Any]) -> UserProfile:
+    """A stored profile, or IndexStateError (not a traceback) when it was written by another schema version."""
+    try:
+        return UserProfile.from_doc(doc)
+    except ValueError as exc:
+        raise IndexStateError(f"{exc}: rebuild the profiles with 'fuserec profiles build'.") from None

@@ -637,6 +637,8 @@ class ModelRegistry:
         candidate = self.info(version)
         if candidate.status == "deleted":
             raise RegistryError(f"model {version} was deleted; it cannot be promoted.")
+        if not force:  # never make active what a replica could not load
+            _check_loadable(self.get(version)[1], candidate.kind, version)
         pointer, token = self._pointer()
         current = str(pointer["version"]) if pointer and pointer.get("version") else None
         history = [str(v) for v in (pointer or {}).get("history") or []]
@@ -728,6 +730,8 @@ class ModelRegistry:
             "blob_bytes": info.blob_bytes,
             "blob_base64": base64.b64encode(blob).decode("ascii"),
         }
+        if not out.parent.is_dir():
+            raise RegistryError(f"{out}: the folder {out.parent} does not exist (create it, or export elsewhere).")
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
         tmp.replace(out)  # never leave a half-written export where the real one should be
@@ -759,7 +763,12 @@ class ModelRegistry:
             blob = base64.b64decode(str(payload.get("blob_base64", "")), validate=True)
         except (binascii.Error, ValueError):
             raise CorruptModelError(f"{src}: the exported blob is not valid base64.") from None
-        _verify(blob, str(payload.get("blob_sha256", "")), int(payload.get("blob_bytes", -1)), str(src))
+        try:
+            size = int(payload.get("blob_bytes", -1))
+        except (TypeError, ValueError):
+            raise CorruptModelError(f"{src}: 'blob_bytes' is not a whole number.") from None
+        _verify(blob, str(payload.get("blob_sha256", "")), size, str(src))
+        _check_loadable(blob, str(meta.get("kind", "")), str(src))
         fields = {k: meta[k] for k in META_KEYS if k in meta}
         fields["imported_from"] = {
             "version": meta.get("version"),
@@ -768,3 +777,15 @@ class ModelRegistry:
             "imported_at": _now(),
         }
         return self.save(blob, fields)
+
+
+def _check_loadable(blob: bytes, kind: str, where: str) -> None:
+    """An ``mlp`` blob must load as a model artifact (the checksum only proves the bytes are intact)."""
+    if kind != "mlp":
+        return
+    from fuserec_os.rerank.artifact import ArtifactError, ModelArtifact
+
+    try:
+        ModelArtifact.from_bytes(blob)
+    except ArtifactError as exc:
+        raise CorruptModelError(f"{where}: the blob is not a loadable model artifact ({exc}).") from None

@@ -23,7 +23,7 @@ import pandas as pd
 from opensearchpy import OpenSearch
 
 from fuserec_os.config import RankingConfig
-from fuserec_os.errors import ConfigError, IndexStateError
+from fuserec_os.errors import ConfigError, IndexStateError, InputFileError
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.index.products import read_products
 from fuserec_os.learn.baselines import (
@@ -55,7 +55,7 @@ class TrainOptions:
     split: SplitSpec = field(default_factory=SplitSpec)
     impressions: Path | None = None
     truth: Path | None = None
-    catalog_latent: Path | None = None
+    catalog: Path | None = None  # the generated catalog file; its hidden attributes sit beside it
     report_dir: Path = Path("reports")
     features: tuple[str, ...] | None = None
 
@@ -91,14 +91,24 @@ class TrainOutcome:
 def read_impressions(path: Path) -> pd.DataFrame:
     """An impressions log file (``generate events`` writes one): request_id, user_id, timestamp, query,
     product_ids. Training reads the stored log (:func:`stored_impressions`) unless a file is given."""
+    from fuserec_os.index.readers import read_rows
+    from fuserec_os.learn.search_log import impressions_frame, normalize_impression
+
     if not path.is_file():
         raise ConfigError(f"--impressions {path}: no such file")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_json(path, lines=True, dtype=False)
-    missing = {"request_id", "user_id", "timestamp", "query", "product_ids"} - set(frame.columns)
-    if missing:
-        raise ConfigError(f"--impressions {path}: missing column(s) {', '.join(sorted(missing))}")
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
+    docs, bad = [], []
+    for row_number, row in read_rows(path):  # every format the ingest reads, validated the same way
+        doc, reasons = normalize_impression(row)
+        if doc is None:
+            bad.append(f"row {row_number}: {'; '.join(reasons)}")
+        else:
+            docs.append(doc)
+    if bad:
+        raise InputFileError(
+            f"--impressions {path}: {len(bad)} invalid row(s), first: {bad[0]} (check it with "
+            "'fuserec ingest impressions', which writes every reason to a rejects file)"
+        )
+    return impressions_frame(docs)
 
 
 def stored_impressions(client: OpenSearch, aliases: Aliases) -> pd.DataFrame | None:
@@ -123,7 +133,7 @@ def gated_scores(
 ) -> np.ndarray:
     """The served order: per search, blend normalised engine and model scores with the user's gate alpha."""
     model = scorer.predict(X)
-    e = minmax_groups(np.nan_to_num(engine, nan=np.nanmin(engine) if np.isfinite(engine).any() else 0.0), groups)
+    e = minmax_groups(engine, groups)  # NaN (no engine score) -> 0, exactly as rerank.blend serves it
     m = minmax_groups(model, groups)
     alpha = np.array([gate.alpha(int(n)) for n in user_events], dtype=np.float64)
     return np.asarray((1 - alpha) * e + alpha * m)
@@ -226,6 +236,7 @@ def prepare(
     feature_set: FeatureSet,
     seconds: dict[str, float],
     say: Progress,
+    product_vectors: Mapping[str, np.ndarray] | None = None,
 ) -> Prepared:
     """Read the catalog, events and optional logs, and build the leakage-free dataset."""
     t = time.monotonic()
@@ -255,6 +266,7 @@ def prepare(
         split=options.split,
         progress=say,
         products=products,
+        product_vectors=product_vectors,
     )
     seconds["dataset"] = time.monotonic() - t
     summary = ds.summary()
@@ -263,10 +275,17 @@ def prepare(
         raise ConfigError(f"a split has no searches ({summary['searches']}): simulate or log more behaviour")
     oracle = None
     if options.truth is not None:
-        if options.catalog_latent is None:
-            raise ConfigError("--truth needs --catalog (with its .latent.jsonl beside it) to compute the oracle")
-        docs = options.catalog_latent.with_name(options.catalog_latent.name.replace(".latent.jsonl", ".jsonl"))
-        truth, latent = options.truth, options.catalog_latent
+        from fuserec_os.simulate.catalog import latent_path_for
+
+        if options.catalog is None:
+            raise ConfigError("--truth needs --catalog (the generated catalog file) to compute the oracle")
+        docs, truth, latent = options.catalog, options.truth, latent_path_for(options.catalog)
+        for needed in (docs, truth, latent):
+            if not needed.is_file():
+                raise ConfigError(
+                    f"{needed}: no such file (the oracle needs the catalog, its hidden attributes "
+                    f"{latent.name} written by 'fuserec generate catalog', and the truth file)"
+                )
 
         def oracle(rows: np.ndarray) -> np.ndarray:
             return oracle_scores(_oracle(ds, rows, truth, docs, latent))
@@ -304,7 +323,7 @@ def run_training(
     ve = vc["engine_score"].to_numpy(dtype=np.float64)
     v_events = ds.searches.set_index("search_id").loc[vc["search_id"].to_numpy(), "user_events"].to_numpy()
     gate, _tables = Gate.fit(
-        np.nan_to_num(ve, nan=np.nanmin(ve) if np.isfinite(ve).any() else 0.0),
+        ve,
         result.scorer.predict(Xva),
         yva,
         gva,
@@ -399,7 +418,7 @@ def evaluate_version(
     else:
         info, blob = registry.get(version)
     artifact = ModelArtifact.from_bytes(blob)
-    prep = prepare(client, aliases, ranking, options, FeatureSet(artifact.features), {}, say)
+    prep = prepare(client, aliases, ranking, options, FeatureSet(artifact.features), {}, say, artifact.product_vectors)
     ds = prep.dataset
     Xtr, ytr, _ = ds.subset("train")
     report = evaluate_split(

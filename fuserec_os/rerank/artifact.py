@@ -68,18 +68,21 @@ class ModelArtifact:
                 with np.load(io.BytesIO(z.read("vectors.npz")), allow_pickle=False) as npz:
                     ids = [str(i) for i in npz["ids"]]
                     matrix = np.asarray(npz["vectors"], dtype=np.float64)
-        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
             raise ArtifactError(f"not a fuserec model artifact: {exc}") from exc
         if meta.get("format") != FORMAT or int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise ArtifactError(
                 f"unsupported model artifact {meta.get('format')!r} v{meta.get('format_version')} "
                 f"(this fuserec reads {FORMAT} up to v{FORMAT_VERSION}; upgrade fuserec-os)"
             )
-        gate: Mapping[str, Any] = meta.get("gate", {})
-        return cls(
-            scorer=scorer,
-            features=tuple(meta["features"]),
-            gate=Gate(**gate),
-            product_vectors={pid: matrix[i] for i, pid in enumerate(ids)},
-            meta=dict(meta.get("meta", {})),
-        )
+        try:
+            gate: Mapping[str, Any] = meta.get("gate", {})
+            return cls(
+                scorer=scorer,
+                features=tuple(meta["features"]),
+                gate=Gate(**gate),
+                product_vectors={pid: matrix[i] for i, pid in enumerate(ids)},
+                meta=dict(meta.get("meta", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"model artifact metadata is incomplete or invalid: {exc!r}") from exc

@@ -37,6 +37,7 @@ __all__ = [
     "LeafSpec",
     "ProductLatent",
     "generate_catalog",
+    "latent_path_for",
     "write_catalog",
 ]
 
@@ -1122,6 +1123,12 @@ def _write_parquet(docs: Sequence[Mapping[str, Any]], path: Path) -> None:
     )
     table = pa.Table.from_pylist([dict(d) for d in docs], schema=schema)
     pq.write_table(table, path)
+
+
+def latent_path_for(catalog: str | Path) -> Path:
+    """Where ``fuserec generate catalog`` puts a catalog's hidden attributes by default (always JSON Lines)."""
+    p = Path(catalog)
+    return p.with_name(f"{p.stem}.latent.jsonl")
 
 
 def write_catalog(

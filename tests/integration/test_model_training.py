@@ -67,7 +67,7 @@ def trained(client: OpenSearch, shop: dict[str, object]) -> TrainOutcome:
         split=SplitSpec(test_fraction=0.3, valid_fraction=0.2),
         impressions=tmp / "events.impressions.jsonl",
         truth=tmp / "events.truth.jsonl",
-        catalog_latent=tmp / "catalog.latent.jsonl",
+        catalog=tmp / "catalog.jsonl",
         report_dir=tmp / "reports",
     )
     ranking = replace(RankingConfig(), model=SMALL)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
+from fuserec_os.errors import IndexStateError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.learn.config import EventsConfig, ProfilesConfig
@@ -163,3 +164,29 @@ def test_cli_profiles_build_show_update_delete(
     erased = json.loads(cli("profiles", "delete", "ann", "--json").stdout)
     assert erased["profiles"] == 1 and erased["events"] > 0
     assert cli("profiles", "show", "ann", ok=False).exit_code == 7
+
+
+def test_update_after_a_file_build_does_not_count_stored_copies_twice(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, tmp_path: Path
+) -> None:
+    rows = _events(7, ["p", "q"], 0, 6, 40)
+    _store(client, events_spec, aliases.events, rows)  # the same events also reach the cluster
+    src = tmp_path / "lake.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_from_file(client, aliases, CFG, src, EventsConfig())
+    before = read_all_profiles(client, aliases.profiles)
+    rep = update_from_store(client, aliases, CFG)
+    assert rep.events == 0
+    after = read_all_profiles(client, aliases.profiles)
+    assert {u: p.n_events for u, p in after.items()} == {u: p.n_events for u, p in before.items()}
+
+
+def test_update_is_refused_after_a_point_in_time_build(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    _store(client, events_spec, aliases.events, _events(8, ["a"], 0, 10, 30))
+    build_from_store(client, aliases, CFG, as_of=pd.Timestamp("2024-04-05T00:00:00Z").to_pydatetime())
+    with pytest.raises(IndexStateError, match="point-in-time"):
+        update_from_store(client, aliases, CFG)
+    build_from_store(client, aliases, CFG)  # a full build clears it
+    assert update_from_store(client, aliases, CFG).events == 0

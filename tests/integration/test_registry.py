@@ -26,11 +26,12 @@ pytestmark = pytest.mark.integration
 
 
 def _meta(mlp: float, engine: float = 0.40, **extra: Any) -> dict[str, Any]:
+    # kind "blob": these tests store random bytes, which an "mlp" version refuses (not a loadable artifact)
     return {
-        "kind": "mlp",
+        "kind": "blob",
         "metrics": {
-            "test": {"mlp": {"ndcg@10": mlp}, "engine": {"ndcg@10": engine}},
-            "valid": {"mlp": {"ndcg@10": mlp + 0.01}},
+            "test": {"blob": {"ndcg@10": mlp}, "engine": {"ndcg@10": engine}},
+            "valid": {"blob": {"ndcg@10": mlp + 0.01}},
         },
         "config": {"hidden": [64, 32], "lr": 0.001},
         "features": ["bm25", "price_affinity", "brand_affinity"],
@@ -229,3 +230,16 @@ def test_delete_keeps_a_tombstone(reg: ModelRegistry) -> None:
     assert reg.save(b"three", _meta(0.45)) == "v3"  # v1's number is not reused
     with pytest.raises(RegistryError, match="nothing to roll back"):
         reg.rollback()  # the only history entry was deleted
+
+
+def test_an_mlp_version_that_cannot_load_is_never_promoted_or_imported(reg: ModelRegistry, tmp_path: Path) -> None:
+    meta = {**_meta(0.5), "kind": "mlp", "metrics": {"test": {"mlp": {"ndcg@10": 0.5}, "engine": {"ndcg@10": 0.4}}}}
+    version = reg.save(os.urandom(500), meta)
+    with pytest.raises(CorruptModelError, match="not a loadable model artifact"):
+        reg.promote(version)
+    assert reg.active() is None
+    with pytest.raises(RegistryError, match="does not exist"):
+        reg.export(version, tmp_path / "missing-folder" / "m.json")
+    out = reg.export(version, tmp_path / "m.json")
+    with pytest.raises(CorruptModelError, match="not a loadable model artifact"):
+        reg.import_file(out)
