@@ -338,6 +338,7 @@ def run_training(
     report = evaluate_split(
         ds, "test", result.scorer, gate, hgb_train=(Xtr, ytr), oracle=oracle, seed=ranking.model.seed
     )
+    active_metrics = _evaluate_active(client, aliases, ranking, options, say)
     seconds["evaluate"] = time.monotonic() - t
 
     table = render_table(report)
@@ -374,7 +375,7 @@ def run_training(
             artifact.to_bytes(),
             {
                 "kind": "mlp",
-                "metrics": {"test": _metrics(report), "valid": _metrics(valid_report)},
+                "metrics": {"test": {**_metrics(report), **active_metrics}, "valid": _metrics(valid_report)},
                 "config": {
                     "model": _jsonable(ranking.model.__dict__),
                     "profiles": _jsonable(ranking.profiles.__dict__),
@@ -388,6 +389,27 @@ def run_training(
     return TrainOutcome(
         version, summary, report, valid_report, table, html, jpath, result.loss, result.decision, gate, seconds
     )
+
+
+def _evaluate_active(
+    client: OpenSearch, aliases: Aliases, ranking: RankingConfig, options: TrainOptions, say: Progress
+) -> dict[str, dict[str, float | None]]:
+    """The active model scored on the same test searches as the new one, so promotion compares like with like.
+
+    Keyed by the active version's name (what the registry's promotion rule looks for); empty without one.
+    """
+    loaded = ModelRegistry(client, aliases.prefix).load_active()
+    if loaded is None:
+        return {}
+    info, blob = loaded
+    artifact = ModelArtifact.from_bytes(blob)
+    prep = prepare(
+        client, aliases, ranking, options, FeatureSet(artifact.features), {}, lambda _m: None, artifact.product_vectors
+    )
+    active = evaluate_split(prep.dataset, "test", artifact.scorer, artifact.gate, hgb_train=None)
+    mlp = dict(active.overall.metrics["mlp"])
+    say(f"active model {info.version} on the same test searches: {active.ndcg_name} {mlp.get(active.ndcg_name)}")
+    return {info.version: mlp}
 
 
 def _metrics(report: EvalReport) -> dict[str, dict[str, float | None]]:

@@ -143,7 +143,7 @@ def test_model_cli_list_show_promote_rollback_export_import(
 
 
 def test_refresh_script_trains_and_promotes_only_if_better(
-    shop: dict[str, object], cli_env: dict[str, str], tmp_path: Path
+    client: OpenSearch, shop: dict[str, object], cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     import os
     import subprocess
@@ -174,3 +174,8 @@ def test_refresh_script_trains_and_promotes_only_if_better(
     log = (tmp_path / "refresh.log").read_text()
     assert "profiles:" in log and "trained v" in log
     assert "promoted v" in log or "kept the active model" in log
+    registry = ModelRegistry(client, str(shop["prefix"]))
+    newest = registry.list()[0]
+    previous_active = [v.version for v in registry.list() if v.version != newest.version and v.status != "candidate"]
+    # the new version was compared with the model active at training time on the same test searches
+    assert any(v in newest.metrics["test"] for v in previous_active)
