@@ -44,12 +44,14 @@ from fuserec_os.learn.timeseries import (
     PIT_KEEP_ALIVE,
     STORED,
     MonthIndices,
+    RecordResult,
     bulk_create,
     delete_by_user,
     month_index,
     month_indices,
     now_ms,
     read_pit,
+    record_docs,
     time_filters,
 )
 from fuserec_os.learn.timeseries import ensure_month_index as _ensure_month_index
@@ -249,23 +251,6 @@ def ingest_events(
 
 
 # --- live recording ----------------------------------------------------------------------------------
-@dataclass
-class RecordResult:
-    """What :func:`record_events` did. ``rejected`` holds (position in the input, reasons) per refused event.
-
-    ``already_stored`` also counts repeats within the same call (the first one is stored).
-    """
-
-    accepted: int = 0
-    already_stored: int = 0
-    rejected: list[tuple[int, list[str]]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "already_stored": self.already_stored,
-            "rejected": [{"index": i, "reasons": reasons} for i, reasons in self.rejected],
-        }
 
 
 def record_events(
@@ -286,49 +271,20 @@ def record_events(
     Engine problems (unreachable, refusing a request as a whole) raise our EngineUnavailableError/EngineError.
     ``refresh=True`` makes the events searchable before returning (slower; for tests and tools).
     """
-    result = RecordResult()
-    months = MonthIndices(client, spec, alias, _WHAT)
-    position_of: dict[str, int] = {}
-    actions: list[dict[str, Any]] = []
-    for position, event in enumerate(events):
-        if not isinstance(event, Mapping):
-            result.rejected.append((position, [f"event: expected an object, got {type(event).__name__}"]))
-            continue
-        try:
-            doc, reasons = normalize_event(event, cfg)
-        except Exception as exc:  # a live API reports an odd event rather than failing the whole batch
-            doc, reasons = None, [f"event: could not be validated ({type(exc).__name__}: {exc})"]
-        if doc is None:
-            result.rejected.append((position, reasons))
-            continue
-        if doc["event_id"] in position_of:
-            result.already_stored += 1
-            continue
-        position_of[doc["event_id"]] = position
-        doc["ingested_at"] = now_ms()
-        actions.append({"_op_type": "create", "_index": "", "_id": doc["event_id"], "_source": doc})
-    if actions:
-        event_indices(client, alias)  # a clear error if the alias name is taken by a concrete index
-        for action in actions:
-            action["_index"] = months.target(action["_source"]["timestamp"])
-        for outcome, event_id, item in bulk_create(
-            client,
-            actions,
-            what=f"recording events into {alias}",
-            chunk_size=chunk_size,
-            max_retries=max_retries,
-            initial_backoff=initial_backoff,
-        ):
-            if outcome == STORED:
-                result.accepted += 1
-            elif outcome == ALREADY:
-                result.already_stored += 1
-            else:
-                result.rejected.append((position_of.get(event_id, -1), [bulk_error_reason(item)]))
-        if refresh:
-            months.refresh()
-    result.rejected.sort(key=lambda r: r[0])
-    return result
+    return record_docs(
+        client,
+        events,
+        MonthIndices(client, spec, alias, _WHAT),
+        normalize=lambda row: normalize_event(row, cfg),
+        id_field="event_id",
+        label="event",
+        what=f"recording events into {alias}",
+        check_alias=lambda: event_indices(client, alias),
+        refresh=refresh,
+        chunk_size=chunk_size,
+        max_retries=max_retries,
+        initial_backoff=initial_backoff,
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------

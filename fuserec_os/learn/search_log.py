@@ -42,17 +42,18 @@ from fuserec_os.index.validate import (
     parse_identifier,
     show_value,
 )
-from fuserec_os.learn.event_store import RecordResult
 from fuserec_os.learn.events import check_timestamp, normalize_query, parse_query
 from fuserec_os.learn.timeseries import (
     ALREADY,
     STORED,
     MonthIndices,
+    RecordResult,
     bulk_create,
     delete_by_user,
     month_indices,
     now_ms,
     read_pit,
+    record_docs,
     time_filters,
 )
 
@@ -373,49 +374,20 @@ def record_impressions(
     Engine problems raise our EngineUnavailableError/EngineError. ``refresh=True`` makes the searches readable
     before returning (slower; for tests and tools). ``already_stored`` also counts repeats within the call.
     """
-    result = RecordResult()
-    months = MonthIndices(client, spec, alias, _WHAT)
-    position_of: dict[str, int] = {}
-    actions: list[dict[str, Any]] = []
-    for position, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            result.rejected.append((position, [f"impression: expected an object, got {type(row).__name__}"]))
-            continue
-        try:
-            doc, reasons = normalize_impression(row)
-        except Exception as exc:  # a live API reports an odd row rather than failing the whole batch
-            doc, reasons = None, [f"impression: could not be validated ({type(exc).__name__}: {exc})"]
-        if doc is None:
-            result.rejected.append((position, reasons))
-            continue
-        if doc["request_id"] in position_of:
-            result.already_stored += 1
-            continue
-        position_of[doc["request_id"]] = position
-        doc["ingested_at"] = now_ms()
-        actions.append({"_op_type": "create", "_index": "", "_id": doc["request_id"], "_source": doc})
-    if actions:
-        search_indices(client, alias)  # a clear error if the alias name is taken by a concrete index
-        for action in actions:
-            action["_index"] = months.target(action["_source"]["timestamp"])
-        for outcome, request_id, item in bulk_create(
-            client,
-            actions,
-            what=f"recording impressions into {alias}",
-            chunk_size=chunk_size,
-            max_retries=max_retries,
-            initial_backoff=initial_backoff,
-        ):
-            if outcome == STORED:
-                result.accepted += 1
-            elif outcome == ALREADY:
-                result.already_stored += 1
-            else:
-                result.rejected.append((position_of.get(request_id, -1), [bulk_error_reason(item)]))
-        if refresh:
-            months.refresh()
-    result.rejected.sort(key=lambda r: r[0])
-    return result
+    return record_docs(
+        client,
+        rows,
+        MonthIndices(client, spec, alias, _WHAT),
+        normalize=normalize_impression,
+        id_field="request_id",
+        label="impression",
+        what=f"recording impressions into {alias}",
+        check_alias=lambda: search_indices(client, alias),
+        refresh=refresh,
+        chunk_size=chunk_size,
+        max_retries=max_retries,
+        initial_backoff=initial_backoff,
+    )
 
 
 # --- reading -----------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.l
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +28,7 @@ from fuserec_os.engine.bulk import stream_bulk
 from fuserec_os.engine.client import engine_errors, error_reason
 from fuserec_os.errors import EngineError, IndexStateError, MappingError
 from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.rejects import bulk_error_reason
 from fuserec_os.learn.events import format_timestamp
 
 __all__ = [
@@ -262,3 +264,80 @@ def delete_by_user(client: OpenSearch, alias: str, user_id: str, what: str = "ev
             f"({result.get('deleted', 0)} deleted); first: {first.get('cause', first)}. Run it again."
         )
     return int(result.get("deleted", 0))
+
+
+@dataclass
+class RecordResult:
+    """What :func:`record_events` did. ``rejected`` holds (position in the input, reasons) per refused event.
+
+    ``already_stored`` also counts repeats within the same call (the first one is stored).
+    """
+
+    accepted: int = 0
+    already_stored: int = 0
+    rejected: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "already_stored": self.already_stored,
+            "rejected": [{"index": i, "reasons": reasons} for i, reasons in self.rejected],
+        }
+
+
+def record_docs(
+    client: OpenSearch,
+    rows: Iterable[Mapping[str, Any]],
+    months: MonthIndices,
+    *,
+    normalize: Callable[[Mapping[str, Any]], tuple[dict[str, Any] | None, list[str]]],
+    id_field: str,
+    label: str,
+    what: str,
+    check_alias: Callable[[], object],
+    refresh: bool,
+    chunk_size: int,
+    max_retries: int,
+    initial_backoff: float,
+) -> RecordResult:
+    """Validate and store documents sent by a running service (the shared body of ``record_events`` and
+    ``record_impressions``): never raises for a bad row (each is reported with its position and every reason);
+    repeats within the call count as already stored; engine problems raise our engine errors."""
+    result = RecordResult()
+    position_of: dict[str, int] = {}
+    actions: list[dict[str, Any]] = []
+    for position, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            result.rejected.append((position, [f"{label}: expected an object, got {type(row).__name__}"]))
+            continue
+        try:
+            doc, reasons = normalize(row)
+        except Exception as exc:  # a live API reports an odd row rather than failing the whole batch
+            doc, reasons = None, [f"{label}: could not be validated ({type(exc).__name__}: {exc})"]
+        if doc is None:
+            result.rejected.append((position, reasons))
+            continue
+        key = str(doc[id_field])
+        if key in position_of:
+            result.already_stored += 1
+            continue
+        position_of[key] = position
+        doc["ingested_at"] = now_ms()
+        actions.append({"_op_type": "create", "_index": "", "_id": key, "_source": doc})
+    if actions:
+        check_alias()  # a clear error if the alias name is taken by a concrete index
+        for action in actions:
+            action["_index"] = months.target(action["_source"]["timestamp"])
+        for outcome, doc_id, item in bulk_create(
+            client, actions, what=what, chunk_size=chunk_size, max_retries=max_retries, initial_backoff=initial_backoff
+        ):
+            if outcome == STORED:
+                result.accepted += 1
+            elif outcome == ALREADY:
+                result.already_stored += 1
+            else:
+                result.rejected.append((position_of.get(doc_id, -1), [bulk_error_reason(item)]))
+        if refresh:
+            months.refresh()
+    result.rejected.sort(key=lambda r: r[0])
+    return result
