@@ -11,7 +11,7 @@ import pandas as pd
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.learn.dataset import SplitSpec
 from fuserec_os.learn.profile_jobs import Aliases
-from fuserec_os.learn.registry import ModelRegistry, VersionInfo
+from fuserec_os.learn.registry import ModelRegistry, PromotionRefused, VersionInfo
 
 
 def _aliases(state: State) -> Aliases:
@@ -134,22 +134,31 @@ def train(
             eng.client, _aliases(state), state.ranking, options, register=not no_register, progress=say
         )
         promoted = None
+        refused: PromotionRefused | None = None
         if do_promote and outcome.version is not None:
-            promoted = ModelRegistry(eng.client, state.settings.index_prefix).promote(outcome.version)
+            try:
+                promoted = ModelRegistry(eng.client, state.settings.index_prefix).promote(outcome.version)
+            except PromotionRefused as exc:  # still show what was trained, then exit 9
+                refused = exc
     if as_json:
         data = outcome.as_dict()
         data["promoted"] = promoted.version if promoted else None
+        data["promotion_refused"] = str(refused) if refused else None
         dump(data)
+        if refused is not None:
+            raise refused
         return
     click.echo("")
     click.echo(outcome.table)
     click.echo(f"\nloss: {outcome.loss} ({outcome.decision})" if outcome.decision else f"\nloss: {outcome.loss}")
     click.echo(f"report: {outcome.html} (and {outcome.json})")
-    if outcome.version:
+    if outcome.version and refused is None:
         click.echo(
             f"registered {outcome.version}"
             + ("; promoted to active" if promoted else f"; promote it with 'fuserec model promote {outcome.version}'")
         )
+    if refused is not None:
+        raise refused
 
 
 @model.command("evaluate")
