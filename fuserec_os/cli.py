@@ -7,6 +7,7 @@ traceback. Engine notices (embedded engine in use) go to stderr so ``--json`` ou
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -317,33 +318,52 @@ def _print_ingest_report(rep: Any) -> None:
         click.echo(f"  created index {rep.index} (alias {rep.alias})")
     if rep.duplicates:
         click.echo(f"  {rep.duplicates} duplicate product_id row(s): the last one wins")
-    if rep.ignored_columns:
-        click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
-    if rep.rejected:
-        click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+    _print_ingest_tail(rep)
     if rep.message:
         click.echo(f"  {rep.message}")
 
 
+def _log_ingest_options(map_example: str, unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every behaviour-log ingest takes (events, impressions), with log-specific examples."""
+    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option(
+            "--map",
+            "column_map",
+            metavar="FIELD=COLUMN,...",
+            help=f"Rename your columns onto ours, e.g. --map {map_example}.",
+        ),
+        click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected."),
+        click.option(
+            "--rejects",
+            "rejects_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Where rejected rows go (default: FILE.rejects.jsonl).",
+        ),
+        click.option("--chunk-size", default=1000, show_default=True, help=f"{unit} per bulk request."),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        json_option,
+        pass_state,
+    ]
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def _print_ingest_tail(rep: Any) -> None:
+    """The lines every ingest summary ends with: ignored columns and where the rejected rows went."""
+    if rep.ignored_columns:
+        click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
+    if rep.rejected:
+        click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+
+
 @ingest.command("events")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--map",
-    "column_map",
-    metavar="FIELD=COLUMN,...",
-    help="Rename your columns onto ours, e.g. --map user_id=visitor,type=event_type,timestamp=ts.",
-)
-@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected.")
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where rejected rows go (default: FILE.rejects.jsonl).",
-)
-@click.option("--chunk-size", default=1000, show_default=True, help="Events per bulk request.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@json_option
-@pass_state
+@_log_ingest_options("user_id=visitor,type=event_type,timestamp=ts", "Events")
 def ingest_events_cmd(
     state: State,
     file: Path,
@@ -420,31 +440,11 @@ def _print_events_report(rep: Any) -> None:
             + ", ".join(rep.unknown_product_examples),
             fg="yellow",
         )
-    if rep.ignored_columns:
-        click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
-    if rep.rejected:
-        click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+    _print_ingest_tail(rep)
 
 
 @ingest.command("impressions")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--map",
-    "column_map",
-    metavar="FIELD=COLUMN,...",
-    help="Rename your columns onto ours, e.g. --map request_id=search_id,product_ids=shown,timestamp=ts.",
-)
-@click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected.")
-@click.option(
-    "--rejects",
-    "rejects_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where rejected rows go (default: FILE.rejects.jsonl).",
-)
-@click.option("--chunk-size", default=1000, show_default=True, help="Searches per bulk request.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-@json_option
-@pass_state
+@_log_ingest_options("request_id=search_id,product_ids=shown,timestamp=ts", "Searches")
 def ingest_impressions_cmd(
     state: State,
     file: Path,
@@ -502,10 +502,7 @@ def ingest_impressions_cmd(
             click.echo(f"  monthly indices: {', '.join(rep.indices)}")
         if rep.duplicates_in_file:
             click.echo(f"  {rep.duplicates_in_file} repeated request_id(s) in the file: the first one is stored")
-        if rep.ignored_columns:
-            click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
-        if rep.rejected:
-            click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+        _print_ingest_tail(rep)
     if not rep.ok:
         sys.exit(1)
 

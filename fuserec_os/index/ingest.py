@@ -11,7 +11,6 @@ The CLI (``fuserec ingest products``) is a thin shell over :func:`ingest_product
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,13 +19,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from opensearchpy import OpenSearch
-from tqdm import tqdm
 
 from fuserec_os.engine.bulk import bulk_or_raise, stream_bulk
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import estimate_rows, read_rows
+from fuserec_os.index.readers import progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
 
@@ -105,14 +103,7 @@ def ingest_products(
         allow_rejects=allow_rejects,
         ignored_columns=sorted(set(reader.columns) - set(PRODUCT_FIELDS)),
     )
-    bar = tqdm(
-        total=reader.total_rows or estimate_rows(source, reader.format),
-        unit="rows",
-        desc=f"ingest {source.name}",
-        disable=not progress,
-        file=progress_file or sys.stderr,
-        mininterval=0.2,
-    )
+    bar = progress_bar(reader, source, progress, progress_file)
     seen_ids: set[str] = set()
     # Documents sent but not yet acknowledged, per id in send order: a refused one is reported with its own
     # row even when the id repeats in the file or the bulk helper retried it out of order after a 429.

@@ -11,11 +11,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from fuserec_os.errors import InputFileError
 from fuserec_os.index.validate import PARSE_ERROR_KEY, PRODUCT_FIELDS
@@ -421,3 +423,15 @@ def estimate_rows(path: Path, fmt: str) -> int | None:
         while chunk := f.read(1 << 20):
             lines += chunk.count(b"\n")
     return max(lines - (1 if fmt in ("csv", "tsv") else 0), 0)
+
+
+def progress_bar(reader: TableReader, source: Path, enabled: bool, file: IO[str] | None = None) -> tqdm[Any]:
+    """The progress bar every file ingest shows (rows read; the total estimated when the reader cannot tell)."""
+    return tqdm(
+        total=reader.total_rows or estimate_rows(source, reader.format),
+        unit="rows",
+        desc=f"ingest {source.name}",
+        disable=not enabled,
+        file=file or sys.stderr,
+        mininterval=0.2,
+    )

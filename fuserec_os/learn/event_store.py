@@ -16,7 +16,6 @@ within one file, events already stored and events about products missing from th
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -26,11 +25,10 @@ from typing import IO, Any
 
 import pandas as pd
 from opensearchpy import OpenSearch, helpers
-from tqdm import tqdm
 
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import estimate_rows, read_rows
+from fuserec_os.index.readers import progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 from fuserec_os.learn.config import EventsConfig
 from fuserec_os.learn.events import (
@@ -186,14 +184,7 @@ def ingest_events(
     catalog = catalog_product_ids(client, products_alias) if products_alias else None
     report.catalog_products = len(catalog) if catalog is not None else None
     months = MonthIndices(client, spec, alias, _WHAT)
-    bar = tqdm(
-        total=reader.total_rows or estimate_rows(source, reader.format),
-        unit="rows",
-        desc=f"ingest {source.name}",
-        disable=not progress,
-        file=progress_file or sys.stderr,
-        mininterval=0.2,
-    )
+    bar = progress_bar(reader, source, progress, progress_file)
     seen: set[str] = set()
     examples: dict[str, None] = {}
     # Events sent but not yet acknowledged, by id (unique: repeats are not sent), for reporting refusals.

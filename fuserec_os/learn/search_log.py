@@ -19,7 +19,6 @@ of a request id within one file are counted (the first one is stored).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,10 +29,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 from opensearchpy import OpenSearch
-from tqdm import tqdm
 
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import estimate_rows, read_rows
+from fuserec_os.index.readers import progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 from fuserec_os.index.validate import (
     PARSE_ERROR_KEY,
@@ -297,14 +295,7 @@ def ingest_impressions(
         ignored_columns=sorted(set(reader.columns) - set(IMPRESSION_FIELDS)),
     )
     months = MonthIndices(client, spec, alias, _WHAT)
-    bar = tqdm(
-        total=reader.total_rows or estimate_rows(source, reader.format),
-        unit="rows",
-        desc=f"ingest {source.name}",
-        disable=not progress,
-        file=progress_file or sys.stderr,
-        mininterval=0.2,
-    )
+    bar = progress_bar(reader, source, progress, progress_file)
     seen: set[str] = set()
     # Searches sent but not yet acknowledged, by id (unique: repeats are not sent), for reporting refusals.
     in_flight: dict[str, tuple[int, dict[str, Any], int]] = {}

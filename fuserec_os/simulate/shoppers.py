@@ -42,6 +42,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from fuserec_os.learn.config import EVENT_TYPES
+from fuserec_os.learn.events import EVENT_FIELDS
 from fuserec_os.simulate.catalog import (
     BRANDS,
     CATEGORY_TREE,
@@ -69,21 +71,6 @@ __all__ = [
 ]
 
 DEFAULT_START = datetime(2024, 4, 1, tzinfo=timezone.utc)
-EVENT_TYPES: tuple[str, ...] = ("view", "click", "add_to_cart", "purchase")
-EVENT_FIELDS: tuple[str, ...] = (
-    "event_id",
-    "user_id",
-    "session_id",
-    "type",
-    "product_id",
-    "timestamp",
-    "query",
-    "position",
-    "price",
-    "quantity",
-    "request_id",
-)
-IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "session_id", "timestamp", "query", "product_ids")
 ACTIVITY_TIERS: tuple[tuple[str, float], ...] = (("light", 0.0), ("medium", 0.25), ("heavy", 1.0))
 """Tier by expected sessions per day: light below 0.25, medium below 1, heavy from 1."""
 
