@@ -41,6 +41,7 @@ from fuserec_os.learn.timeseries import (
     ALREADY,
     PIT_KEEP_ALIVE,
     STORED,
+    LogIngestReport,
     MonthIndices,
     RecordResult,
     bulk_create,
@@ -91,46 +92,14 @@ def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: 
 
 # --- file ingest -------------------------------------------------------------------------------------
 @dataclass
-class EventIngestReport:
-    """What an events ingest did; ``ok`` says whether the CLI should exit 0.
-
-    ``read == stored + already_stored + duplicates_in_file + rejected``; ``rejected`` includes
-    ``engine_rejected``. ``catalog_products`` is how many product ids the unknown-product check used
-    (None: not checked, because no products alias was given or it does not exist).
+class EventIngestReport(LogIngestReport):
+    """What an events ingest did (see :class:`LogIngestReport`). ``catalog_products`` is how many product ids
+    the unknown-product check used (None: not checked, because no products alias was given or it does not exist).
     """
 
-    source: str
-    alias: str
-    read: int = 0
-    stored: int = 0
-    already_stored: int = 0
-    duplicates_in_file: int = 0
-    rejected: int = 0
-    engine_rejected: int = 0
     unknown_products: int = 0
     unknown_product_examples: list[str] = field(default_factory=list)
     catalog_products: int | None = None
-    indices: list[str] = field(default_factory=list)
-    created_indices: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    rejects_path: str | None = None
-    ignored_columns: list[str] = field(default_factory=list)
-    allow_rejects: bool = False
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.stored / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.rejected == 0 or self.allow_rejects
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["docs_per_second"] = round(self.docs_per_second, 1)
-        d["seconds"] = round(self.seconds, 3)
-        d["ok"] = self.ok
-        return d
 
 
 def catalog_product_ids(client: OpenSearch, products_alias: str) -> set[str] | None:
@@ -232,12 +201,8 @@ def ingest_events(
     finally:
         bar.close()
         rejects.close()
-    report.rejected = rejects.count
-    report.rejects_path = str(rejects.path) if rejects.count else None
     report.unknown_product_examples = list(examples)
-    report.indices = sorted(months.ready)
-    report.created_indices = sorted(months.created)
-    report.seconds = time.monotonic() - started
+    report.finish(rejects, months, started)
     return report
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +44,7 @@ from fuserec_os.learn.events import check_timestamp, normalize_query, parse_quer
 from fuserec_os.learn.timeseries import (
     ALREADY,
     STORED,
+    LogIngestReport,
     MonthIndices,
     RecordResult,
     bulk_create,
@@ -223,43 +224,11 @@ def search_indices(client: OpenSearch, alias: str) -> list[str]:
 
 # --- file ingest -------------------------------------------------------------------------------------
 @dataclass
-class ImpressionIngestReport:
-    """What an impressions ingest did; ``ok`` says whether the CLI should exit 0.
+class ImpressionIngestReport(LogIngestReport):
+    """What an impressions ingest did (see :class:`LogIngestReport`); ``shown`` counts the stored searches'
+    product ids."""
 
-    ``read == stored + already_stored + duplicates_in_file + rejected``; ``rejected`` includes
-    ``engine_rejected``.
-    """
-
-    source: str
-    alias: str
-    read: int = 0
-    stored: int = 0
-    already_stored: int = 0
-    duplicates_in_file: int = 0
-    rejected: int = 0
-    engine_rejected: int = 0
     shown: int = 0
-    indices: list[str] = field(default_factory=list)
-    created_indices: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    rejects_path: str | None = None
-    ignored_columns: list[str] = field(default_factory=list)
-    allow_rejects: bool = False
-
-    @property
-    def docs_per_second(self) -> float:
-        return self.stored / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.rejected == 0 or self.allow_rejects
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["docs_per_second"] = round(self.docs_per_second, 1)
-        d["seconds"] = round(self.seconds, 3)
-        d["ok"] = self.ok
-        return d
 
 
 def ingest_impressions(
@@ -339,11 +308,7 @@ def ingest_impressions(
     finally:
         bar.close()
         rejects.close()
-    report.rejected = rejects.count
-    report.rejects_path = str(rejects.path) if rejects.count else None
-    report.indices = sorted(months.ready)
-    report.created_indices = sorted(months.created)
-    report.seconds = time.monotonic() - started
+    report.finish(rejects, months, started)
     return report
 
 

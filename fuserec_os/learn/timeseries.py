@@ -16,6 +16,7 @@ neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.l
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -341,3 +342,50 @@ def record_docs(
             months.refresh()
     result.rejected.sort(key=lambda r: r[0])
     return result
+
+
+@dataclass
+class LogIngestReport:
+    """What a file ingest of a time-series log (events, impressions) did; ``ok`` says whether to exit 0.
+
+    ``read == stored + already_stored + duplicates_in_file + rejected``; ``rejected`` includes
+    ``engine_rejected``.
+    """
+
+    source: str
+    alias: str
+    read: int = 0
+    stored: int = 0
+    already_stored: int = 0
+    duplicates_in_file: int = 0
+    rejected: int = 0
+    engine_rejected: int = 0
+    indices: list[str] = field(default_factory=list)
+    created_indices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    rejects_path: str | None = None
+    ignored_columns: list[str] = field(default_factory=list)
+    allow_rejects: bool = False
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.stored / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0 or self.allow_rejects
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["docs_per_second"] = round(self.docs_per_second, 1)
+        d["seconds"] = round(self.seconds, 3)
+        d["ok"] = self.ok
+        return d
+
+    def finish(self, rejects: Any, months: MonthIndices, started: float) -> None:
+        """Fill in what every log ingest reports at the end (rejects file, indices touched, duration)."""
+        self.rejected = rejects.count
+        self.rejects_path = str(rejects.path) if rejects.count else None
+        self.indices = sorted(months.ready)
+        self.created_indices = sorted(months.created)
+        self.seconds = time.monotonic() - started
