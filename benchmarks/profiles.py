@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks._common import print_summary, verdict, write_results
-from fuserec_os.learn.config import EVENT_TYPES
+from fuserec_os.behaviour.config import EVENT_TYPES
 
 NAME = "profiles"
 TARGET_BUILD_S = 60.0
@@ -91,7 +91,7 @@ def synth_events(
     span: pd.Timedelta,
     id_prefix: str,
 ) -> pd.DataFrame:
-    """``n`` events in the events_frame schema (fuserec_os.learn.events), vectorised."""
+    """``n`` events in the events_frame schema (fuserec_os.behaviour.events), vectorised."""
     u = rng.choice(len(users), size=n, p=user_p)
     p = rng.choice(len(products), size=n, p=product_p)
     t = rng.choice(len(EVENT_TYPES), size=n, p=[0.70, 0.20, 0.07, 0.03])
@@ -173,9 +173,9 @@ def child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from benchmarks._common import open_bench_engine
     from fuserec_os.index import manager
     from fuserec_os.index.mappings import load_mapping
-    from fuserec_os.learn.config import ProfilesConfig
     from fuserec_os.learn.profile_store import write_profiles
     from fuserec_os.learn.profiles import ProductCatalog, build_profiles, update_profiles
+    from fuserec_os.profiles.config import ProfilesConfig
 
     cfg = ProfilesConfig()
     out: dict[str, Any] = {}

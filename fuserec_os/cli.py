@@ -392,8 +392,8 @@ def ingest_events_cmd(
     from the catalog are stored anyway and reported with examples. Bad rows go to the rejects file with
     every reason; exits 1 if any row was rejected (unless --allow-rejects).
     """
-    from fuserec_os.learn.event_store import ingest_events
-    from fuserec_os.learn.events import EVENT_FIELDS
+    from fuserec_os.behaviour.event_store import ingest_events
+    from fuserec_os.behaviour.events import EVENT_FIELDS
 
     cmap = parse_column_map(column_map, EVENT_FIELDS) if column_map else None
     settings = state.settings
@@ -473,7 +473,7 @@ def ingest_impressions_cmd(
     file are counted, not stored. Bad rows go to the rejects file with every reason; exits 1 if any row
     was rejected (unless --allow-rejects).
     """
-    from fuserec_os.learn.search_log import IMPRESSION_FIELDS, ingest_impressions
+    from fuserec_os.behaviour.search_log import IMPRESSION_FIELDS, ingest_impressions
 
     cmap = parse_column_map(column_map, IMPRESSION_FIELDS) if column_map else None
     settings = state.settings

@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 
+from fuserec_os.behaviour.config import EventsConfig
 from fuserec_os.errors import ConfigError
 from fuserec_os.features.spec import FeatureSet
-from fuserec_os.learn.config import EventsConfig, ProfilesConfig
 from fuserec_os.learn.model_config import ModelConfig
+from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.search.request import SearchConfig
 
 SECTIONS = ("version", "search", "events", "profiles", "features", "model")

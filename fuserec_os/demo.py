@@ -15,17 +15,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fuserec_os.behaviour.event_store import ingest_events
+from fuserec_os.behaviour.search_log import ingest_impressions
 from fuserec_os.commands.profiles import profile_summary, render_profile
 from fuserec_os.config import RankingConfig, load_ranking_config
 from fuserec_os.engine import Engine
 from fuserec_os.errors import ConfigError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
-from fuserec_os.learn.event_store import ingest_events
 from fuserec_os.learn.profile_jobs import Aliases, build_from_store
 from fuserec_os.learn.profile_store import read_all_profiles
 from fuserec_os.learn.profiles import UserProfile
-from fuserec_os.learn.search_log import ingest_impressions
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort

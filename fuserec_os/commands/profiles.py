@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
+from fuserec_os.behaviour.events import EVENT_FIELDS
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.errors import QueryError
 from fuserec_os.index.readers import parse_column_map
-from fuserec_os.learn.events import EVENT_FIELDS
 from fuserec_os.learn.profile_jobs import (
     Aliases,
     ProfileJobReport,

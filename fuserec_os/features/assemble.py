@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.query_stats import QueryStatsView
 from fuserec_os.features.spec import FEATURES, FeatureSet
 from fuserec_os.features.text import terms
-from fuserec_os.learn.events import normalize_query
 from fuserec_os.learn.profiles import UserProfile, to_utc
 
 __all__ = ["Candidates", "Features", "RequestContext", "assemble"]

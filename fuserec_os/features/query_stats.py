@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.features.text import terms
-from fuserec_os.learn.events import normalize_query
 
 __all__ = [
     "QueryStats",

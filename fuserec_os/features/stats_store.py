@@ -34,6 +34,7 @@ import pandas as pd
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as osx
 
+from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError
@@ -41,7 +42,6 @@ from fuserec_os.features.query_stats import QueryStats, QueryStatsView
 from fuserec_os.features.text import terms
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
-from fuserec_os.learn.events import normalize_query
 from fuserec_os.settings import Settings
 
 __all__ = [
@@ -285,7 +285,7 @@ def add_impressions(
     spec: MappingSpec | None = None,
 ) -> int:
     """Add the examinations and search counts of ``new_impressions`` (query and product_ids columns, e.g. a
-    :func:`~fuserec_os.learn.search_log.read_impressions` frame) to the stored statistics, like
+    :func:`~fuserec_os.behaviour.search_log.read_impressions` frame) to the stored statistics, like
     :func:`add_events`. Returns key docs written; searches without a query change nothing."""
     new = QueryStats().add_impressions(new_impressions, position_weights)
     return add_stats(client, alias, new, chunk_size, refresh=refresh, spec=spec)

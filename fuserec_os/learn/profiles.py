@@ -5,7 +5,7 @@ Pure computation (no engine I/O; see :mod:`fuserec_os.learn.profile_store` for t
 The model
 ---------
 An event of type ``t`` at time ``ts`` weighs ``weights[t] * 0.5 ** ((as_of - ts) / half_life)`` at the
-reference time ``as_of`` (:class:`~fuserec_os.learn.config.ProfilesConfig`). A profile's *canonical state* is
+reference time ``as_of`` (:class:`~fuserec_os.behaviour.config.ProfilesConfig`). A profile's *canonical state* is
 what makes incremental updates exact:
 
 * ``items``: per engaged product, the decayed weight ``w`` (as of ``as_of``), raw counts per event type and the
@@ -67,8 +67,9 @@ import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from fuserec_os.behaviour.config import EVENT_TYPES
 from fuserec_os.index.validate import category_ancestors
-from fuserec_os.learn.config import EVENT_TYPES, ProfilesConfig
+from fuserec_os.profiles.config import ProfilesConfig
 
 __all__ = [
     "PRICE_BUCKETS_PER_DOUBLING",
@@ -628,7 +629,7 @@ def _timestamps_ns(col: pd.Series) -> np.ndarray:
 def _prepare_events(events: pd.DataFrame, as_of: Any) -> _Events:
     missing = [c for c in _REQUIRED_EVENT_COLUMNS if c not in events.columns]
     if missing:
-        raise ValueError(f"events frame lacks column(s) {', '.join(missing)} (see fuserec_os.learn.events)")
+        raise ValueError(f"events frame lacks column(s) {', '.join(missing)} (see fuserec_os.behaviour.events)")
     ts = _timestamps_ns(events["timestamp"])
     t = pd.Index(list(EVENT_TYPES)).get_indexer(pd.Index(events["type"])).astype(np.int64)  # -1: unknown type
     valid = (

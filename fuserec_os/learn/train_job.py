@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from opensearchpy import OpenSearch
 
+from fuserec_os.behaviour.event_store import read_events
+from fuserec_os.behaviour.search_log import read_impressions as read_stored_impressions
 from fuserec_os.config import RankingConfig
 from fuserec_os.errors import ConfigError, IndexStateError, InputFileError
 from fuserec_os.features.spec import FeatureSet
@@ -36,12 +38,10 @@ from fuserec_os.learn.baselines import (
 )
 from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
 from fuserec_os.learn.evaluate import EvalReport, evaluate
-from fuserec_os.learn.event_store import read_events
 from fuserec_os.learn.profile_jobs import Aliases
 from fuserec_os.learn.profiles import ProductCatalog
 from fuserec_os.learn.registry import ModelRegistry, code_version
 from fuserec_os.learn.report import render_table, write_html, write_json
-from fuserec_os.learn.search_log import read_impressions as read_stored_impressions
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate, minmax_groups
 from fuserec_os.rerank.scorer import Scorer
@@ -91,8 +91,8 @@ class TrainOutcome:
 def read_impressions(path: Path) -> pd.DataFrame:
     """An impressions log file (``generate events`` writes one): request_id, user_id, timestamp, query,
     product_ids. Training reads the stored log (:func:`stored_impressions`) unless a file is given."""
+    from fuserec_os.behaviour.search_log import impressions_frame, normalize_impression
     from fuserec_os.index.readers import read_rows
-    from fuserec_os.learn.search_log import impressions_frame, normalize_impression
 
     if not path.is_file():
         raise ConfigError(f"--impressions {path}: no such file")

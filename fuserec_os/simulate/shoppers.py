@@ -42,8 +42,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from fuserec_os.learn.config import EVENT_TYPES
-from fuserec_os.learn.events import EVENT_FIELDS
+from fuserec_os.behaviour.config import EVENT_TYPES
+from fuserec_os.behaviour.events import EVENT_FIELDS
 from fuserec_os.simulate.catalog import (
     BRANDS,
     CATEGORY_TREE,

@@ -13,17 +13,17 @@ import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
-from fuserec_os.index.ingest import index_documents
-from fuserec_os.index.mappings import MappingSpec, load_mapping
-from fuserec_os.learn.config import EventsConfig
-from fuserec_os.learn.event_store import (
+from fuserec_os.behaviour.config import EventsConfig
+from fuserec_os.behaviour.event_store import (
     delete_user_events,
     event_indices,
     ingest_events,
     read_events,
     record_events,
 )
-from fuserec_os.learn.events import EVENT_COLUMNS
+from fuserec_os.behaviour.events import EVENT_COLUMNS
+from fuserec_os.index.ingest import index_documents
+from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.settings import Settings
 
 from .conftest import REPO, Cli

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from opensearchpy import OpenSearch
 
+from fuserec_os.behaviour.event_store import ingest_events
 from fuserec_os.config import RankingConfig
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.learn.dataset import SplitSpec
-from fuserec_os.learn.event_store import ingest_events
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.learn.profile_jobs import Aliases
 from fuserec_os.learn.registry import ModelRegistry

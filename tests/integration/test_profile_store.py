@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
-from fuserec_os.learn.config import ProfilesConfig
 from fuserec_os.learn.profile_store import (
     delete_profile,
     read_all_profiles,
@@ -17,6 +16,7 @@ from fuserec_os.learn.profile_store import (
     write_profiles,
 )
 from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles
+from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fuserec_os.behaviour.events import events_frame
 from fuserec_os.errors import ConfigError
 from fuserec_os.features.spec import FeatureSet
-from fuserec_os.learn.config import ProfilesConfig
 from fuserec_os.learn.dataset import SplitSpec, build_dataset, graded_labels, logged_searches
-from fuserec_os.learn.events import events_frame
 from fuserec_os.learn.profiles import ProductCatalog
+from fuserec_os.profiles.config import ProfilesConfig
 
 PRODUCTS = pd.DataFrame(
     [
@@ -43,7 +43,7 @@ def _event(user: str, pid: str, typ: str, ts: str, rid: str | None, query: str |
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    from fuserec_os.learn.events import make_event_id, normalize_event
+    from fuserec_os.behaviour.events import make_event_id, normalize_event
 
     docs = []
     for r in rows:

@@ -12,12 +12,9 @@ import pandas as pd
 import pytest
 from opensearchpy.serializer import JSONSerializer
 
-from fuserec_os.errors import ConfigError
-from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.validate import PARSE_ERROR_KEY
-from fuserec_os.learn.config import EVENT_TYPES, EventsConfig
-from fuserec_os.learn.event_store import record_events
-from fuserec_os.learn.events import (
+from fuserec_os.behaviour.config import EVENT_TYPES, EventsConfig
+from fuserec_os.behaviour.event_store import record_events
+from fuserec_os.behaviour.events import (
     EVENT_COLUMNS,
     EVENT_FIELDS,
     REQUIRED_EVENT_FIELDS,
@@ -26,6 +23,9 @@ from fuserec_os.learn.events import (
     normalize_event,
     normalize_query,
 )
+from fuserec_os.errors import ConfigError
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.validate import PARSE_ERROR_KEY
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)
 BASE = {"user_id": "u1", "type": "view", "product_id": "p1", "timestamp": "2024-05-01T10:00:00Z"}

@@ -25,8 +25,8 @@ from fuserec_os.features import (
     assemble,
     terms,
 )
-from fuserec_os.learn.config import ProfilesConfig
 from fuserec_os.learn.profiles import ItemState, PriceProfile, ProductCatalog, UserProfile, build_profiles
+from fuserec_os.profiles.config import ProfilesConfig
 
 NOW = pd.Timestamp("2026-03-01T00:00:00Z")
 DAY = pd.Timedelta(days=1)

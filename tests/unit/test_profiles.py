@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuserec_os.learn.config import EVENT_TYPES, ProfilesConfig
+from fuserec_os.behaviour.config import EVENT_TYPES
 from fuserec_os.learn.profiles import (
     ProductCatalog,
     UserProfile,
@@ -21,6 +21,7 @@ from fuserec_os.learn.profiles import (
     profile_as_of,
     update_profiles,
 )
+from fuserec_os.profiles.config import ProfilesConfig
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
 DAY = pd.Timedelta(days=1)

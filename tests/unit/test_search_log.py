@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuserec_os.index.mappings import load_mapping
-from fuserec_os.index.validate import PARSE_ERROR_KEY
-from fuserec_os.learn.search_log import (
+from fuserec_os.behaviour.search_log import (
     IMPRESSION_COLUMNS,
     IMPRESSION_FIELDS,
     REQUIRED_IMPRESSION_FIELDS,
     impressions_frame,
     normalize_impression,
 )
+from fuserec_os.index.mappings import load_mapping
+from fuserec_os.index.validate import PARSE_ERROR_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=timezone.utc)

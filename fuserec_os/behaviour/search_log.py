@@ -7,7 +7,7 @@ in display order (rank = index + 1). Training takes its candidates and the posit
 serving reads are built from the same log (:mod:`fuserec_os.learn.profile_jobs`), so training and serving see
 the same data.
 
-Storage is the events' (:mod:`fuserec_os.learn.timeseries`): one index per UTC month behind the ``searches``
+Storage is the events' (:mod:`fuserec_os.behaviour.timeseries`): one index per UTC month behind the ``searches``
 alias, from ``mappings/searches.json``. The document id is the ``request_id`` and documents are written with
 ``op_type: create``, so re-ingesting a file or replaying a batch stores nothing twice (``already_stored``), as
 long as a request keeps its timestamp's month. ``product_ids`` is a keyword array: ``_source`` keeps its order.
@@ -30,18 +30,8 @@ import numpy as np
 import pandas as pd
 from opensearchpy import OpenSearch
 
-from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import progress_bar, read_rows
-from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
-from fuserec_os.index.validate import (
-    PARSE_ERROR_KEY,
-    InvalidValue,
-    is_missing,
-    parse_identifier,
-    show_value,
-)
-from fuserec_os.learn.events import check_timestamp, normalize_query, parse_query
-from fuserec_os.learn.timeseries import (
+from fuserec_os.behaviour.events import check_timestamp, normalize_query, parse_query
+from fuserec_os.behaviour.timeseries import (
     ALREADY,
     STORED,
     LogIngestReport,
@@ -54,6 +44,16 @@ from fuserec_os.learn.timeseries import (
     read_pit,
     record_docs,
     time_filters,
+)
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.readers import progress_bar, read_rows
+from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
+from fuserec_os.index.validate import (
+    PARSE_ERROR_KEY,
+    InvalidValue,
+    is_missing,
+    parse_identifier,
+    show_value,
 )
 
 __all__ = [
@@ -359,7 +359,7 @@ def read_impressions(
 
     ``since_ingested``: only searches stored strictly after it (the profile update's watermark).
     ``before``: only searches that happened strictly before it. Naive datetimes are taken as UTC. Read from
-    one point in time with ``search_after`` (see :func:`fuserec_os.learn.timeseries.read_pit`). No alias
+    one point in time with ``search_after`` (see :func:`fuserec_os.behaviour.timeseries.read_pit`). No alias
     yet gives an empty frame.
     """
     if page_size < 1:

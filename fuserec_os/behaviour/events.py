@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fuserec_os.behaviour.config import EVENT_TYPES, EventsConfig
 from fuserec_os.index.validate import (
     PARSE_ERROR_KEY,
     InvalidValue,
@@ -35,7 +36,6 @@ from fuserec_os.index.validate import (
     parse_whole_number,
     show_value,
 )
-from fuserec_os.learn.config import EVENT_TYPES, EventsConfig
 
 __all__ = [
     "DEFAULT_EVENTS_CONFIG",

@@ -9,8 +9,8 @@ Documents are written with ``op_type: create`` and a deterministic ``_id``, and 
 month of its own timestamp, so storing one twice is answered 409 by the engine (``already_stored``).
 
 Reading goes through one point in time with ``search_after`` on a unique sort, so documents written meanwhile
-neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.learn.event_store`,
-:mod:`~fuserec_os.learn.search_log`) names its documents (``what``) so errors read naturally.
+neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.behaviour.event_store`,
+:mod:`~fuserec_os.behaviour.search_log`) names its documents (``what``) so errors read naturally.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
+from fuserec_os.behaviour.events import format_timestamp
 from fuserec_os.engine.bulk import stream_bulk
 from fuserec_os.engine.client import engine_errors, error_reason
 from fuserec_os.errors import EngineError, IndexStateError, MappingError
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.rejects import bulk_error_reason
-from fuserec_os.learn.events import format_timestamp
 
 __all__ = [
     "ALREADY",

@@ -4,9 +4,9 @@ Why one index per UTC month (``<alias>-YYYY.MM``): a year of events in one index
 retention decision touch everything; months can be searched through the alias as one, and dropped as a unit.
 Month indices are created on demand from ``mappings/events.json`` with the alias attached in the same request,
 so an index is never visible without the alias or the other way round. The machinery is shared with the search
-log (:mod:`fuserec_os.learn.timeseries`).
+log (:mod:`fuserec_os.behaviour.timeseries`).
 
-Why ``op_type: create`` with ``_id = event_id``: the id is deterministic (see :mod:`fuserec_os.learn.events`)
+Why ``op_type: create`` with ``_id = event_id``: the id is deterministic (see :mod:`fuserec_os.behaviour.events`)
 and an event always lands in the month of its own timestamp, so storing an event twice is answered 409 by the
 engine and counted as ``already_stored``: re-ingesting a file or replaying a tracking batch stores no duplicates.
 
@@ -26,18 +26,14 @@ from typing import IO, Any
 import pandas as pd
 from opensearchpy import OpenSearch, helpers
 
-from fuserec_os.engine.client import engine_errors
-from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import progress_bar, read_rows
-from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
-from fuserec_os.learn.config import EventsConfig
-from fuserec_os.learn.events import (
+from fuserec_os.behaviour.config import EventsConfig
+from fuserec_os.behaviour.events import (
     DEFAULT_EVENTS_CONFIG,
     EVENT_FIELDS,
     events_frame,
     normalize_event,
 )
-from fuserec_os.learn.timeseries import (
+from fuserec_os.behaviour.timeseries import (
     ALREADY,
     PIT_KEEP_ALIVE,
     STORED,
@@ -53,7 +49,11 @@ from fuserec_os.learn.timeseries import (
     record_docs,
     time_filters,
 )
-from fuserec_os.learn.timeseries import ensure_month_index as _ensure_month_index
+from fuserec_os.behaviour.timeseries import ensure_month_index as _ensure_month_index
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.index.readers import progress_bar, read_rows
+from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 
 __all__ = [
     "PIT_KEEP_ALIVE",
@@ -86,7 +86,7 @@ def event_indices(client: OpenSearch, alias: str) -> list[str]:
 
 def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: str) -> bool:
     """Make sure the events index ``name`` exists and is behind ``alias`` (see
-    :func:`fuserec_os.learn.timeseries.ensure_month_index`). Returns created."""
+    :func:`fuserec_os.behaviour.timeseries.ensure_month_index`). Returns created."""
     return _ensure_month_index(client, spec, alias, name, _WHAT)
 
 
@@ -253,7 +253,7 @@ def read_events(
     user_ids: Collection[str] | None = None,
     page_size: int = 5000,
 ) -> pd.DataFrame:
-    """Events behind ``alias`` as an :func:`~fuserec_os.learn.events.events_frame` (sorted by time, event id).
+    """Events behind ``alias`` as an :func:`~fuserec_os.behaviour.events.events_frame` (sorted by time, event id).
 
     ``since_ingested``: only events stored strictly after it (the incremental profile update's watermark; on a
     real cluster a document becomes visible up to a refresh interval after its ``ingested_at``, so keep the
