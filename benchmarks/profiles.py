@@ -173,9 +173,9 @@ def child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from benchmarks._common import open_bench_engine
     from fuserec_os.index import manager
     from fuserec_os.index.mappings import load_mapping
-    from fuserec_os.learn.profile_store import write_profiles
-    from fuserec_os.learn.profiles import ProductCatalog, build_profiles, update_profiles
+    from fuserec_os.profiles.compute import ProductCatalog, build_profiles, update_profiles
     from fuserec_os.profiles.config import ProfilesConfig
+    from fuserec_os.profiles.store import write_profiles
 
     cfg = ProfilesConfig()
     out: dict[str, Any] = {}
@@ -244,7 +244,7 @@ def verify(
     updated: dict[str, Any], events: pd.DataFrame, update: pd.DataFrame, catalog: Any, cfg: Any, as_of: Any
 ) -> dict[str, Any]:
     """Largest relative difference between the update and a full rebuild over the updated users' events."""
-    from fuserec_os.learn.profiles import build_profiles
+    from fuserec_os.profiles.compute import build_profiles
 
     users = set(updated)
     both = pd.concat([events[events["user_id"].isin(users)], update], ignore_index=True)

@@ -23,9 +23,9 @@ from fuserec_os.engine import Engine
 from fuserec_os.errors import ConfigError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
-from fuserec_os.learn.profile_jobs import Aliases, build_from_store
-from fuserec_os.learn.profile_store import read_all_profiles
-from fuserec_os.learn.profiles import UserProfile
+from fuserec_os.profiles.compute import UserProfile
+from fuserec_os.profiles.jobs import Aliases, build_from_store
+from fuserec_os.profiles.store import read_all_profiles
 from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort

@@ -4,7 +4,7 @@ reading, erasure.
 One impression is one search request: who searched (user, session), when, the query, and the product ids shown
 in display order (rank = index + 1). Training takes its candidates and the position-debiased query statistics
 (examinations: how likely each shown product was even looked at) from it; the stored query statistics that
-serving reads are built from the same log (:mod:`fuserec_os.learn.profile_jobs`), so training and serving see
+serving reads are built from the same log (:mod:`fuserec_os.profiles.jobs`), so training and serving see
 the same data.
 
 Storage is the events' (:mod:`fuserec_os.behaviour.timeseries`): one index per UTC month behind the ``searches``

@@ -13,7 +13,8 @@ from fuserec_os.behaviour.events import EVENT_FIELDS
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.errors import QueryError
 from fuserec_os.index.readers import parse_column_map
-from fuserec_os.learn.profile_jobs import (
+from fuserec_os.profiles.compute import UserProfile, iso_utc
+from fuserec_os.profiles.jobs import (
     Aliases,
     ProfileJobReport,
     build_from_file,
@@ -21,8 +22,7 @@ from fuserec_os.learn.profile_jobs import (
     erase_user,
     update_from_store,
 )
-from fuserec_os.learn.profile_store import read_profiles
-from fuserec_os.learn.profiles import UserProfile, iso_utc
+from fuserec_os.profiles.store import read_profiles
 
 
 def _aliases(state: State) -> Aliases:

@@ -2,7 +2,7 @@
 
 Why one function: a model is only as good as the agreement between the features it was trained on and the
 features it is served. The dataset builder calls :func:`assemble` per logged search with a profile built as of
-the search's day and a :class:`~fuserec_os.features.query_stats.QueryStatsView` of that day's snapshot; the
+the search's day and a :class:`~fuserec_os.profiles.query_stats.QueryStatsView` of that day's snapshot; the
 proxy calls it per request with the profile document read from the cluster. Nothing here reads a clock, a
 file or the engine: ``now`` comes in with the request.
 
@@ -28,10 +28,10 @@ import pandas as pd
 
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.features.items import ItemTable
-from fuserec_os.features.query_stats import QueryStatsView
 from fuserec_os.features.spec import FEATURES, FeatureSet
-from fuserec_os.features.text import terms
-from fuserec_os.learn.profiles import UserProfile, to_utc
+from fuserec_os.profiles.compute import UserProfile, to_utc
+from fuserec_os.profiles.query_stats import QueryStatsView
+from fuserec_os.text import terms
 
 __all__ = ["Candidates", "Features", "RequestContext", "assemble"]
 

@@ -10,7 +10,7 @@ Every per-item array has ``len(table) + 1`` entries: the last one is the *unknow
 -1, an empty title/tf-idf row, the zero vector), so assembly maps unknown products (row -1 from
 :meth:`ItemTable.rows`) to row ``len(table)`` and needs no masks to stay in bounds.
 
-:class:`~fuserec_os.learn.profiles.ProductCatalog` keeps what profiles need (category, brand, price, rating,
+:class:`~fuserec_os.profiles.compute.ProductCatalog` keeps what profiles need (category, brand, price, rating,
 tf-idf); the other item fields (title, review_count, popularity, in_stock, created_at) come from the same
 products frame, passed as ``products=``. Without it those features are missing for every item.
 """
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fuserec_os.features.text import terms
 from fuserec_os.index.validate import category_ancestors
-from fuserec_os.learn.profiles import ProductCatalog
+from fuserec_os.profiles.compute import ProductCatalog
+from fuserec_os.text import terms
 
 __all__ = ["ItemTable"]
 

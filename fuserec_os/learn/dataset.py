@@ -29,10 +29,10 @@ from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.errors import ConfigError
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
-from fuserec_os.features.query_stats import QueryStats
 from fuserec_os.features.spec import FeatureSet
-from fuserec_os.learn.profiles import ProductCatalog, UserProfile, build_profiles, update_profiles
+from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.rerank.blend import Gate
 
 GRADES: Mapping[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}

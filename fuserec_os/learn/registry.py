@@ -49,8 +49,8 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import FuserecError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.learn.profile_store import load_store_mapping
 from fuserec_os.learn.state import put_state, state_index
+from fuserec_os.profiles.store import load_store_mapping
 
 __all__ = [
     "ACTIVE_STATE",

@@ -17,10 +17,10 @@ from fuserec_os.behaviour.event_store import read_events, record_events
 from fuserec_os.errors import IndexStateError
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
-from fuserec_os.learn.profile_jobs import Aliases, build_from_file, build_from_store, erase_user, update_from_store
-from fuserec_os.learn.profile_store import read_all_profiles
-from fuserec_os.learn.profiles import UserProfile
+from fuserec_os.profiles.compute import UserProfile
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.jobs import Aliases, build_from_file, build_from_store, erase_user, update_from_store
+from fuserec_os.profiles.store import read_all_profiles
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
 
 from .conftest import REPO, Cli

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
-from fuserec_os.learn.profile_store import (
+from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles
+from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.store import (
     delete_profile,
     read_all_profiles,
     read_product_vectors,
@@ -15,8 +17,6 @@ from fuserec_os.learn.profile_store import (
     write_product_vectors,
     write_profiles,
 )
-from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles
-from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -27,14 +27,14 @@ from fuserec_os.behaviour.search_log import (
     record_impressions,
     search_indices,
 )
-from fuserec_os.features import QueryStats
-from fuserec_os.features import stats_store as ss
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
-from fuserec_os.learn.profile_jobs import STATE_NAME, Aliases, build_from_store, erase_user, update_from_store
 from fuserec_os.learn.state import get_state, put_state
 from fuserec_os.learn.train_job import stored_impressions
+from fuserec_os.profiles import stats_store as ss
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.jobs import STATE_NAME, Aliases, build_from_store, erase_user, update_from_store
+from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.settings import Settings
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
 

@@ -18,14 +18,15 @@ from fuserec_os.behaviour.config import EventsConfig
 from fuserec_os.behaviour.event_store import read_events, record_events
 from fuserec_os.behaviour.events import events_frame, normalize_event
 from fuserec_os.errors import EngineError
-from fuserec_os.features import QueryStats, QueryStatsView, terms
-from fuserec_os.features import stats_store as ss
 from fuserec_os.index import manager
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
-from fuserec_os.learn.profile_jobs import Aliases, build_from_store, update_from_store
+from fuserec_os.profiles import stats_store as ss
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.jobs import Aliases, build_from_store, update_from_store
+from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+from fuserec_os.text import terms
 
 from .conftest import REPO
 

@@ -12,7 +12,7 @@ from fuserec_os.behaviour.events import events_frame
 from fuserec_os.errors import ConfigError
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.dataset import SplitSpec, build_dataset, graded_labels, logged_searches
-from fuserec_os.learn.profiles import ProductCatalog
+from fuserec_os.profiles.compute import ProductCatalog
 from fuserec_os.profiles.config import ProfilesConfig
 
 PRODUCTS = pd.DataFrame(

@@ -13,20 +13,13 @@ import pandas as pd
 import pytest
 
 from fuserec_os.errors import ConfigError
-from fuserec_os.features import (
-    DEFAULT_FEATURES,
-    FEATURES,
-    Candidates,
-    Features,
-    FeatureSet,
-    ItemTable,
-    QueryStats,
-    RequestContext,
-    assemble,
-    terms,
-)
-from fuserec_os.learn.profiles import ItemState, PriceProfile, ProductCatalog, UserProfile, build_profiles
+from fuserec_os.features.assemble import Candidates, Features, RequestContext, assemble
+from fuserec_os.features.items import ItemTable
+from fuserec_os.features.spec import DEFAULT_FEATURES, FEATURES, FeatureSet
+from fuserec_os.profiles.compute import ItemState, PriceProfile, ProductCatalog, UserProfile, build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.query_stats import QueryStats
+from fuserec_os.text import terms
 
 NOW = pd.Timestamp("2026-03-01T00:00:00Z")
 DAY = pd.Timedelta(days=1)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fuserec_os.behaviour.config import EVENT_TYPES
-from fuserec_os.learn.profiles import (
+from fuserec_os.profiles.compute import (
     ProductCatalog,
     UserProfile,
     build_profiles,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuserec_os.features import QueryStats, default_position_weights, estimate_position_weights
+from fuserec_os.profiles.query_stats import QueryStats, default_position_weights, estimate_position_weights
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
 HOUR = pd.Timedelta(hours=1)

@@ -1,6 +1,6 @@
 """User profiles from behaviour events: decayed affinities, price profile, interests, latent vectors.
 
-Pure computation (no engine I/O; see :mod:`fuserec_os.learn.profile_store` for that).
+Pure computation (no engine I/O; see :mod:`fuserec_os.profiles.store` for that).
 
 The model
 ---------

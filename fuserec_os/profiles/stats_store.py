@@ -1,6 +1,6 @@
 """Query-product engagement statistics in the engine (mappings/query_stats.json), like the profiles.
 
-One document per :class:`~fuserec_os.features.query_stats.QueryStats` key: doc id ``q:<normalised query>`` or
+One document per :class:`~fuserec_os.profiles.query_stats.QueryStats` key: doc id ``q:<normalised query>`` or
 ``t:<query term>`` (an id over OpenSearch's 512-byte limit becomes ``q#<sha256 of it>`` / ``t#...``; the key
 itself is kept in the document), holding ``kind`` (query|term), ``key``, ``searches``, ``requests``,
 ``n_products`` and, in the non-indexed ``counts`` object, the parallel per-product arrays of
@@ -15,7 +15,7 @@ Counts are sums, so an incremental update (:func:`add_events`, :func:`add_impres
 writes them back and adjusts the meta sums by the difference: the result equals a full build of all the events
 and searches (exactly, while the counts are whole numbers; with examinations, up to float rounding). The one
 exception is ``requests`` when one request's events straddle two updates (see
-:mod:`~fuserec_os.features.query_stats`). Updates are not atomic across documents: run one writer at a time
+:mod:`~fuserec_os.profiles.query_stats`). Updates are not atomic across documents: run one writer at a time
 (the profile update job). A full build (:func:`replace_stats`) writes a fresh index and swaps the alias, so
 keys of an older build never survive.
 """
@@ -38,11 +38,11 @@ from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError
-from fuserec_os.features.query_stats import QueryStats, QueryStatsView
-from fuserec_os.features.text import terms
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
 from fuserec_os.settings import Settings
+from fuserec_os.text import terms
 
 __all__ = [
     "META_ID",

@@ -9,7 +9,7 @@ missed, and without the ids it would be counted twice (profiles keep no event id
 
 Latent vectors are refit only by a full build; an update keeps each user's vector and folds in new users.
 
-The query-product engagement statistics (:mod:`fuserec_os.features.stats_store`, alias ``<prefix>query-stats``)
+The query-product engagement statistics (:mod:`fuserec_os.profiles.stats_store`, alias ``<prefix>query-stats``)
 come from the same events plus the stored search log (:mod:`fuserec_os.behaviour.search_log`, alias
 ``<prefix>searches``: position-weighted examinations), so serving reads what training computes. A build
 replaces them (fresh index, atomic alias swap); an update adds the same de-duplicated events it folds into the
@@ -38,21 +38,21 @@ from fuserec_os.behaviour.event_store import delete_user_events, event_indices, 
 from fuserec_os.behaviour.events import events_frame, normalize_event
 from fuserec_os.behaviour.search_log import delete_user_impressions, read_impressions, search_indices
 from fuserec_os.errors import IndexStateError
-from fuserec_os.features import stats_store
-from fuserec_os.features.query_stats import QueryStats
 from fuserec_os.index.products import read_products
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
-from fuserec_os.learn.profile_store import (
+from fuserec_os.learn.state import get_state, put_state, state_index
+from fuserec_os.profiles import stats_store
+from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
+from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.query_stats import QueryStats
+from fuserec_os.profiles.store import (
     delete_profile,
     read_product_vectors,
     read_profiles,
     write_product_vectors,
     write_profiles,
 )
-from fuserec_os.learn.profiles import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
-from fuserec_os.learn.state import get_state, put_state, state_index
-from fuserec_os.profiles.config import ProfilesConfig
 
 STATE_NAME = "profiles"
 STATS_ALIAS = "query-stats"

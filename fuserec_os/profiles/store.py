@@ -24,7 +24,7 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
-from fuserec_os.learn.profiles import UserProfile, iso_utc, to_utc
+from fuserec_os.profiles.compute import UserProfile, iso_utc, to_utc
 from fuserec_os.settings import Settings
 
 __all__ = [

@@ -3,7 +3,7 @@
 What is counted
 ---------------
 Per *key* (an exact normalised query ``q:<query>``, or one stemmed query term ``t:<term>``, see
-:func:`~fuserec_os.features.text.terms`) and product: clicks, add-to-carts and purchases from events that
+:func:`~fuserec_os.text.terms`) and product: clicks, add-to-carts and purchases from events that
 carry a query, and *examinations* from logged impressions: each time the product was shown at rank ``r`` it
 adds ``position_weights[r-1]`` (default ``1 / log2(r + 1)``), the chance that a shopper even looked at it.
 Per key also ``searches`` (impressions logged) and ``requests`` (searches seen in events: distinct request
@@ -37,7 +37,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
 from fuserec_os.behaviour.events import normalize_query
-from fuserec_os.features.text import terms
+from fuserec_os.text import terms
 
 __all__ = [
     "QueryStats",
