@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fuserec_os.errors import MappingError
+from fuserec_os.settings import Settings
 
 _ALLOWED_KEYS = {"version", "description", "settings", "mappings"}
 
@@ -77,3 +78,13 @@ def load_mapping(path: Path, name: str | None = None) -> MappingSpec:
     if not isinstance(mappings, dict) or not isinstance(mappings.get("properties"), dict):
         raise MappingError(f"{path}: 'mappings' must be a JSON object with a 'properties' object.")
     return MappingSpec(name=name or path.stem, version=version, settings=settings, mappings=mappings, path=path)
+
+
+def load_named_mapping(name: str, mappings_dir: Path | None = None) -> MappingSpec:
+    """``mappings/<name>.json`` from ``mappings_dir`` (default: the settings' resolution of the folder).
+
+    For the stores that create their own index on first use (profiles, vectors, query stats, models), where
+    no command state is at hand to say which folder holds the mappings.
+    """
+    folder = mappings_dir if mappings_dir is not None else Settings().resolved_mappings_dir()
+    return load_mapping(mapping_path(folder, name), name)

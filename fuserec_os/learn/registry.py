@@ -15,7 +15,7 @@ Layout
   on the version, 5 MB on some managed services). The whole document still travels in one request, so the
   cluster's ``http.max_content_length`` (100 MB by default; smaller on some managed instance types) bounds the
   blob too: the default cap (``DEFAULT_MAX_BLOB_BYTES``, 50 MB -> ~67 MB of base64) stays below the default.
-- The active pointer is the state document ``model-active`` (:mod:`fuserec_os.learn.state`) holding ``version``
+- The active pointer is the state document ``model-active`` (:mod:`fuserec_os.index.state`) holding ``version``
   and ``history`` (previously active versions, newest last) for rollback. It is the source of truth for "which
   model serves"; the per-version ``status`` (candidate | active | retired | deleted) is bookkeeping, written
   *before* the pointer so a reader never sees a pointer to a version whose doc does not say so yet. Pointer
@@ -48,9 +48,8 @@ from opensearchpy import exceptions as osx
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import FuserecError, IndexStateError
 from fuserec_os.index import manager
-from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.learn.state import put_state, state_index
-from fuserec_os.profiles.store import load_store_mapping
+from fuserec_os.index.mappings import MappingSpec, load_named_mapping
+from fuserec_os.index.state import put_state, state_index
 
 __all__ = [
     "ACTIVE_STATE",
@@ -427,7 +426,7 @@ class ModelRegistry:
         store). A second index behind the alias is reported, never silently used.
         """
         if self._index is None:
-            spec = self._spec or load_store_mapping(MODELS_MAPPING, self._mappings_dir)
+            spec = self._spec or load_named_mapping(MODELS_MAPPING, self._mappings_dir)
             self._index, _ = manager.ensure_index(self.client, spec, self.alias)
             live = manager.alias_targets(self.client, self.alias)
             if len(live) > 1:

@@ -41,7 +41,7 @@ from fuserec_os.errors import IndexStateError
 from fuserec_os.index.products import read_products
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
-from fuserec_os.learn.state import get_state, put_state, state_index
+from fuserec_os.index.state import get_state, put_state, state_index
 from fuserec_os.profiles import stats_store
 from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig

@@ -39,9 +39,8 @@ from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError
 from fuserec_os.index import manager
-from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
-from fuserec_os.settings import Settings
 from fuserec_os.text import terms
 
 __all__ = [
@@ -164,8 +163,7 @@ def _meta_sums(meta: Mapping[str, Any] | None) -> tuple[dict[str, tuple[np.ndarr
 
 def load_stats_mapping(mappings_dir: Path | None = None) -> MappingSpec:
     """``mappings/query_stats.json`` from ``mappings_dir`` (default: the settings' resolution of the folder)."""
-    folder = mappings_dir if mappings_dir is not None else Settings().resolved_mappings_dir()
-    return load_mapping(mapping_path(folder, QUERY_STATS_MAPPING), QUERY_STATS_MAPPING)
+    return load_named_mapping(QUERY_STATS_MAPPING, mappings_dir)
 
 
 def ensure_stats_index(client: OpenSearch, alias: str, spec: MappingSpec | None = None) -> str:

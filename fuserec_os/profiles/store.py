@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,16 +22,14 @@ from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
-from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
+from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.compute import UserProfile, iso_utc, to_utc
-from fuserec_os.settings import Settings
 
 __all__ = [
     "PRODUCT_VECTORS_MAPPING",
     "PROFILES_MAPPING",
     "delete_profile",
     "ensure_profiles_index",
-    "load_store_mapping",
     "read_all_profiles",
     "read_product_vectors",
     "read_profiles",
@@ -47,15 +44,9 @@ _MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponen
 _INITIAL_BACKOFF = 1.0
 
 
-def load_store_mapping(name: str, mappings_dir: Path | None = None) -> MappingSpec:
-    """``mappings/<name>.json`` from ``mappings_dir`` (default: the settings' resolution of the folder)."""
-    folder = mappings_dir if mappings_dir is not None else Settings().resolved_mappings_dir()
-    return load_mapping(mapping_path(folder, name), name)
-
-
 def ensure_profiles_index(client: OpenSearch, alias: str, spec: MappingSpec | None = None) -> str:
     """The live profiles index behind ``alias``, created (with the alias) when there is none."""
-    name, _ = manager.ensure_index(client, spec or load_store_mapping(PROFILES_MAPPING), alias)
+    name, _ = manager.ensure_index(client, spec or load_named_mapping(PROFILES_MAPPING), alias)
     return name
 
 
@@ -163,7 +154,7 @@ def write_product_vectors(
     Returns the number written. The old index is deleted after the swap; on failure the new one is deleted
     and the live vectors are unchanged.
     """
-    spec = spec or load_store_mapping(PRODUCT_VECTORS_MAPPING)
+    spec = spec or load_named_mapping(PRODUCT_VECTORS_MAPPING)
     stamp = iso_utc(to_utc(as_of))
     index = manager.create_index(client, spec, alias, attach=False)
     actions = (

@@ -20,7 +20,7 @@ from fuserec_os.learn.registry import (
     PromotionRefused,
     RegistryError,
 )
-from fuserec_os.learn.state import get_state, state_index
+from fuserec_os.index.state import get_state, state_index
 
 pytestmark = pytest.mark.integration
 

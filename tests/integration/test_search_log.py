@@ -29,7 +29,7 @@ from fuserec_os.behaviour.search_log import (
 )
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
-from fuserec_os.learn.state import get_state, put_state
+from fuserec_os.index.state import get_state, put_state
 from fuserec_os.learn.train_job import stored_impressions
 from fuserec_os.profiles import stats_store as ss
 from fuserec_os.profiles.config import ProfilesConfig

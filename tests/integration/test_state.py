@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opensearchpy import OpenSearch
 
-from fuserec_os.learn.state import delete_state, get_state, put_state, state_index
+from fuserec_os.index.state import delete_state, get_state, put_state, state_index
 
 
 def test_state_round_trip(client: OpenSearch, prefix: str) -> None:
