@@ -210,8 +210,8 @@ def _model(
     max_epochs: int = 8,
 ) -> None:
     """Train on the simulated log, print the evaluation against every baseline, register and promote."""
-    from fuserec_os.learn.registry import ModelRegistry, PromotionRefused
     from fuserec_os.learn.train_job import TrainOptions, run_training
+    from fuserec_os.rerank.registry import ModelRegistry, PromotionRefused
 
     model_cfg = replace(ranking.model, epochs=min(ranking.model.epochs, max_epochs))
     echo(

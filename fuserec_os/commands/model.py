@@ -10,8 +10,8 @@ import pandas as pd
 
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.learn.dataset import SplitSpec
-from fuserec_os.learn.registry import ModelRegistry, PromotionRefused, VersionInfo
 from fuserec_os.profiles.jobs import Aliases
+from fuserec_os.rerank.registry import ModelRegistry, PromotionRefused, VersionInfo
 
 
 def _aliases(state: State) -> Aliases:

@@ -38,12 +38,12 @@ from fuserec_os.learn.baselines import (
 )
 from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
 from fuserec_os.learn.evaluate import EvalReport, evaluate
-from fuserec_os.learn.registry import ModelRegistry, code_version
 from fuserec_os.learn.report import render_table, write_html, write_json
 from fuserec_os.profiles.compute import ProductCatalog
 from fuserec_os.profiles.jobs import Aliases
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate, minmax_groups
+from fuserec_os.rerank.registry import ModelRegistry, code_version
 from fuserec_os.rerank.scorer import Scorer
 from fuserec_os.search.retrieval import EngineRetriever
 

@@ -18,10 +18,10 @@ from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.learn.dataset import SplitSpec
 from fuserec_os.learn.model_config import ModelConfig
-from fuserec_os.learn.registry import ModelRegistry
 from fuserec_os.learn.train_job import TrainOptions, TrainOutcome, run_training
 from fuserec_os.profiles.jobs import Aliases
 from fuserec_os.rerank.artifact import ModelArtifact
+from fuserec_os.rerank.registry import ModelRegistry
 from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
 from fuserec_os.simulate.shoppers import simulate, write_simulation

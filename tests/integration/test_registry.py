@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from fuserec_os.learn.registry import (
+from fuserec_os.index.state import get_state, state_index
+from fuserec_os.rerank.registry import (
     ACTIVE_STATE,
     BlobTooLargeError,
     CorruptModelError,
@@ -20,7 +21,6 @@ from fuserec_os.learn.registry import (
     PromotionRefused,
     RegistryError,
 )
-from fuserec_os.index.state import get_state, state_index
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from fuserec_os.learn.model import (
     train_mlp,
 )
 from fuserec_os.learn.model_config import DEFAULT_ALPHAS, ModelConfig
-from fuserec_os.rerank import NumpyMLPScorer, ndcg_at_k
+from fuserec_os.rerank.metrics import ndcg_at_k
+from fuserec_os.rerank.scorer import NumpyMLPScorer
 
 # Keras 3's saving calls np.array() on TF variables, whose __array__ lacks NumPy 2's `copy` keyword: TF's own
 # DeprecationWarning (keras/src/backend/tensorflow/core.py convert_to_numpy), not something our code can avoid.

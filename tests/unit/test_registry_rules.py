@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from fuserec_os import __version__
-from fuserec_os.learn import registry
-from fuserec_os.learn.registry import CorruptModelError, PromotionRefused, compare, metric_value
+from fuserec_os.rerank import registry
+from fuserec_os.rerank.registry import CorruptModelError, PromotionRefused, compare, metric_value
 
 
 def _m(mlp: float | None = None, engine: float | None = None, split: str = "test", **others: float) -> dict:

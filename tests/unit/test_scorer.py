@@ -11,18 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from fuserec_os.rerank import (
-    Gate,
-    NoopScorer,
-    NumpyMLPScorer,
-    Scorer,
-    blend,
-    minmax,
-    minmax_groups,
-    ndcg_at_k,
-    tune_alpha,
-)
-from fuserec_os.rerank.metrics import ndcg_per_group
+from fuserec_os.rerank.blend import Gate, blend, minmax, minmax_groups, tune_alpha
+from fuserec_os.rerank.metrics import ndcg_at_k, ndcg_per_group
+from fuserec_os.rerank.scorer import NoopScorer, NumpyMLPScorer, Scorer
 
 NAMES = ("a", "b", "c", "d", "e")
 
