@@ -4,17 +4,25 @@ Why hand-written SVG: the HTML report must open anywhere (a CI artefact, an air-
 network or a plotting dependency, so the charts are tiny inline SVG built here (:func:`svg_bars`,
 :func:`svg_lines`) and nothing is loaded from a URL. Every piece of text that reaches the HTML (method names,
 segment values, titles, meta values) is escaped, because method names come from configs and run names.
+
+The header (``meta``) is for a person, not a debugger: mappings become key/value tables (nested ones as nested
+tables), a feature list becomes one row per scope (see :mod:`fuserec_os.features.spec`), and no Python repr
+(``None``, ``True``, ``{'...'}``, ``['...']``) reaches the page: n/a, yes/no, grouped numbers, ISO 8601 UTC.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from fuserec_os.features.spec import FEATURES, MISSING_SUFFIX, SCOPES
 from fuserec_os.learn.evaluate import ENGINE, ORACLE, EvalReport
 
 __all__ = ["render_table", "svg_bars", "svg_lines", "write_html", "write_json"]
@@ -325,7 +333,184 @@ th { background: #f3f3f3; }
 .delta { color: #666; font-size: 0.9em; }
 .pos { color: #006d2c; } .neg { color: #b2182b; }
 .chart { margin: 12px 0 24px; }
+.meta { display: flex; flex-wrap: wrap; gap: 0 32px; align-items: flex-start; }
+.meta > div { min-width: 0; }
+.meta > div.wide { flex-basis: 100%; }
+.meta h3 { margin: 4px 0 0; font-size: 1em; }
+.kv th { text-align: left; font-weight: normal; color: #444; }
+.kv td, .features td { text-align: left; }
+.kv td.num, .features td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.kv .kv { margin: 0; font-size: 0.95em; }
+.features td.names { max-width: 560px; }
+.features caption { text-align: left; color: #666; font-size: 0.9em; padding: 2px 0 4px; }
 """
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The header: run metadata as small tables
+# --------------------------------------------------------------------------------------------------------------
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars/arrays as Python values, dataclasses (e.g. a gate) as mappings; the rest unchanged."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if getattr(getattr(value, "dtype", None), "kind", "") == "M":  # datetime64: ns units would become an int
+        return value.astype("datetime64[us]").tolist()
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    return value
+
+
+def _label(key: Any) -> str:
+    """A mapping key as a row label: ``best_epoch`` -> ``best epoch``."""
+    return str(key).replace("_", " ")
+
+
+def _fmt_datetime(value: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``; a naive value is taken as UTC (every stored timestamp is)."""
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return utc.replace(tzinfo=None).isoformat(timespec="auto") + "Z"
+
+
+def _fmt_number(value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    if abs(value) < 1e-3:
+        return f"{value:.3g}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def _fmt_scalar(value: Any) -> tuple[str, bool]:
+    """A scalar as text a person reads, and whether it is a number (right-aligned)."""
+    if value is None:
+        return "n/a", False
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), False
+    if isinstance(value, int):
+        return f"{value:,}", True
+    if isinstance(value, float):
+        return _fmt_number(value), math.isfinite(value)
+    if isinstance(value, datetime):
+        return ("n/a" if value != value else _fmt_datetime(value)), False  # pandas NaT != itself
+    if isinstance(value, date):
+        return value.isoformat(), False
+    if isinstance(value, str) and _ISO_DATETIME.fullmatch(value.strip()):
+        try:
+            return _fmt_datetime(datetime.fromisoformat(value.strip())), False
+        except ValueError:
+            pass
+    return str(value), False
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, (Mapping, list, tuple, set, frozenset))
+
+
+def _is_feature_list(value: Any) -> bool:
+    """A non-empty list of ``X`` column names of which at least one is a registered feature."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(n, str) for n in value):
+        return False
+    return any(n.removesuffix(MISSING_SUFFIX) in FEATURES for n in value)
+
+
+def _html_value(value: Any) -> tuple[str, str]:
+    """A meta value as escaped cell HTML and the cell's class (``num`` for numbers)."""
+    value = _plain(value)
+    if isinstance(value, Mapping):
+        return _html_kv_table(value), ""
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(v) for v in (sorted(value, key=str) if isinstance(value, (set, frozenset)) else value)]
+        if not items:
+            return "none", ""
+        if all(_is_scalar(v) for v in items):
+            return _esc(", ".join(_fmt_scalar(v)[0] for v in items)), ""
+        return _html_kv_table({i + 1: v for i, v in enumerate(items)}), ""
+    text, numeric = _fmt_scalar(value)
+    return _esc(text), "num" if numeric else ""
+
+
+def _html_kv_table(mapping: Mapping[Any, Any]) -> str:
+    """Two columns, key and value; a nested mapping (or a list of them) becomes a nested table in its cell."""
+    rows = []
+    for key, value in mapping.items():
+        cell, cls = _html_value(value)
+        attr = f' class="{cls}"' if cls else ""
+        rows.append(f'<tr><th scope="row">{_esc(_label(key))}</th><td{attr}>{cell}</td></tr>')
+    return f'<table class="kv"><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _feature_span(name: str) -> str:
+    d = FEATURES.get(name)
+    return f'<span title="{_esc(d.description)}">{_esc(name)}</span>' if d else _esc(name)
+
+
+def _html_feature_table(columns: Sequence[str]) -> str:
+    """The ``X`` columns as one row per scope (registry scope order, then unknown names as ``other``).
+
+    Missing-indicator columns are folded into their base feature: the last column says which have one.
+    """
+    bases: list[str] = []
+    with_indicator: set[str] = set()
+    for col in columns:
+        base = col.removesuffix(MISSING_SUFFIX)
+        if base != col:
+            with_indicator.add(base)
+        if base not in bases:
+            bases.append(base)
+    by_scope: dict[str, list[str]] = {}
+    for base in bases:
+        d = FEATURES.get(base)
+        by_scope.setdefault(d.scope if d else "other", []).append(base)
+    rows = []
+    for scope in (*SCOPES, "other"):
+        names = by_scope.get(scope)
+        if not names:
+            continue
+        flagged = [n for n in names if n in with_indicator]
+        if len(flagged) == len(names):
+            missing = "each has one"
+        elif not flagged:
+            missing = "none"
+        else:
+            missing = f"{len(flagged)} of {len(names)}: {', '.join(flagged)}"
+        rows.append(
+            f'<tr><td>{_esc(scope)}</td><td class="num">{len(names)}</td>'
+            f'<td class="names">{", ".join(_feature_span(n) for n in names)}</td><td>{_esc(missing)}</td></tr>'
+        )
+    n_ind = sum(1 for b in bases if b in with_indicator)
+    note = f"{len(bases)} features + {n_ind} missing indicators = {len(bases) + n_ind} columns"
+    if len(bases) + n_ind != len(columns):  # a repeated column name: say what was actually given
+        note += f" ({len(columns)} given)"
+    head = "<tr><th>scope</th><th>features</th><th>names</th><th>missing indicator</th></tr>"
+    return (
+        f'<table class="features"><caption>{_esc(note)}</caption>'
+        f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _html_meta(meta: Mapping[str, Any]) -> str:
+    """The header: scalar values in one ``Run`` table, then one titled table per mapping or list."""
+    scalars: dict[str, Any] = {}
+    blocks: list[str] = []
+    for key, raw in meta.items():
+        value = _plain(raw)
+        title = _esc(_label(key).capitalize())
+        if _is_feature_list(value):
+            blocks.append(f'<div class="wide"><h3>{title}</h3>{_html_feature_table(value)}</div>')
+        elif isinstance(value, Mapping):
+            blocks.append(f"<div><h3>{title}</h3>{_html_kv_table(value)}</div>")
+        elif _is_scalar(value) or all(_is_scalar(v) for v in value):
+            scalars[key] = value
+        else:
+            blocks.append(f"<div><h3>{title}</h3>{_html_value(value)[0]}</div>")
+    if scalars:
+        blocks.insert(0, f"<div><h3>Run</h3>{_html_kv_table(scalars)}</div>")
+    return f'<section class="meta">{"".join(blocks)}</section>'
 
 
 def _html_metrics_table(report: EvalReport, metrics: Sequence[str]) -> str:
@@ -423,8 +608,7 @@ def render_html(
         f"<h1>{_esc(title)}</h1>",
     ]
     if meta:
-        rows = "".join(f"<tr><td>{_esc(str(k))}</td><td>{_esc(str(v))}</td></tr>" for k, v in meta.items())
-        parts.append(f"<table><tbody>{rows}</tbody></table>")
+        parts.append(_html_meta(meta))
     parts.append(
         f"<p>{ov.n_searches} searches with a positive label ({ov.n_excluded} without one are excluded from every "
         f"metric), {ov.n_rows} candidate rows, cut-off k={report.k}.</p>"
@@ -468,7 +652,8 @@ def write_html(
 
     ``history``: per-epoch dicts (e.g. ``{"epoch": 1, "loss": 0.4, "val_loss": 0.5, "valid_ndcg": 0.61}``);
     loss-like keys are drawn together, the rest (validation metrics) in a second chart.
-    ``meta``: shown as a key/value table at the top (model version, data window, seed...).
+    ``meta``: shown at the top (model version, data window, seed...): scalars in one key/value table, each
+    mapping (e.g. the dataset summary, the gate) in its own, a list of feature columns grouped by scope.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
