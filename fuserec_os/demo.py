@@ -32,6 +32,7 @@ from fuserec_os.search.request import Filters, SearchRequest, Sort
 from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.settings import Settings
 from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog, write_catalog
+from fuserec_os.simulate.oracle import click_oracle
 from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 BROKEN_ROWS: list[dict[str, Any]] = [
@@ -219,8 +220,7 @@ def _model(
         f"{model_cfg.epochs} epochs) on leakage-free examples; evaluate against baselines on later searches"
     )
     options = TrainOptions(  # the impressions come from the cluster, like the events
-        truth=workdir / "events.truth.jsonl",
-        catalog=workdir / "catalog.jsonl",
+        oracle=click_oracle(workdir / "events.truth.jsonl", workdir / "catalog.jsonl"),
         report_dir=workdir / "reports",
     )
     try:

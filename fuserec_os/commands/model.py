@@ -86,6 +86,15 @@ _split_options = [
 ]
 
 
+def _oracle(truth: Path | None, catalog: Path | None) -> Any:
+    """The simulator's click model as the evaluation's oracle when --truth is given (imported only then)."""
+    if truth is None:
+        return None
+    from fuserec_os.simulate.oracle import click_oracle
+
+    return click_oracle(truth, catalog)
+
+
 def split_options(f: Any) -> Any:
     for option in reversed(_split_options):
         f = option(f)
@@ -123,8 +132,7 @@ def train(
     options = TrainOptions(
         split=_split(test_from, test_fraction, valid_fraction),
         impressions=impressions,
-        truth=truth,
-        catalog=catalog,
+        oracle=_oracle(truth, catalog),
         report_dir=report_dir,
         features=state.ranking.features.names,
     )
@@ -185,8 +193,7 @@ def evaluate_cmd(
     options = TrainOptions(
         split=_split(test_from, test_fraction, valid_fraction),
         impressions=impressions,
-        truth=truth,
-        catalog=catalog,
+        oracle=_oracle(truth, catalog),
         report_dir=report_dir,
     )
     say = (lambda m: note(m)) if as_json else click.echo

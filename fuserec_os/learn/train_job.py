@@ -1,11 +1,11 @@
 """Train, evaluate against honest baselines, and register a model: what ``fuserec model train`` runs.
 
 One run: read the stored events and the stored search log (impressions; a file given with ``--impressions``
-overrides it) and optionally the simulator's truth, build the
-leakage-free dataset, train the MLP, tune the blend gate on validation, then evaluate on the later test
-searches, in the same run, the engine order, popularity, query-popularity, latent-only, a gradient-boosted
-trees reranker on the same features, the MLP blend, and the oracle when the truth is known. The artifact
-(weights, feature set, gate, product vectors) is saved as a new registry version with its metrics.
+overrides it), build the leakage-free dataset, train the MLP, tune the blend gate on validation, then
+evaluate on the later test searches, in the same run, the engine order, popularity, query-popularity,
+latent-only, a gradient-boosted trees reranker on the same features, the MLP blend, and an oracle when one
+is passed in. The artifact (weights, feature set, gate, product vectors) is saved as a new registry version
+with its metrics.
 """
 
 from __future__ import annotations
@@ -49,13 +49,20 @@ from fuserec_os.search.retrieval import EngineRetriever
 
 Progress = Callable[[str], None]
 
+ReferenceScorer = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
+"""A known-truth scorer evaluated as the ``oracle`` row: ``(candidate rows, searches) -> one score per row``.
+
+The candidate rows carry ``search_id``, ``product_id`` and ``shown_rank``; the searches frame carries
+``search_id``, ``query`` and ``user_id``. Training never imports the simulator: the command layer builds the
+oracle (:func:`fuserec_os.simulate.oracle.click_oracle`) and passes it in.
+"""
+
 
 @dataclass(frozen=True)
 class TrainOptions:
     split: SplitSpec = field(default_factory=SplitSpec)
     impressions: Path | None = None
-    truth: Path | None = None
-    catalog: Path | None = None  # the generated catalog file; its hidden attributes sit beside it
+    oracle: ReferenceScorer | None = None  # e.g. the simulator's click model (commands pass it in)
     report_dir: Path = Path("reports")
     features: tuple[str, ...] | None = None
 
@@ -137,43 +144,6 @@ def gated_scores(
     m = minmax_groups(model, groups)
     alpha = np.array([gate.alpha(int(n)) for n in user_events], dtype=np.float64)
     return np.asarray((1 - alpha) * e + alpha * m)
-
-
-def _oracle(ds: Dataset, rows: np.ndarray, truth: Path, catalog_docs: Path, latent: Path) -> np.ndarray:
-    """The simulator's click probability of each row from the hidden tastes and the shown position.
-
-    The query's intent is approximated by the category the shop's query rules give it (brand and modifier
-    are not recovered), so this oracle is a strong reference, not a perfect one.
-    """
-    from fuserec_os.simulate.queries import QueryIntent, QueryVocabulary
-    from fuserec_os.simulate.shoppers import click_probability, load_truth
-    from fuserec_os.simulate.shoppers import load_catalog as load_sim_catalog
-
-    users = load_truth(truth)
-    products = {p.doc["product_id"]: p for p in load_sim_catalog(catalog_docs, latent)}
-    vocab = QueryVocabulary()
-    cands = ds.candidates[rows]
-    searches = ds.searches.set_index("search_id")
-    out = np.full(len(cands), -1e9)
-    intents: dict[str, QueryIntent | None] = {}
-    shown = cands["shown_rank"].to_numpy(dtype=np.float64)
-    for i, (sid, pid) in enumerate(zip(cands["search_id"], cands["product_id"], strict=True)):
-        s = searches.loc[sid]
-        q = str(s["query"])
-        if q not in intents:
-            cat = vocab.category_for(q)
-            intents[q] = (
-                None
-                if cat is None
-                else QueryIntent(
-                    leaf=cat, top=cat.split(" > ")[0], kind=vocab.kind_of(q) or "canonical", text=q, category=cat
-                )
-            )
-        user, product = users.get(str(s["user_id"])), products.get(str(pid))
-        if user is not None and product is not None:
-            rank = None if np.isnan(shown[i]) else int(shown[i])
-            out[i] = click_probability(user, product, intents[q], rank)
-    return out
 
 
 def evaluate_split(
@@ -274,21 +244,11 @@ def prepare(
     if min(summary["searches"].values()) == 0:
         raise ConfigError(f"a split has no searches ({summary['searches']}): simulate or log more behaviour")
     oracle = None
-    if options.truth is not None:
-        from fuserec_os.simulate.catalog import latent_path_for
-
-        if options.catalog is None:
-            raise ConfigError("--truth needs --catalog (the generated catalog file) to compute the oracle")
-        docs, truth, latent = options.catalog, options.truth, latent_path_for(options.catalog)
-        for needed in (docs, truth, latent):
-            if not needed.is_file():
-                raise ConfigError(
-                    f"{needed}: no such file (the oracle needs the catalog, its hidden attributes "
-                    f"{latent.name} written by 'fuserec generate catalog', and the truth file)"
-                )
+    if options.oracle is not None:
+        reference = options.oracle
 
         def oracle(rows: np.ndarray) -> np.ndarray:
-            return oracle_scores(_oracle(ds, rows, truth, docs, latent))
+            return oracle_scores(reference(ds.candidates[rows], ds.searches))
 
     return Prepared(ds, len(events), len(products), oracle)
 

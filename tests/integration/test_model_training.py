@@ -24,6 +24,7 @@ from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.registry import ModelRegistry
 from fuserec_os.search.retrieval import EngineRetriever
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+from fuserec_os.simulate.oracle import click_oracle
 from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 from .conftest import REPO, Cli
@@ -66,8 +67,7 @@ def trained(client: OpenSearch, shop: dict[str, object]) -> TrainOutcome:
     options = TrainOptions(
         split=SplitSpec(test_fraction=0.3, valid_fraction=0.2),
         impressions=tmp / "events.impressions.jsonl",
-        truth=tmp / "events.truth.jsonl",
-        catalog=tmp / "catalog.jsonl",
+        oracle=click_oracle(tmp / "events.truth.jsonl", tmp / "catalog.jsonl"),
         report_dir=tmp / "reports",
     )
     ranking = replace(RankingConfig(), model=SMALL)
