@@ -30,11 +30,12 @@ Conventions
   error against ``y > 0`` (the Brier score). ``None`` for every other method, whose scores are not
   probabilities and for which an MSE would be meaningless.
 
-Everything is vectorised: per method one ``lexsort`` on ``(group, -score, row)`` and a few ``bincount`` /
-``reduceat`` passes, so evaluating a few million rows takes seconds.
+Everything is vectorised: per method a ``lexsort`` on ``(group, -score, row)`` and a few ``bincount``
+passes, so evaluating a few million rows takes seconds.
 
-``fuserec_os.rerank.metrics`` (written separately) will own ``ndcg_at_k``; the functions here follow the same
-signature so the two can be merged.
+The ranking itself (ranks within a search, DCG, NDCG) is :mod:`fuserec_os.rerank.metrics`, the one
+implementation that training and blend tuning use too; this module adds the strict checks above, MRR, hit rate,
+AUC, MSE and the per-segment cells.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+
+from fuserec_os.rerank.metrics import GroupIndex, dcg_from_ranks, dcg_per_group, ranks_within_groups
 
 ENGINE = "engine"
 ORACLE = "oracle"
@@ -126,14 +129,18 @@ class _Layout:
 
     labels: np.ndarray  # int64 [n]
     groups: np.ndarray  # int64 [n]
-    group_ids: np.ndarray  # sorted unique search ids [G]
-    row_search: np.ndarray  # index into group_ids per row [n]
-    starts: np.ndarray  # start of each search in any (group, ...) lexsorted order [G]
-    gidx_sorted: np.ndarray  # search index per position of a group-major sorted order [n]
-    pos: np.ndarray  # position within the search per position of a group-major sorted order [n]
+    index: GroupIndex  # dense search numbers in sorted-id order
     has_positive: np.ndarray  # bool [G]
     idcg: np.ndarray  # ideal DCG@k [G]
     k: int
+
+    @property
+    def group_ids(self) -> np.ndarray:  # sorted unique search ids [G]
+        return np.asarray(self.index.keys)
+
+    @property
+    def row_search(self) -> np.ndarray:  # index into group_ids per row [n]
+        return self.index.inverse
 
 
 def _layout(labels: Any, groups: Any, k: int) -> _Layout:
@@ -141,25 +148,10 @@ def _layout(labels: Any, groups: Any, k: int) -> _Layout:
     g = _as_groups(groups, y.size)
     k = _check_k(k)
     group_ids, row_search = np.unique(g, return_inverse=True)
-    n = y.size
-    # Any order whose primary key is the group shares these boundaries, so compute them once.
-    ideal = np.lexsort((np.arange(n), -y, g))
-    gs = g[ideal]
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    new[1:] = gs[1:] != gs[:-1]
-    starts = np.flatnonzero(new)
-    gidx = np.cumsum(new) - 1
-    pos = np.arange(n) - starts[gidx]
-    idcg = _dcg(y[ideal], gidx, pos, k, group_ids.size)
-    has_pos = np.bincount(gidx, weights=(y[ideal] > 0).astype(np.float64), minlength=group_ids.size) > 0
-    return _Layout(y, g, group_ids, row_search.reshape(-1), starts, gidx, pos, has_pos, idcg, k)
-
-
-def _dcg(y_sorted: np.ndarray, gidx: np.ndarray, pos: np.ndarray, k: int, n_groups: int) -> np.ndarray:
-    gains = np.exp2(y_sorted.astype(np.float64)) - 1.0
-    disc = np.where(pos < k, 1.0 / np.log2(pos + 2.0), 0.0)
-    return np.bincount(gidx, weights=gains * disc, minlength=n_groups)
+    index = GroupIndex(row_search.reshape(-1).astype(np.intp), int(group_ids.size), group_ids)
+    has_pos = np.bincount(index.inverse, weights=(y > 0).astype(np.float64), minlength=index.n_groups) > 0
+    idcg = dcg_per_group(y, y, index, k)  # the labels themselves are the ideal scores
+    return _Layout(y, g, index, has_pos, idcg, k)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -185,12 +177,12 @@ class SearchMetrics:
 
 def _per_search(lay: _Layout, scores: np.ndarray) -> SearchMetrics:
     n = lay.labels.size
-    order = np.lexsort((np.arange(n), -scores, lay.groups))
-    y = lay.labels[order]
-    n_groups = lay.group_ids.size
-    dcg = _dcg(y, lay.gidx_sorted, lay.pos, lay.k, n_groups)
-    first = np.minimum.reduceat(np.where(y > 0, lay.pos, n), lay.starts)
+    ranks = ranks_within_groups(lay.index, scores)
+    dcg = dcg_from_ranks(lay.labels.astype(np.float64), ranks, lay.index, lay.k)
     hp = lay.has_positive
+    positive = lay.labels > 0
+    first = np.full(lay.index.n_groups, n, dtype=np.intp)  # 0-based rank of the first positive per search
+    np.minimum.at(first, lay.index.inverse[positive], ranks[positive])
     with np.errstate(divide="ignore", invalid="ignore"):
         ndcg = np.where(hp, dcg / np.where(hp, lay.idcg, 1.0), np.nan)
     rr = np.where(hp, 1.0 / (first + 1.0), np.nan)

@@ -1,4 +1,4 @@
-"""Ranking metrics shared by training (early stopping), blend tuning and offline evaluation.
+"""Ranking metrics: the one NDCG implementation, shared by training (early stopping), blend tuning and evaluation.
 
 Everything is vectorised over groups (one group = one search's candidate list): one stable sort of the whole
 array instead of a Python loop per search, so NDCG over a million rows takes well under a second.
@@ -11,6 +11,9 @@ Conventions (the evaluation module relies on them):
   reward a lucky sort; NaN scores rank after every number;
 * the mean is over groups with at least one positive label; when no group has one the result is 0.0
   (there is nothing to rank, and callers compare numbers, so NaN would only poison a ``max``).
+
+:mod:`fuserec_os.learn.evaluate` builds its report metrics (NDCG, MRR, hit rate) on :func:`ndcg_per_group` and
+:func:`ranks_within_groups`, adding strict input checks (no NaN scores, integer search ids).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class GroupIndex:
         return cls(rank[inverse.ravel()].astype(np.intp), int(keys.size), keys[order])
 
 
-def _ranks_within_groups(gi: GroupIndex, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
+def ranks_within_groups(gi: GroupIndex, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.intp]:
     """0-based rank of every row inside its group by descending score, ties by original order."""
     n = scores.size
     s = np.where(np.isnan(scores), -np.inf, scores)
@@ -74,9 +77,18 @@ def dcg_per_group(
         )
     if k < 1:
         raise ValueError(f"k must be >= 1 (got {k})")
-    ranks = _ranks_within_groups(gi, s)
+    return dcg_from_ranks(y, ranks_within_groups(gi, s), gi, k)
+
+
+def dcg_from_ranks(
+    labels: npt.NDArray[np.float64], ranks: npt.NDArray[np.intp], gi: GroupIndex, k: int
+) -> npt.NDArray[np.float64]:
+    """DCG@k of every group from 0-based ranks (:func:`ranks_within_groups`): gain ``2**y - 1``, ``log2`` discount.
+
+    Split out so a caller that needs the ranks for other metrics too (MRR, hit rate) sorts once.
+    """
     top = ranks < k
-    gain = np.exp2(y[top]) - 1.0
+    gain = np.exp2(labels[top]) - 1.0
     disc = 1.0 / np.log2(ranks[top] + 2.0)
     return np.bincount(gi.inverse[top], weights=gain * disc, minlength=gi.n_groups).astype(np.float64)
 
