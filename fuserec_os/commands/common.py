@@ -1,5 +1,8 @@
 """What every ``fuserec`` command shares: lazily read settings, the engine, notes and JSON output.
 
+Cheap to import on purpose (click and the settings only): every command module imports it, and ``--help``
+must not pay for the engine client or the ranking config. Those load on first use.
+
 Errors the user can fix (FuserecError) print one ``error:`` line and exit with the error's code, never a
 traceback. Notices (embedded engine in use, warnings) go to stderr so ``--json`` output stays parseable.
 """
@@ -9,15 +12,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fuserec_os.config import RankingConfig, load_ranking_config
-from fuserec_os.engine import Engine, open_engine
 from fuserec_os.errors import FuserecError
-from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
 from fuserec_os.settings import Settings
+
+if TYPE_CHECKING:
+    from fuserec_os.config import RankingConfig
+    from fuserec_os.engine import Engine
+    from fuserec_os.index.mappings import MappingSpec
+
+PRODUCTS = "products"
+"""The logical name of the catalog index (its alias carries the tenant prefix)."""
 
 
 class FuserecGroup(click.Group):
@@ -51,6 +59,8 @@ class State:
     def ranking(self) -> RankingConfig:
         """The ranking config (FUSEREC_CONFIG), read once."""
         if self._ranking is None:
+            from fuserec_os.config import load_ranking_config
+
             self._ranking = load_ranking_config(self.settings.config_path)
         return self._ranking
 
@@ -58,11 +68,15 @@ class State:
         """The alias of a logical index (``products``, ``events``, ``profiles``) with the tenant prefix."""
         return self.settings.alias(name)
 
-    def mapping(self, name: str = "products") -> MappingSpec:
+    def mapping(self, name: str = PRODUCTS) -> MappingSpec:
+        from fuserec_os.index.mappings import load_mapping, mapping_path
+
         return load_mapping(mapping_path(self.settings.resolved_mappings_dir(), name), name)
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
+        from fuserec_os.engine import open_engine
+
         engine = open_engine(self.settings, notify=lambda m: note(f"fuserec: {m}"))
         try:
             yield engine

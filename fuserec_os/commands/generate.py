@@ -8,9 +8,7 @@ from pathlib import Path
 import click
 
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
-from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
-from fuserec_os.simulate.catalog import latent_path_for
 
 
 def sibling(path: Path, role: str) -> Path:
@@ -41,7 +39,7 @@ def generate() -> None:
 )
 def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -> None:
     """Write a seeded product catalog with a category tree, brands, prices, ratings and popularity."""
-    from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+    from fuserec_os.simulate.catalog import generate_catalog, latent_path_for, write_catalog
 
     latent = latent or latent_path_for(output)
     try:
@@ -110,7 +108,9 @@ def generate_events_cmd(
     and buy. Deterministic for a seed. The products index must hold CATALOG ('fuserec ingest products').
     Also reports BM25's recall@100 for what shoppers clicked and bought.
     """
+    from fuserec_os.engine.client import engine_errors
     from fuserec_os.search.retrieval import EngineRetriever
+    from fuserec_os.simulate.catalog import latent_path_for
     from fuserec_os.simulate.shoppers import load_catalog, simulate, write_simulation
 
     if catalog is None:

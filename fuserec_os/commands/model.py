@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
-from fuserec_os.learn.dataset import SplitSpec
-from fuserec_os.profiles.jobs import Aliases
-from fuserec_os.rerank.registry import ModelRegistry, PromotionRefused, VersionInfo
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+    from fuserec_os.learn.dataset import SplitSpec
+    from fuserec_os.profiles.jobs import Aliases
+    from fuserec_os.rerank.registry import ModelRegistry, PromotionRefused, VersionInfo
 
 
 def _aliases(state: State) -> Aliases:
+    from fuserec_os.profiles.jobs import Aliases
+
     return Aliases.for_prefix(state.settings.index_prefix)
 
 
+def _registry(state: State, client: OpenSearch) -> ModelRegistry:
+    from fuserec_os.rerank.registry import ModelRegistry
+
+    return ModelRegistry(client, state.settings.index_prefix)
+
+
 def _split(test_from: str | None, test_fraction: float, valid_fraction: float) -> SplitSpec:
+    import pandas as pd
+
+    from fuserec_os.learn.dataset import SplitSpec
+
     cut = None
     if test_from is not None:
         try:
@@ -128,6 +143,7 @@ def train(
     the oracle; by user history and query type. The model section of FUSEREC_CONFIG sets the architecture.
     """
     from fuserec_os.learn.train_job import TrainOptions, run_training
+    from fuserec_os.rerank.registry import PromotionRefused
 
     options = TrainOptions(
         split=_split(test_from, test_fraction, valid_fraction),
@@ -145,7 +161,7 @@ def train(
         refused: PromotionRefused | None = None
         if do_promote and outcome.version is not None:
             try:
-                promoted = ModelRegistry(eng.client, state.settings.index_prefix).promote(outcome.version)
+                promoted = _registry(state, eng.client).promote(outcome.version)
             except PromotionRefused as exc:  # still show what was trained, then exit 9
                 refused = exc
     if as_json:
@@ -215,7 +231,7 @@ def evaluate_cmd(
 def list_versions(state: State, as_json: bool) -> None:
     """Every stored version, newest first, with its status and test NDCG@10."""
     with state.engine() as eng:
-        versions = ModelRegistry(eng.client, state.settings.index_prefix).list()
+        versions = _registry(state, eng.client).list()
     if as_json:
         dump([v.as_dict() for v in versions])
         return
@@ -236,7 +252,7 @@ def list_versions(state: State, as_json: bool) -> None:
 def show(state: State, version: str | None, as_json: bool) -> None:
     """One version's metadata and metrics (default: the active one)."""
     with state.engine() as eng:
-        reg = ModelRegistry(eng.client, state.settings.index_prefix)
+        reg = _registry(state, eng.client)
         info = reg.info(version) if version else reg.active()
     if info is None:
         raise click.UsageError("no active model: name a version (fuserec model list)")
@@ -260,7 +276,7 @@ def show(state: State, version: str | None, as_json: bool) -> None:
 def promote(state: State, version: str, force: bool, as_json: bool) -> None:
     """Make VERSION the active model; refused (exit 9) if worse than the active one or engine order."""
     with state.engine() as eng:
-        res = ModelRegistry(eng.client, state.settings.index_prefix).promote(version, force=force)
+        res = _registry(state, eng.client).promote(version, force=force)
     if as_json:
         dump(
             {
@@ -285,7 +301,7 @@ def promote(state: State, version: str, force: bool, as_json: bool) -> None:
 def rollback(state: State, as_json: bool) -> None:
     """Re-activate the previously active version."""
     with state.engine() as eng:
-        res = ModelRegistry(eng.client, state.settings.index_prefix).rollback()
+        res = _registry(state, eng.client).rollback()
     if as_json:
         dump({"version": res.version, "previous": res.previous})
     else:
@@ -299,7 +315,7 @@ def rollback(state: State, as_json: bool) -> None:
 def export(state: State, version: str, path: Path) -> None:
     """Write VERSION (metadata and weights) to one file, to copy it to another cluster."""
     with state.engine() as eng:
-        out = ModelRegistry(eng.client, state.settings.index_prefix).export(version, path)
+        out = _registry(state, eng.client).export(version, path)
     click.echo(f"exported {version} to {out}")
 
 
@@ -309,5 +325,5 @@ def export(state: State, version: str, path: Path) -> None:
 def import_(state: State, path: Path) -> None:
     """Store an exported model file as a new version (checksum verified)."""
     with state.engine() as eng:
-        version = ModelRegistry(eng.client, state.settings.index_prefix).import_file(path)
+        version = _registry(state, eng.client).import_file(path)
     click.echo(f"imported {path} as {version} (candidate; promote it to serve it)")

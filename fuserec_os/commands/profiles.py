@@ -5,27 +5,21 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fuserec_os.behaviour.events import EVENT_FIELDS
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.errors import QueryError
-from fuserec_os.index.readers import parse_column_map
-from fuserec_os.profiles.compute import UserProfile, iso_utc
-from fuserec_os.profiles.jobs import (
-    Aliases,
-    ProfileJobReport,
-    build_from_file,
-    build_from_store,
-    erase_user,
-    update_from_store,
-)
-from fuserec_os.profiles.store import read_profiles
+
+if TYPE_CHECKING:
+    from fuserec_os.profiles.compute import UserProfile
+    from fuserec_os.profiles.jobs import Aliases, ProfileJobReport
 
 
 def _aliases(state: State) -> Aliases:
+    from fuserec_os.profiles.jobs import Aliases
+
     return Aliases.for_prefix(state.settings.index_prefix)
 
 
@@ -78,10 +72,15 @@ def profiles() -> None:
 @pass_state
 def build(state: State, from_file: Path | None, column_map: str | None, as_of: str | None, as_json: bool) -> None:
     """Rebuild every profile (and the product vectors) from all events; resets the update watermark."""
+    from fuserec_os.profiles.jobs import build_from_file, build_from_store
+
     cut = _parse_time(as_of)
     cfg = state.ranking.profiles
     with state.engine() as eng:
         if from_file is not None:
+            from fuserec_os.behaviour.events import EVENT_FIELDS
+            from fuserec_os.index.readers import parse_column_map
+
             cmap = parse_column_map(column_map, EVENT_FIELDS) if column_map else None
             rep = build_from_file(eng.client, _aliases(state), cfg, from_file, state.ranking.events, cmap, as_of=cut)
         else:
@@ -105,6 +104,8 @@ def update(state: State, as_json: bool) -> None:
     Same result as a full rebuild within floating-point tolerance, except latent vectors (refit by 'build').
     Safe to run from cron; the watermark is kept in the cluster.
     """
+    from fuserec_os.profiles.jobs import update_from_store
+
     with state.engine() as eng:
         rep = update_from_store(eng.client, _aliases(state), state.ranking.profiles)
     if as_json:
@@ -117,6 +118,8 @@ def update(state: State, as_json: bool) -> None:
 
 def profile_summary(p: UserProfile, top: int = 5) -> dict[str, Any]:
     """The readable essentials of a profile (what 'show' prints; also its --json)."""
+    from fuserec_os.profiles.compute import iso_utc
+
     price = p.price
     return {
         "user_id": p.user_id,
@@ -187,6 +190,8 @@ def render_profile(s: dict[str, Any]) -> str:
 @pass_state
 def show(state: State, user_id: str, as_json: bool) -> None:
     """Print one user's profile: top categories and brands, price band, interests, history."""
+    from fuserec_os.profiles.store import read_profiles
+
     with state.engine() as eng:
         found = read_profiles(eng.client, _aliases(state).profiles, [user_id])
     if user_id not in found:
@@ -208,6 +213,8 @@ def delete(state: State, user_id: str, yes: bool, as_json: bool) -> None:
     documents went."""
     if not yes and not as_json:
         click.confirm(f"Erase the profile, every event and every logged search of user {user_id!r}?", abort=True)
+    from fuserec_os.profiles.jobs import erase_user
+
     with state.engine() as eng:
         rep = erase_user(eng.client, _aliases(state), user_id)
     if as_json:

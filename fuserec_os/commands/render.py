@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fuserec_os.search.backend import FacetBucket, SearchResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fuserec_os.search.backend import FacetBucket, SearchResult
 
 
 def _cut(text: str, width: int) -> str:

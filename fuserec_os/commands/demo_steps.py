@@ -18,6 +18,7 @@ from typing import Any
 from fuserec_os.behaviour.event_store import ingest_events
 from fuserec_os.behaviour.search_log import ingest_impressions
 from fuserec_os.commands.profiles import profile_summary, render_profile
+from fuserec_os.commands.render import render_facets, render_hits
 from fuserec_os.config import RankingConfig, load_ranking_config
 from fuserec_os.engine import Engine
 from fuserec_os.errors import ConfigError
@@ -26,7 +27,6 @@ from fuserec_os.index.mappings import MappingSpec, load_mapping, mapping_path
 from fuserec_os.profiles.compute import UserProfile
 from fuserec_os.profiles.jobs import Aliases, build_from_store
 from fuserec_os.profiles.store import read_all_profiles
-from fuserec_os.render import render_facets, render_hits
 from fuserec_os.search.backend import PRODUCTS, SearchBackend
 from fuserec_os.search.request import Filters, SearchRequest, Sort
 from fuserec_os.search.retrieval import EngineRetriever

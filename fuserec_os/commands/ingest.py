@@ -1,0 +1,285 @@
+"""``fuserec ingest``: validate and load product catalogs, behaviour events and the search log (impressions)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fuserec_os.commands.common import PRODUCTS, State, dump, json_option, pass_state
+
+
+@click.group()
+def ingest() -> None:
+    """Load data into the engine: product catalogs, behaviour events and the search log (impressions)."""
+
+
+@ingest.command("products")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--map",
+    "column_map",
+    metavar="FIELD=COLUMN,...",
+    help="Rename your columns onto ours, e.g. --map title=name,brand=manufacturer.",
+)
+@click.option("--replace", is_flag=True, help="Load into a new index and swap the alias only if the load succeeded.")
+@click.option("--allow-rejects", is_flag=True, help="Exit 0 (and swap, with --replace) even if rows were rejected.")
+@click.option(
+    "--rejects",
+    "rejects_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected rows go (default: FILE.rejects.jsonl).",
+)
+@click.option("--chunk-size", default=1000, show_default=True, help="Documents per bulk request.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@pass_state
+def ingest_products_cmd(
+    state: State,
+    file: Path,
+    column_map: str | None,
+    replace: bool,
+    allow_rejects: bool,
+    rejects_path: Path | None,
+    chunk_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Validate and index a product catalog (CSV, TSV, JSON Lines or Parquet; .gz too).
+
+    \b
+    Required columns: product_id, title. Optional: description, brand, category ("a > b"), price,
+    currency, rating, review_count, in_stock (yes/no/true/false/1/0), tags ("a|b"), attributes
+    ("color=red|size=M"), image_url, created_at (ISO 8601 or epoch), popularity.
+
+    Bad rows go to the rejects file with every reason; the rest are indexed. Exits 1 if any row was
+    rejected (unless --allow-rejects). Re-running the same file is idempotent (doc id = product_id).
+    """
+    from fuserec_os.index.ingest import ingest_products
+    from fuserec_os.index.readers import parse_column_map
+    from fuserec_os.index.validate import PRODUCT_FIELDS
+
+    cmap = parse_column_map(column_map, PRODUCT_FIELDS) if column_map else None
+    spec = state.mapping()
+    with state.engine() as eng:
+        rep = ingest_products(
+            eng.client,
+            file,
+            spec,
+            state.settings.alias(PRODUCTS),
+            column_map=cmap,
+            replace=replace,
+            allow_rejects=allow_rejects,
+            rejects_path=rejects_path,
+            chunk_size=chunk_size,
+            progress=not no_progress and not as_json,
+        )
+    if as_json:
+        dump(rep.as_dict())
+    else:
+        _print_ingest_report(rep)
+    if not rep.ok:
+        sys.exit(1)
+
+
+def _print_ingest_report(rep: Any) -> None:
+    click.echo(
+        f"read {rep.read} rows, indexed {rep.indexed}, rejected {rep.rejected} "
+        f"in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} docs/s) into {rep.index}"
+    )
+    if rep.created_index:
+        click.echo(f"  created index {rep.index} (alias {rep.alias})")
+    if rep.duplicates:
+        click.echo(f"  {rep.duplicates} duplicate product_id row(s): the last one wins")
+    _print_ingest_tail(rep)
+    if rep.message:
+        click.echo(f"  {rep.message}")
+
+
+def _log_ingest_options(map_example: str, unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every behaviour-log ingest takes (events, impressions), with log-specific examples."""
+    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
+        click.option(
+            "--map",
+            "column_map",
+            metavar="FIELD=COLUMN,...",
+            help=f"Rename your columns onto ours, e.g. --map {map_example}.",
+        ),
+        click.option("--allow-rejects", is_flag=True, help="Exit 0 even if rows were rejected."),
+        click.option(
+            "--rejects",
+            "rejects_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Where rejected rows go (default: FILE.rejects.jsonl).",
+        ),
+        click.option("--chunk-size", default=1000, show_default=True, help=f"{unit} per bulk request."),
+        click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
+        json_option,
+        pass_state,
+    ]
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+def _print_ingest_tail(rep: Any) -> None:
+    """The lines every ingest summary ends with: ignored columns and where the rejected rows went."""
+    if rep.ignored_columns:
+        click.echo(f"  ignored unknown column(s): {', '.join(rep.ignored_columns)} (see --map to rename them)")
+    if rep.rejected:
+        click.secho(f"  {rep.rejected} row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
+
+
+@ingest.command("events")
+@_log_ingest_options("user_id=visitor,type=event_type,timestamp=ts", "Events")
+def ingest_events_cmd(
+    state: State,
+    file: Path,
+    column_map: str | None,
+    allow_rejects: bool,
+    rejects_path: Path | None,
+    chunk_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Validate and store behaviour events (CSV, TSV, JSON Lines or Parquet; .gz too).
+
+    \b
+    Required columns: user_id, type, product_id, timestamp (ISO 8601 with any timezone, or epoch
+    seconds/ms; stored as UTC; more than 1 day in the future is rejected).
+    Optional: event_id, session_id, query, position (rank shown, >= 1), price (>= 0), quantity (>= 1),
+    request_id (ties a click to the search that showed it).
+
+    \b
+    type is one of view, click, add_to_cart, purchase (any case), or an alias such as page_view, cart,
+    order or checkout (events.type_aliases in FUSEREC_CONFIG adds more).
+
+    Events are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'events' alias. Without an
+    event_id column, each event's id is derived from its content, so re-running a file stores nothing twice
+    ("already stored"); repeats inside the file are counted, not stored. Events about products missing
+    from the catalog are stored anyway and reported with examples. Bad rows go to the rejects file with
+    every reason; exits 1 if any row was rejected (unless --allow-rejects).
+    """
+    from fuserec_os.behaviour.event_store import ingest_events
+    from fuserec_os.behaviour.events import EVENT_FIELDS
+    from fuserec_os.index.readers import parse_column_map
+
+    cmap = parse_column_map(column_map, EVENT_FIELDS) if column_map else None
+    settings = state.settings
+    events_cfg = state.ranking.events
+    spec = state.mapping("events")
+    with state.engine() as eng:
+        rep = ingest_events(
+            eng.client,
+            file,
+            spec,
+            settings.alias("events"),
+            cfg=events_cfg,
+            products_alias=settings.alias(PRODUCTS),
+            column_map=cmap,
+            rejects_path=rejects_path,
+            allow_rejects=allow_rejects,
+            chunk_size=chunk_size,
+            progress=not no_progress and not as_json,
+        )
+    if as_json:
+        dump(rep.as_dict())
+    else:
+        _print_events_report(rep)
+    if not rep.ok:
+        sys.exit(1)
+
+
+def _print_events_report(rep: Any) -> None:
+    click.echo(
+        f"read {rep.read} rows, stored {rep.stored}, already stored {rep.already_stored}, "
+        f"rejected {rep.rejected} in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} docs/s) into {rep.alias}"
+    )
+    if rep.indices:
+        click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+    if rep.created_indices:
+        click.echo(f"  created index(es): {', '.join(rep.created_indices)}")
+    if rep.duplicates_in_file:
+        click.echo(f"  {rep.duplicates_in_file} repeated event(s) in the file, counted once")
+    if rep.catalog_products is None:
+        click.echo("  product ids not checked: no products index yet")
+    elif rep.unknown_products:
+        click.secho(
+            f"  {rep.unknown_products} event(s) about products not in the catalog (stored anyway), e.g. "
+            + ", ".join(rep.unknown_product_examples),
+            fg="yellow",
+        )
+    _print_ingest_tail(rep)
+
+
+@ingest.command("impressions")
+@_log_ingest_options("request_id=search_id,product_ids=shown,timestamp=ts", "Searches")
+def ingest_impressions_cmd(
+    state: State,
+    file: Path,
+    column_map: str | None,
+    allow_rejects: bool,
+    rejects_path: Path | None,
+    chunk_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Validate and store the search log: what each search showed, in order (CSV, TSV, JSON Lines, Parquet).
+
+    \b
+    What it is for: training takes its candidates (the products each logged search showed) and the
+    position-debiased query statistics (how likely a product at rank r was even looked at) from it, and
+    'fuserec profiles build/update' add the same examinations to the stored query statistics that serving
+    reads, so training and serving see the same logs.
+
+    \b
+    Required columns: request_id (one row per search request; ties clicks to the search), user_id,
+    timestamp (ISO 8601 with any timezone, or epoch seconds/ms; stored as UTC), product_ids (in the
+    order shown: a list, "a|b|c", or a JSON array). Optional: session_id, query.
+
+    Searches are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'searches' alias, with
+    the request_id as id: re-running a file stores nothing twice ("already stored"); repeats inside the
+    file are counted, not stored. Bad rows go to the rejects file with every reason; exits 1 if any row
+    was rejected (unless --allow-rejects).
+    """
+    from fuserec_os.behaviour.search_log import IMPRESSION_FIELDS, ingest_impressions
+    from fuserec_os.index.readers import parse_column_map
+
+    cmap = parse_column_map(column_map, IMPRESSION_FIELDS) if column_map else None
+    settings = state.settings
+    spec = state.mapping("searches")
+    with state.engine() as eng:
+        rep = ingest_impressions(
+            eng.client,
+            file,
+            spec,
+            settings.alias("searches"),
+            column_map=cmap,
+            rejects_path=rejects_path,
+            allow_rejects=allow_rejects,
+            chunk_size=chunk_size,
+            progress=not no_progress and not as_json,
+        )
+    if as_json:
+        dump(rep.as_dict())
+    else:
+        click.echo(
+            f"read {rep.read} rows, stored {rep.stored} searches ({rep.shown} products shown), already stored "
+            f"{rep.already_stored}, rejected {rep.rejected} in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} "
+            f"docs/s) into {rep.alias}"
+        )
+        if rep.indices:
+            click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+        if rep.duplicates_in_file:
+            click.echo(f"  {rep.duplicates_in_file} repeated request_id(s) in the file: the first one is stored")
+        _print_ingest_tail(rep)
+    if not rep.ok:
+        sys.exit(1)
