@@ -32,12 +32,13 @@ def engine_start(state: State, as_json: bool) -> None:
     was = emb.running_engine(settings.state_dir)
     st = emb.start_background(settings.state_dir)
     data = {"url": st.url, "pid": st.pid, "started_at": st.started_at, "already_running": was is not None}
+    if was is None:  # said once per start, on stderr (so --json stays parseable), not on every command
+        note("fuserec: " + emb.EMBEDDED_NOTICE.format(url=st.url))
     if as_json:
         dump(data)
         return
     verb = "already running" if was else "started"
     click.echo(f"embedded engine {verb} at {st.url} (pid {st.pid}); state in {settings.state_dir}/")
-    note("fuserec: " + emb.EMBEDDED_NOTICE.format(url=st.url))
 
 
 @engine.command("status")

@@ -2,9 +2,11 @@
 
 1. ``FUSEREC_OPENSEARCH_URL`` set: that cluster (checked with ``GET /``; unreachable -> one clear error).
 2. Else a background embedded engine recorded by ``fuserec engine start``: that one.
-3. Else a temporary embedded engine for this run only, and the user is told nothing will be kept.
+3. Else a temporary embedded engine for this run only, and the user is told, in one line, that nothing
+   will be kept.
 
-Cases 2 and 3 always print one loud notice: it is an in-memory dev engine and how to use a real cluster.
+The loud notice (an in-memory dev engine, and how to use a real cluster) is printed once, by
+``fuserec engine start``; commands that use the running engine say nothing about it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from typing import Any, Literal
 from opensearchpy import OpenSearch
 
 from fuserec_os.engine.client import check_reachable, describe_urls, make_client
-from fuserec_os.engine.embedded import EMBEDDED_NOTICE, running_engine
-from fuserec_os.errors import EngineUnavailableError
+from fuserec_os.engine.embedded import TemporaryEngine, running_engine, start_temporary
 from fuserec_os.settings import Settings
 
 log = logging.getLogger("fuserec")
@@ -38,7 +39,7 @@ class Engine:
     url: str
     kind: EngineKind
     info: dict[str, Any] = field(default_factory=dict)
-    _server: Any = None
+    _server: TemporaryEngine | None = None
 
     @property
     def version(self) -> str:
@@ -47,7 +48,7 @@ class Engine:
     def close(self) -> None:
         self.client.close()
         if self._server is not None:
-            close_osmem(self._server)
+            self._server.close()
             self._server = None
 
     def __enter__(self) -> Engine:
@@ -74,27 +75,12 @@ def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice)
         return Engine(client=client, url=where, kind="cluster", info=info)
     state = running_engine(settings.state_dir)
     if state is not None:
-        notify(EMBEDDED_NOTICE.format(url=state.url))
         client = make_client(settings, [state.url])
         return Engine(client=client, url=state.url, kind="embedded", info=check_reachable(client, state.url))
-    try:
-        from osmem_server import OsmemError, OsmemServer
-    except ImportError as exc:
-        raise EngineUnavailableError(
-            "no FUSEREC_OPENSEARCH_URL is set and the embedded engine (osmem-server) is not installed; it ships "
-            "for Linux x86_64 only. Set FUSEREC_OPENSEARCH_URL to a cluster (docker compose up -d)."
-        ) from exc
-    try:
-        server = OsmemServer.start(japanese=False)
-    except (OsmemError, OSError) as exc:
-        raise EngineUnavailableError(
-            f"no FUSEREC_OPENSEARCH_URL is set and the embedded engine failed to start: {exc}. "
-            "Set FUSEREC_OPENSEARCH_URL to a cluster, or reinstall osmem-server."
-        ) from exc
-    notify(EMBEDDED_NOTICE.format(url=server.url))
+    server = start_temporary()
     notify(
-        "no engine is running, so this command started a temporary one: nothing it stores will be kept. "
-        "Run 'fuserec engine start' first to keep data between commands."
+        "no engine is running, so this command uses a temporary in-memory one: nothing it stores will be kept "
+        "('fuserec engine start' keeps data between commands)"
     )
     engine = Engine(client=make_client(settings, [server.url]), url=server.url, kind="temporary", _server=server)
     try:

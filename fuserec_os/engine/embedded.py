@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -153,6 +154,74 @@ def start_background(state_dir: Path, addr: str = "127.0.0.1:0", startup_timeout
     )
     state_path(state_dir).write_text(json.dumps(asdict(state), indent=2) + "\n")
     return state
+
+
+@dataclass
+class TemporaryEngine:
+    """An embedded engine for one command: our child, stopped (and forgotten) when the command ends."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def close(self, grace: float = 5.0) -> None:
+        """Close its stdin (osmem exits on that), wait, kill if it lingers; its log goes with it."""
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_path.unlink(missing_ok=True)
+
+
+def start_temporary(startup_timeout: float = 30.0) -> TemporaryEngine:
+    """Start osmem as a child of this process on a free loopback port, with an empty store.
+
+    Its own output (the ready line, and "exiting: stdin closed" when we close it) goes to a temporary log,
+    never to the user's terminal; the log's end is quoted if the engine fails to start.
+    """
+    try:
+        from osmem_server import resolve_binary
+    except ImportError as exc:
+        raise EngineUnavailableError(
+            "no FUSEREC_OPENSEARCH_URL is set and the embedded engine (osmem-server) is not installed; it ships "
+            "for Linux x86_64 only. Set FUSEREC_OPENSEARCH_URL to a cluster (docker compose up -d)."
+        ) from exc
+    fd, name = tempfile.mkstemp(prefix="fuserec-engine-", suffix=".log")
+    log_path = Path(name)
+    try:
+        binary = resolve_binary()
+        with os.fdopen(fd, "w") as log:
+            process = subprocess.Popen(
+                [binary, "--parent-pid", str(os.getpid()), "-addr", "127.0.0.1:0", "-no-ja"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    except OSError as exc:
+        log_path.unlink(missing_ok=True)
+        raise EngineUnavailableError(
+            f"no FUSEREC_OPENSEARCH_URL is set and the embedded engine failed to start: {exc}. "
+            "Set FUSEREC_OPENSEARCH_URL to a cluster, or reinstall osmem-server."
+        ) from exc
+    deadline = time.monotonic() + startup_timeout
+    ready: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        ready = _ready_line(log_path)
+        if ready is not None or process.poll() is not None:
+            break
+        time.sleep(0.02)
+    if ready is None:
+        tail = _tail(log_path).strip() or "(empty)"
+        TemporaryEngine(process, "", log_path).close(grace=1.0)
+        raise EngineUnavailableError(
+            f"no FUSEREC_OPENSEARCH_URL is set and the embedded engine ({binary}) did not start "
+            f"(its output ends with: {tail}). Set FUSEREC_OPENSEARCH_URL to a cluster, or reinstall osmem-server."
+        )
+    return TemporaryEngine(process, str(ready["url"]), log_path)
 
 
 def _tail(path: Path) -> str:
