@@ -1,1 +1,1 @@
-"""``fuserec`` subcommand groups that live outside cli.py, plus what all commands share."""
+"""Commands: every ``fuserec`` command group (``cli.py`` assembles them) and what all commands share."""

@@ -1,5 +1,5 @@
-"""Catalog ingestion: read input tables and turn each row into a clean product document.
+"""Index: the catalog's managed indices (versioned mappings, aliases, migrations), catalog ingest, state docs.
 
-Kept separate from the engine code so the rules about what a valid product is can be tested
-(and reasoned about) without a running cluster.
+The rules about what a valid product is (``validate``) are kept apart from the engine code so they can be
+tested, and reasoned about, without a running cluster.
 """

@@ -1,1 +1,1 @@
-"""Learning from behaviour: events, user profiles, (later) the training dataset, the model and its registry."""
+"""Learn: leakage-free training examples, Keras MLP training, evaluation against baselines, reports."""

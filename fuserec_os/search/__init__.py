@@ -1,1 +1,1 @@
-"""Search: the request contract, a safe Boolean query parser and a pure OpenSearch DSL builder."""
+"""Search: the request contract, a safe Boolean query parser, the DSL builder and retrieval from the engine."""

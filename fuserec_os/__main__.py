@@ -1,0 +1,5 @@
+"""``python -m fuserec_os``: the same CLI as the ``fuserec`` console script."""
+
+from fuserec_os.cli import main
+
+main()
