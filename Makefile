@@ -39,7 +39,8 @@ integration: $(STAMP)  ## integration tests (osmem, or FUSEREC_TEST_OPENSEARCH_U
 test: lint typecheck  ## lint, type-check and the whole test suite
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## all benchmarks (ingest, search, profiles, simulate, train, score); JSON in benchmarks/results/
+bench: $(STAMP)  ## all benchmarks (CLI start-up, ingest, search, profiles, simulate, train, score); JSON in benchmarks/results/
+	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/profiles.py
