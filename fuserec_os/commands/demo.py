@@ -14,7 +14,25 @@ from fuserec_os.commands.common import State, pass_state
 @click.option("--seed", default=7, show_default=True)
 @pass_state
 def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
-    """Run the main job end to end: engine, index, catalog, ingest, searches, shoppers, events, profiles."""
+    """Run the main job end to end on the engine in use, printing each step (about a minute here).
+
+    \b
+    What it does, in order:
+       1. connects to the engine (the running embedded one, FUSEREC_OPENSEARCH_URL, or a temporary one)
+       2. generates a seeded catalog (--n products) plus three broken rows
+       3. validates and indexes it into a new index behind the 'products' alias (rejects report)
+     4-8. runs BM25 and Boolean searches with filters, facets, sorting and paging
+       9. simulates --users shoppers over --days (searches, clicks, carts, purchases)
+      10. stores their events and the search log (what each search showed)
+      11. builds user profiles, product vectors and query statistics
+      12. prints two contrasting shoppers' profiles
+      13. trains the MLP reranker, evaluates it against engine order and five baselines on later
+          searches (table + HTML report), and registers it as a model version
+      14. promotes that version to active if it beats engine order (the registry's rules)
+
+    Files (catalog, events, search log, reports) go to the state folder's demo/ (FUSEREC_STATE_DIR).
+    With a temporary engine nothing is kept afterwards; run 'fuserec engine start' first to keep it.
+    """
     from fuserec_os.commands.demo_steps import run_demo
 
     with state.engine() as eng:

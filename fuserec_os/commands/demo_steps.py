@@ -1,9 +1,10 @@
-"""``fuserec demo`` / ``make demo``: the main job end to end, as far as it exists today.
+"""``fuserec demo`` / ``make demo``: the main job end to end, every stage that exists, one numbered step each.
 
 Engine -> products index from mappings/ -> generated catalog (plus three deliberately broken rows, to show
-the rejects report) -> ingest with a progress bar into a fresh index swapped in behind the alias ->
-a handful of BM25 and Boolean searches with filters, facets, sorting and paging, printed as tables.
-Every later stage (events, profiles, the model, the proxy) adds its step here.
+the rejects report) -> ingest with a progress bar into a fresh index swapped in behind the alias -> BM25 and
+Boolean searches with filters, facets, sorting and paging -> simulated shoppers -> events and search log
+stored -> profiles and query statistics -> the MLP trained, evaluated against baselines, registered and
+promoted. Every later stage (the proxy, experiments) adds its step here, and to ``fuserec demo --help``.
 """
 
 from __future__ import annotations
@@ -254,5 +255,14 @@ def contrasting_pair(profiles: list[UserProfile], min_events: int = 8) -> tuple[
 
 
 def _filters_text(filters: Filters) -> str:
-    parts = [f"{k}={v}" for k, v in filters.__dict__.items() if v not in (None, (), "")]
+    """``category=electronics,rating_min=4,in_stock=true``: the filters as a user would type them."""
+
+    def shown(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (tuple, list)):
+            return "|".join(map(str, v))
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    parts = [f"{k}={shown(v)}" for k, v in filters.__dict__.items() if v not in (None, (), "")]
     return ",".join(parts) or "-"
