@@ -7,6 +7,7 @@ that silently does nothing is the worst kind of ranking bug.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,37 @@ SECTIONS = ("version", "search", "events", "profiles", "features", "model")
 
 @dataclass(frozen=True)
 class RankingConfig:
+    """The validated sections, where they were read from, and the parsed YAML document itself.
+
+    ``raw`` keeps the document as parsed (empty for the built-in defaults) so :meth:`set_in_file` can tell a
+    value the file sets from one left at its default. It takes no part in equality.
+    """
+
     search: SearchConfig = field(default_factory=SearchConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     features: FeatureSet = field(default_factory=lambda: FeatureSet.from_config(None))
     model: ModelConfig = field(default_factory=ModelConfig)
     source: str = "built-in defaults"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def set_in_file(self, *path: str) -> bool:
+        """Whether the YAML file sets the key at ``path`` (``"profiles", "weights", "purchase"``) explicitly.
+
+        Read from the parsed document, not by comparing with the defaults: a file that repeats a default
+        value still sets it. A ``null`` means "the default" in this config, so a key whose value (or whose
+        parent section) is null counts as not set. A list is given whole, so any key below one the file
+        sets as a list (``search.fields`` as ``[[title, 3]]``) counts as set.
+        """
+        node: Any = self.raw
+        for key in path:
+            if not isinstance(node, Mapping):
+                return node is not None
+            matches = [v for k, v in node.items() if str(k) == key]
+            if not matches:
+                return False
+            node = matches[0]
+        return node is not None
 
 
 def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
@@ -58,6 +84,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             features=FeatureSet.from_config(raw.get("features")),
             model=ModelConfig.from_dict(raw.get("model")),
             source=source,
+            raw=raw,
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

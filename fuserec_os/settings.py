@@ -3,7 +3,8 @@
 Why a module of its own: every entry point (CLI, Python backend, later the proxy) must agree on how to reach
 the cluster, and a typo in an env var must fail at start-up with the fix in the message, not as a
 connection error minutes later. Real environment variables win over ``.env`` entries (Starlette ``Config``
-does the same), so a deployment can override a developer's file.
+does the same), so a deployment can override a developer's file. :attr:`Settings.sources` records which of the
+two (or the default) each setting came from, for ``fuserec config``.
 
 Ranking behaviour (field boosts, later features/model/blend) is not here: it lives in the YAML file
 read by :mod:`fuserec_os.config`.
@@ -71,6 +72,10 @@ class Settings:
     mappings_dir: Path | None = None
     config_path: Path | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Env var name -> ``"env"`` (the process environment), ``".env"`` or ``"default"`` for every documented
+    setting; filled in by :meth:`from_env` and :meth:`from_values`, empty when the dataclass is built directly.
+    A blank value counts as unset, so its source is ``"default"``."""
 
     @property
     def embedded(self) -> bool:
@@ -94,17 +99,29 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"
     ) -> Settings:
-        """Read and validate settings; env vars override ``.env``. Raises ConfigError naming the variable."""
+        """Read and validate settings; env vars override ``.env``. Raises ConfigError naming the variable.
+
+        :attr:`sources` says, per setting, whether the environment, the ``.env`` file or the default won.
+        """
         values: dict[str, str] = {}
+        origins: dict[str, str] = {}
         if dotenv_path is not None and Path(dotenv_path).is_file():
-            values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+            from_file = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+            values.update(from_file)
+            origins.update(dict.fromkeys(from_file, ".env"))
         env = os.environ if environ is None else environ
-        values.update({k: v for k, v in env.items() if k.startswith("FUSEREC_")})
-        return cls.from_values(values)
+        from_env = {k: v for k, v in env.items() if k.startswith("FUSEREC_")}
+        values.update(from_env)
+        origins.update(dict.fromkeys(from_env, "env"))
+        return cls.from_values(values, origins)
 
     @classmethod
-    def from_values(cls, values: Mapping[str, str]) -> Settings:
-        """Validate a flat mapping of ``FUSEREC_*`` strings (already merged from env and ``.env``)."""
+    def from_values(cls, values: Mapping[str, str], origins: Mapping[str, str] | None = None) -> Settings:
+        """Validate a flat mapping of ``FUSEREC_*`` strings (already merged from env and ``.env``).
+
+        ``origins`` names where each key came from (``"env"`` or ``".env"``); a key it does not name counts as
+        ``"env"``. Unset or blank settings get ``"default"`` in :attr:`sources`.
+        """
         warnings = []
         for key in sorted(values):
             if key.startswith("FUSEREC_") and key not in _KNOWN and not key.startswith("FUSEREC_TEST_"):
@@ -157,6 +174,9 @@ class Settings:
             mappings_dir=mappings_dir,
             config_path=config_path,
             warnings=tuple(warnings),
+            sources={
+                d.name: (origins or {}).get(d.name, "env") if get(d.name) is not None else "default" for d in SETTINGS
+            },
         )
 
 

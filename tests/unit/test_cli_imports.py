@@ -40,7 +40,9 @@ def top_packages(modules: set[str]) -> set[str]:
     return {m.split(".")[0] for m in modules}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["model", "--help"], ["ingest", "events", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["model", "--help"], ["ingest", "events", "--help"], ["config", "--help"]]
+)
 def test_help_and_version_load_no_heavy_library_and_no_pipeline_stage(args: list[str], tmp_path: Path) -> None:
     modules, output = loaded_by(args, tmp_path)
     assert "fuserec" in output  # the command really ran

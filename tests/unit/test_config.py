@@ -69,3 +69,24 @@ def test_invalid_yaml_names_the_file(tmp_path: Path) -> None:
     path.write_text("search: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml: not valid YAML"):
         load_ranking_config(path)
+
+
+def test_set_in_file_tells_file_keys_from_defaults() -> None:
+    raw = {
+        "search": {"fields": [["title", 4]], "minimum_should_match": None},
+        "events": None,
+        "profiles": {"weights": {"purchase": 12}},
+        "features": ["bm25", "rating"],
+    }
+    cfg = parse_ranking_config(raw, "x.yaml")
+    assert cfg.set_in_file("search", "fields", "title")  # inside a list given whole
+    assert cfg.set_in_file("search", "fields")
+    assert not cfg.set_in_file("search", "max_size")
+    assert not cfg.set_in_file("search", "minimum_should_match")  # null: the default
+    assert not cfg.set_in_file("events", "type_aliases", "order")  # a null section: all defaults
+    assert cfg.set_in_file("profiles", "weights", "purchase")
+    assert not cfg.set_in_file("profiles", "weights", "view")
+    assert cfg.set_in_file("features")
+    assert not cfg.set_in_file("model", "hidden")
+    assert not parse_ranking_config(None).set_in_file("search")
+    assert cfg == parse_ranking_config(dict(raw), "x.yaml")  # the raw mapping takes no part in equality

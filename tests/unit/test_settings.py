@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fuserec_os.errors import ConfigError
-from fuserec_os.settings import Settings
+from fuserec_os.settings import SETTINGS, Settings
 
 
 def test_defaults_mean_embedded_engine() -> None:
@@ -78,3 +78,31 @@ def test_env_overrides_dotenv(tmp_path: Path) -> None:
 
 def test_missing_dotenv_is_fine(tmp_path: Path) -> None:
     assert Settings.from_env({}, dotenv_path=tmp_path / "absent.env").embedded
+
+
+def test_sources_say_env_dotenv_or_default(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "FUSEREC_OPENSEARCH_URL=http://from-dotenv:9200\nFUSEREC_OPENSEARCH_RETRIES=7\nFUSEREC_INDEX_PREFIX=dot-\n"
+    )
+    s = Settings.from_env(
+        {"FUSEREC_OPENSEARCH_URL": "http://from-env:9200", "FUSEREC_INDEX_PREFIX": " ", "HOME": "/x"},
+        dotenv_path=dotenv,
+    )
+    assert s.sources["FUSEREC_OPENSEARCH_URL"] == "env"
+    assert s.sources["FUSEREC_OPENSEARCH_RETRIES"] == ".env"
+    assert s.sources["FUSEREC_OPENSEARCH_TIMEOUT"] == "default"
+    # a blank value means unset: the default is in force, whoever wrote the blank
+    assert s.index_prefix == "" and s.sources["FUSEREC_INDEX_PREFIX"] == "default"
+    assert set(s.sources) == {setting.name for setting in SETTINGS}
+    assert s == Settings.from_values(
+        {"FUSEREC_OPENSEARCH_URL": "http://from-env:9200", "FUSEREC_OPENSEARCH_RETRIES": "7"}
+    )
+
+
+def test_from_values_sources_default_to_env_unless_told() -> None:
+    s = Settings.from_values({"FUSEREC_OPENSEARCH_RETRIES": "1"})
+    assert s.sources["FUSEREC_OPENSEARCH_RETRIES"] == "env" and s.sources["FUSEREC_CONFIG"] == "default"
+    t = Settings.from_values({"FUSEREC_OPENSEARCH_RETRIES": "1"}, origins={"FUSEREC_OPENSEARCH_RETRIES": ".env"})
+    assert t.sources["FUSEREC_OPENSEARCH_RETRIES"] == ".env"
+    assert Settings().sources == {}  # built directly: no sources recorded
