@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo tour test unit integration lint typecheck bench engine-start engine-stop clean help
+.PHONY: install demo tour readme-check test unit integration lint typecheck bench engine-start engine-stop clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,8 +20,11 @@ install: $(STAMP)  ## create .venv and install fuserec-os with its dev tools
 demo: $(STAMP)  ## run the main job end to end on the embedded engine
 	$(BIN)/fuserec demo
 
-tour: $(STAMP)  ## run the README's 60-second tour exactly as written (about 2 minutes)
+tour: $(STAMP)  ## run the README's tour exactly as written; prints its total time
 	scripts/tour.sh
+
+readme-check: $(STAMP)  ## run the demo and the tour; hold the README's times and demo numbers to what they print
+	$(BIN)/python scripts/check_readme.py
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check fuserec_os tests benchmarks

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the README's "60-second tour" exactly as written (the commands of its first bash block after the
+# Runs the README's tour exactly as written (the commands of its first bash block after the
 # heading, minus the install line), in a throw-away folder with its own embedded engine, so the README can
 # never drift from what works. Usage: scripts/tour.sh   (or `make tour`, which installs .venv first)
 set -euo pipefail
@@ -10,13 +10,15 @@ export FUSEREC_STATE_DIR="$work/state"
 unset FUSEREC_OPENSEARCH_URL
 trap 'fuserec engine stop --no-save >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-commands=$(awk '/^## A 60-second tour/{t=1} t&&/^```bash/{b=1;next} t&&b&&/^```/{exit} t&&b' "$repo/README.md" \
+commands=$(awk '/^## A tour/{t=1} t&&/^```bash/{b=1;next} t&&b&&/^```/{exit} t&&b' "$repo/README.md" \
   | grep -v '^make install')
 cd "$work"
+started=$(date +%s)
 while IFS= read -r line; do
   [ -z "$line" ] && continue
   cmd="${line%%  #*}"            # drop the aligned comment
   echo "\$ $cmd"
   bash -euo pipefail -c "$cmd"
 done <<< "$commands"
-echo "tour finished: every README tour command succeeded"
+took=$(( $(date +%s) - started ))
+echo "tour finished: every README tour command succeeded in ${took} s ($(( took / 60 )) min $(( took % 60 )) s)"
