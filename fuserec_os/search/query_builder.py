@@ -14,6 +14,7 @@ from typing import Any
 from fuserec_os.errors import QueryError
 from fuserec_os.search.request import Filters, SearchConfig, SearchRequest, Sort, parse_bool
 from fuserec_os.search.syntax import (
+    FIELD_LIMITS,
     And,
     FieldMatch,
     Node,
@@ -116,17 +117,30 @@ def _field_match(node: FieldMatch, cfg: SearchConfig, warnings: list[str]) -> di
         kind = "a whole number" if f == "review_count" else "a number"
         warnings.append(f"{f}:{value} needs {kind}; searched {value!r} as text")
         return _multi_match(value, cfg)
+    lo, hi = FIELD_LIMITS[f]
+    if not lo <= n <= hi:
+        warnings.append(f"{f}:{value} is beyond what {f} holds ({_num(lo)} to {_num(hi)}): nothing matches it")
+        return {"match_none": {}}
     return {"term": {f: n}}
 
 
-def _range(node: Range) -> dict[str, Any]:
+def _range(node: Range, warnings: list[str]) -> dict[str, Any]:
+    """The range query, its bounds clamped to what the field holds (see ``FIELD_LIMITS``)."""
     if node.lower is None and node.upper is None:
         return {"exists": {"field": node.field}}
+    lo, hi = FIELD_LIMITS[node.field]
     bounds: dict[str, float] = {}
-    if node.lower is not None:
-        bounds["gte" if node.include_lower else "gt"] = node.lower
-    if node.upper is not None:
-        bounds["lte" if node.include_upper else "lt"] = node.upper
+    for key, bound in (
+        ("gte" if node.include_lower else "gt", node.lower),
+        ("lte" if node.include_upper else "lt", node.upper),
+    ):
+        if bound is None:
+            continue
+        clamped = min(max(bound, lo), hi)
+        if clamped != bound:
+            warnings.append(f"{node.field} bound {_num(bound)} is beyond what {node.field} holds; used {_num(clamped)}")
+            key = key[:2] + "e" if len(key) == 2 else key  # a clamped bound includes the field's limit
+        bounds[key] = clamped
     return {"range": {node.field: bounds}}
 
 
@@ -143,7 +157,7 @@ def compile_node(node: Node, cfg: SearchConfig, warnings: list[str]) -> dict[str
     if isinstance(node, FieldMatch):
         return _field_match(node, cfg, warnings)
     if isinstance(node, Range):
-        return _range(node)
+        return _range(node, warnings)
     if isinstance(node, Not):
         return _only_not(compile_node(node.child, cfg, warnings))
     if isinstance(node, And):

@@ -29,6 +29,7 @@ from typing import TypeAlias
 
 __all__ = [
     "FIELDS",
+    "FIELD_LIMITS",
     "MAX_DEPTH",
     "NUMERIC_FIELDS",
     "And",
@@ -119,6 +120,14 @@ class ParseResult:
 TEXT_FIELDS = ("title", "description", "brand", "category", "tags")
 #: Numeric fields: ``field:value`` is an exact match, ranges and comparisons are allowed.
 NUMERIC_FIELDS = ("price", "rating", "review_count")
+FIELD_LIMITS: dict[str, tuple[float, float]] = {
+    "review_count": (-(2**31), 2**31 - 1),  # an integer field
+    "price": (-9.2e16, 9.2e16),  # a scaled_float: the value x 100 in a long
+    "rating": (-3.4e38, 3.4e38),  # a float
+}
+"""What each numeric field of ``mappings/products.json`` can hold: a number beyond it is refused by the
+engine, so the query builder clamps range bounds to these and turns an exact value beyond them into
+"nothing matches" (with a warning), and the number never reaches the engine invalid."""
 #: Every field name reachable with ``field:`` (plus ``attr.<key>``).
 FIELDS = (*TEXT_FIELDS, *NUMERIC_FIELDS, "in_stock")
 _ALIASES = {"tag": "tags"}

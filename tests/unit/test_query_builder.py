@@ -29,7 +29,7 @@ def text_query(text: str, **kwargs: Any) -> dict[str, Any]:
 
 
 SAFE_QUERY_TYPES = {
-    "bool", "match_all", "multi_match", "match", "match_phrase", "term", "terms", "range", "exists"
+    "bool", "match_all", "match_none", "multi_match", "match", "match_phrase", "term", "terms", "range", "exists"
 }  # fmt: skip
 BOOL_KEYS = ("must", "should", "must_not", "filter")
 
@@ -418,3 +418,60 @@ def test_random_strings_never_raise_and_stay_safe() -> None:
         if built.fallback:
             assert built.warnings
     assert 0 < too_long < 10_000  # both paths were exercised
+
+
+# what the mapping can hold: review_count is an integer, price a scaled_float (x100 in a long), rating a float
+FIELD_RANGE = {
+    "review_count": (-(2**31), 2**31 - 1),
+    "price": (-(2**63) / 100, (2**63 - 1) / 100),
+    "rating": (-3.4e38, 3.4e38),
+}
+
+
+def numeric_values(node: Any) -> list[tuple[str, float]]:
+    """Every (field, number) a term or range clause sends for the numeric fields."""
+    out: list[tuple[str, float]] = []
+    if isinstance(node, dict):
+        for kind, inner in node.items():
+            if kind in ("term", "range") and isinstance(inner, dict):
+                for field, v in inner.items():
+                    if field in FIELD_RANGE:
+                        vals = v.values() if isinstance(v, dict) else [v]
+                        out += [(field, float(x)) for x in vals if isinstance(x, (int, float))]
+            else:
+                out += numeric_values(inner)
+    elif isinstance(node, list):
+        for x in node:
+            out += numeric_values(x)
+    return out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "review_count:99999999999999999999",
+        "review_count:[0 TO 99999999999999999999]",
+        "review_count:>=99999999999999999999",
+        "review_count:<-99999999999999999999",
+        "price:[0 TO 999999999999999999999999]",
+        "price:99999999999999999999.5",
+        "shoes AND rating:<=999999999999999999999999999999999999999999",
+    ],
+)
+def test_numbers_beyond_what_a_field_holds_never_reach_the_engine(text: str) -> None:
+    built = build_query(SearchRequest(text=text))
+    sent = numeric_values(built.body["query"])
+    assert all(FIELD_RANGE[f][0] <= v <= FIELD_RANGE[f][1] for f, v in sent), sent
+    assert built.warnings, "the user is told the number was out of range"
+
+
+def test_an_out_of_range_exact_value_matches_nothing_and_says_so() -> None:
+    built = build_query(SearchRequest(text="review_count:99999999999999999999"))
+    assert text_query("review_count:99999999999999999999") == {"match_none": {}}
+    assert any("2147483647" in w for w in built.warnings)
+
+
+def test_an_out_of_range_bound_is_clamped_to_the_field() -> None:
+    assert text_query("review_count:[10 TO 99999999999999999999]") == {
+        "range": {"review_count": {"gte": 10, "lte": 2**31 - 1}}
+    }
