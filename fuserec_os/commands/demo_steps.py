@@ -35,6 +35,7 @@ from fuserec_os.settings import Settings
 from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog, write_catalog
 from fuserec_os.simulate.oracle import click_oracle
 from fuserec_os.simulate.shoppers import simulate, write_simulation
+from fuserec_os.timefmt import utc_iso
 
 BROKEN_ROWS: list[dict[str, Any]] = [
     {"product_id": "BAD-1", "title": "   ", "price": "12.50"},
@@ -190,7 +191,7 @@ def _behaviour(
     echo(
         f"   {job.events} events -> {job.users} profiles and {job.vectors} product vectors; with "
         f"{job.impressions} logged searches -> {job.stats_docs} query-statistics docs "
-        f"in {sum(job.seconds.values()):.1f}s, as of {job.as_of}"
+        f"in {sum(job.seconds.values()):.1f}s, as of {utc_iso(job.as_of)}"
     )
     pair = contrasting_pair(list(read_all_profiles(engine.client, aliases.profiles).values()))
     if pair:

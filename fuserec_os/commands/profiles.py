@@ -11,6 +11,7 @@ import click
 
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 from fuserec_os.errors import QueryError
+from fuserec_os.timefmt import utc_iso
 
 if TYPE_CHECKING:
     from fuserec_os.profiles.compute import UserProfile
@@ -38,12 +39,14 @@ def _print_job(rep: ProfileJobReport) -> None:
     total = sum(rep.seconds.values())
     click.echo(
         f"{rep.mode}: {rep.events} events, {rep.impressions} logged searches -> {rep.users} profile(s) written, "
-        f"as of {rep.as_of} "
+        f"as of {utc_iso(rep.as_of)} "
         f"({rep.products} products, {rep.vectors} product vectors, {rep.stats_docs} query-statistics docs) "
         f"in {total:.1f}s"
     )
     click.echo("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items()))
-    click.echo(f"  watermark: {rep.watermark} (the next 'fuserec profiles update' folds in events ingested after it)")
+    click.echo(
+        f"  watermark: {utc_iso(rep.watermark)} (the next 'fuserec profiles update' folds in events ingested after it)"
+    )
     if rep.rejected:
         click.secho(f"  {rep.rejected} event row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
 
@@ -111,7 +114,7 @@ def update(state: State, as_json: bool) -> None:
     if as_json:
         dump(rep.as_dict())
     elif rep.events == 0 and rep.impressions == 0:
-        click.echo(f"no new events or logged searches since {rep.watermark}; profiles unchanged")
+        click.echo(f"no new events or logged searches since {utc_iso(rep.watermark)}; profiles unchanged")
     else:
         _print_job(rep)
 
@@ -173,7 +176,7 @@ def render_profile(s: dict[str, Any]) -> str:
     rating = s["preferred_rating"]
     lines = [
         f"user {s['user_id']}: {s['events']} events ({counts}), {s['items']} products, "
-        f"seen {s['first_seen'][:10]} .. {s['last_seen'][:10]}",
+        f"seen {utc_iso(s['first_seen'])} .. {utc_iso(s['last_seen'])}",
         f"  categories: {shares(s['top_categories'])}",
         f"  brands:     {shares(s['top_brands'])}",
         f"  price:      {price_text}",

@@ -30,10 +30,11 @@ from fuserec_os.errors import ConfigError
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
-from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, iso_utc, update_profiles
+from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.rerank.blend import Gate
+from fuserec_os.timefmt import utc_iso
 
 GRADES: Mapping[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
 
@@ -205,7 +206,7 @@ def build_dataset(
     searches["split"] = np.where(
         searches["timestamp"] >= test_from, "test", np.where(searches["timestamp"] >= valid_from, "valid", "train")
     )
-    say(f"{len(searches)} searches with engagement; valid from {iso_utc(valid_from)}, test from {iso_utc(test_from)}")
+    say(f"{len(searches):,} searches with engagement; valid from {utc_iso(valid_from)}, test from {utc_iso(test_from)}")
 
     # product vectors from the events before validation only
     if product_vectors is None:  # fit on the events before validation only

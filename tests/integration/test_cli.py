@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,9 @@ from opensearchpy import OpenSearch
 from fuserec_os.settings import Settings
 
 from .conftest import Cli
+from .readable import assert_readable
+
+ISO_CREATED = re.compile(r"created \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def test_index_create_status_migrate_prune(cli: Cli, client: OpenSearch, alias: str, tmp_path: Path) -> None:
@@ -34,6 +38,9 @@ def test_index_create_status_migrate_prune(cli: Cli, client: OpenSearch, alias: 
     assert [i["name"] for i in status["indices"]] == [created["index"], migrated["new_index"]]
     table = cli("index", "status").stdout
     assert f"alias {alias} -> {migrated['new_index']}" in table and f"* {migrated['new_index']}" in table
+    indices = [line for line in table.splitlines() if "docs" in line]
+    assert len(indices) == 2 and all(ISO_CREATED.search(line) for line in indices), table
+    assert_readable(table)
 
     pruned = json.loads(cli("index", "prune", "--keep", "1", "--json").stdout)
     assert pruned["deleted"] == [created["index"]]

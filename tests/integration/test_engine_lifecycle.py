@@ -7,6 +7,7 @@ configured for the rest of the suite.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from fuserec_os.engine import embedded as emb
 
 from .conftest import Cli
+from .readable import assert_readable
 
 
 @pytest.fixture
@@ -80,6 +82,9 @@ def test_start_ingest_search_stop_restart(embedded_cli: Cli, tmp_path: Path) -> 
     assert [h["id"] for h in hits["hits"]] == ["A2"]
     status = json.loads(cli("engine", "status", "--json").stdout)
     assert status["running"] and sum(status["indices"].values()) == 2
+    text = cli("engine", "status").stdout
+    assert re.search(r"since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)", text) and status["started_at"] in text, text
+    assert_readable(text)
     # aliases came back too: the index status sees the alias pointing at the saved index
     idx = json.loads(cli("index", "status", "--json").stdout)
     assert len(idx["live"]) == 1 and idx["indices"][0]["docs"] == 2

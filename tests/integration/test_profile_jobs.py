@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from fuserec_os.profiles.store import read_all_profiles
 from fuserec_os.simulate.catalog import generate_catalog, write_catalog
 
 from .conftest import REPO, Cli
+from .readable import assert_readable
 
 CFG = ProfilesConfig(half_life_days=7.0)
 TYPES = ("view", "click", "add_to_cart", "purchase")
@@ -157,11 +159,18 @@ def test_cli_profiles_build_show_update_delete(
     assert built["users"] == 2 and built["events"] == 80
     shown = cli("profiles", "show", "ann").stdout
     assert shown.startswith("user ann:") and "categories:" in shown and "brands:" in shown
+    assert re.search(r"seen \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \.\. \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", shown), shown
+    assert_readable(shown)
+    rebuilt = cli("profiles", "build").stdout
+    assert re.search(r"as of \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rebuilt) and "watermark: " in rebuilt, rebuilt
+    assert_readable(rebuilt)
     data = json.loads(cli("profiles", "show", "bob", "--json").stdout)
     assert data["user_id"] == "bob" and data["events"] == sum(data["counts"].values())
     missing = cli("profiles", "show", "nobody", ok=False)
     assert missing.exit_code == 7 and "nobody" in missing.stderr
-    assert "no new events" in cli("profiles", "update").stdout
+    unchanged = cli("profiles", "update").stdout
+    assert "no new events" in unchanged
+    assert_readable(unchanged)
     erased = json.loads(cli("profiles", "delete", "ann", "--json").stdout)
     assert erased["profiles"] == 1 and erased["events"] > 0
     assert cli("profiles", "show", "ann", ok=False).exit_code == 7
