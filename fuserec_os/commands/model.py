@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,15 +45,6 @@ def _split(test_from: str | None, test_fraction: float, valid_fraction: float) -
             ) from None
         cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
     return SplitSpec(test_from=cut, test_fraction=test_fraction, valid_fraction=valid_fraction)
-
-
-def _ndcg(info: VersionInfo, method: str = "mlp") -> str:
-    test = (info.metrics or {}).get("test", {})
-    value = (test.get(method) or {}).get("ndcg@10")
-    engine = (test.get("engine") or {}).get("ndcg@10")
-    if value is None:
-        return "-"
-    return f"{value:.4f}" + (f" ({value - engine:+.4f} vs engine)" if engine is not None else "")
 
 
 @click.group()
@@ -174,7 +166,7 @@ def train(
         return
     click.echo("")
     click.echo(outcome.table)
-    click.echo(f"\nloss: {outcome.loss} ({outcome.decision})" if outcome.decision else f"\nloss: {outcome.loss}")
+    click.echo(f"\nloss: {outcome.loss}" + (f" ({outcome.decision})" if outcome.decision else ""))
     click.echo(f"report: {outcome.html} (and {outcome.json})")
     if outcome.version and refused is None:
         click.echo(
@@ -229,7 +221,8 @@ def evaluate_cmd(
 @json_option
 @pass_state
 def list_versions(state: State, as_json: bool) -> None:
-    """Every stored version, newest first, with its status and test NDCG@10."""
+    """Every stored version, newest first: status, creation time, loss, test NDCG@10 (and its gain over engine
+    order), the searches it was trained/validated/tested on, and its size."""
     with state.engine() as eng:
         versions = _registry(state, eng.client).list()
     if as_json:
@@ -238,11 +231,23 @@ def list_versions(state: State, as_json: bool) -> None:
     if not versions:
         click.echo("no models yet: run 'fuserec model train'")
         return
-    for v in versions:
-        click.echo(
-            f"{v.version:>5}  {v.status:<9}  {v.created_at}  {v.kind:<4}  ndcg@10 {_ndcg(v)}  "
-            f"{v.blob_bytes / 1024:.0f} KiB"
-        )
+    from fuserec_os.commands.model_text import render_versions
+
+    click.echo(render_versions(versions))
+
+
+def _stored_gate(registry: ModelRegistry, info: VersionInfo) -> Mapping[str, Any] | None:
+    """The blend gate of a version that did not record it in its metadata (older versions): from its artifact."""
+    if info.kind != "mlp" or info.status == "deleted":
+        return None
+    from fuserec_os.rerank.artifact import ArtifactError, ModelArtifact
+    from fuserec_os.rerank.registry import RegistryError
+
+    try:
+        _, blob = registry.get(info.version)
+        return dict(ModelArtifact.from_bytes(blob).gate.__dict__)
+    except (RegistryError, ArtifactError):
+        return None
 
 
 @model.command("show")
@@ -250,22 +255,22 @@ def list_versions(state: State, as_json: bool) -> None:
 @json_option
 @pass_state
 def show(state: State, version: str | None, as_json: bool) -> None:
-    """One version's metadata and metrics (default: the active one)."""
+    """One version's metadata and metrics (default: the active one): status, times, loss, dataset, blend gate,
+    features by scope, configuration, and a methods x metrics table per split."""
     with state.engine() as eng:
         reg = _registry(state, eng.client)
         info = reg.info(version) if version else reg.active()
+        gate = None
+        if info is not None and not as_json and not (info.training or {}).get("gate"):
+            gate = _stored_gate(reg, info)
     if info is None:
         raise click.UsageError("no active model: name a version (fuserec model list)")
     if as_json:
         dump(info.as_dict())
         return
-    click.echo(f"{info.version} ({info.status}), {info.kind}, created {info.created_at}, code {info.code_version}")
-    click.echo(f"  training: {info.training}")
-    test = (info.metrics or {}).get("test", {})
-    for method, metrics in test.items():
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
-        click.echo(f"  test {method:<16} {shown}")
-    click.echo(f"  features ({len(info.features)}): {', '.join(info.features)}")
+    from fuserec_os.commands.model_text import render_version
+
+    click.echo(render_version(info, gate))
 
 
 @model.command("promote")
@@ -305,7 +310,7 @@ def rollback(state: State, as_json: bool) -> None:
     if as_json:
         dump({"version": res.version, "previous": res.previous})
     else:
-        click.echo(f"rolled back to {res.version} (was {res.previous})")
+        click.echo(f"rolled back to {res.version}" + (f" (was {res.previous})" if res.previous else ""))
 
 
 @model.command("export")

@@ -240,9 +240,10 @@ def prepare(
     )
     seconds["dataset"] = time.monotonic() - t
     summary = ds.summary()
-    say(f"dataset: {summary['rows']} rows, {summary['features']} columns, searches {summary['searches']}")
+    searches = ", ".join(f"{split} {n:,}" for split, n in summary["searches"].items())
+    say(f"dataset: {summary['rows']:,} rows, {summary['features']} columns, searches: {searches}")
     if min(summary["searches"].values()) == 0:
-        raise ConfigError(f"a split has no searches ({summary['searches']}): simulate or log more behaviour")
+        raise ConfigError(f"a split has no searches ({searches}): simulate or log more behaviour")
     oracle = None
     if options.oracle is not None:
         reference = options.oracle
@@ -291,8 +292,8 @@ def run_training(
         ranking.model.blend_alphas,
     )
     say(
-        f"blend gate (alpha by user history): none {gate.alpha_no_history}, light {gate.alpha_light}, "
-        f"heavy {gate.alpha_heavy}"
+        f"blend gate (alpha by user history): none {gate.alpha_no_history:.2f}, light {gate.alpha_light:.2f}, "
+        f"heavy {gate.alpha_heavy:.2f}"
     )
     valid_report = evaluate_split(ds, "valid", result.scorer, gate, hgb_train=None)
     report = evaluate_split(
@@ -341,7 +342,14 @@ def run_training(
                     "profiles": _jsonable(ranking.profiles.__dict__),
                 },
                 "features": list(feature_set.names),
-                "training": {**summary, "events": prep.events, "products": prep.products, "loss": result.loss},
+                "training": {
+                    **summary,
+                    "events": prep.events,
+                    "products": prep.products,
+                    "loss": result.loss,
+                    "decision": result.decision,
+                    "gate": dict(gate.__dict__),
+                },
                 "code_version": code_version(),
             },
         )
@@ -368,7 +376,9 @@ def _evaluate_active(
     )
     active = evaluate_split(prep.dataset, "test", artifact.scorer, artifact.gate, hgb_train=None)
     mlp = dict(active.overall.metrics["mlp"])
-    say(f"active model {info.version} on the same test searches: {active.ndcg_name} {mlp.get(active.ndcg_name)}")
+    score = mlp.get(active.ndcg_name)
+    shown = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+    say(f"active model {info.version} on the same test searches: {active.ndcg_name} {shown}")
     return {info.version: mlp}
 
 

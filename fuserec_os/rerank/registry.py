@@ -156,16 +156,15 @@ def compare(
     where = f"{metric} on {split}"
     cand = metric_value(candidate_metrics, split, candidate_method, metric)
     if cand is None:
-        return Decision(
-            False, f"the candidate has no {where}: expected metrics['{split}']['{candidate_method}']['{metric}']"
-        )
+        missing = f"its {split} metrics have no {metric} for {candidate_method}"
+        return Decision(False, f"the candidate has no {where}: {missing}")
     deltas: dict[str, float] = {}
     problems: list[str] = []
     notes: list[str] = []
 
     engine = metric_value(candidate_metrics, split, "engine", metric)
     if engine is None:
-        problems.append(f"no engine-order baseline (metrics['{split}']['engine']['{metric}'] is missing)")
+        problems.append(f"no engine-order baseline (the {split} metrics have no {metric} for engine)")
     else:
         deltas["engine"] = cand - engine
         text = f"engine order {engine:.4f} ({cand - engine:+.4f})"
@@ -180,15 +179,15 @@ def compare(
         for key in ([active_version] if active_version else []) + ["active"]:
             base = metric_value(candidate_metrics, split, key, metric)
             if base is not None:
-                source = f"the candidate's evaluation['{key}']"
+                source = f"the candidate's evaluation of {key}"
                 break
         if base is None:
             base = metric_value(active_metrics, split, active_method, metric)
-            source = f"the active version's stored metrics['{split}']['{active_method}']"
+            source = f"the active version's stored metrics ({split}, {active_method})"
         if base is None:
             problems.append(
-                f"no {where} for the {label}: neither the candidate's evaluation records it nor does the active "
-                f"version's metrics['{split}']['{active_method}']['{metric}']"
+                f"no {where} for the {label}: neither the candidate's evaluation records it nor do the active "
+                f"version's stored {split} metrics (no {metric} for {active_method})"
             )
         else:
             deltas["active"] = cand - base
@@ -752,7 +751,7 @@ class ModelRegistry:
             raise RegistryError(f"{src}: not a fuserec model export ('format' is not '{EXPORT_FORMAT}').")
         if payload.get("format_version") != EXPORT_FORMAT_VERSION:
             raise RegistryError(
-                f"{src}: export format_version {payload.get('format_version')!r} is not supported "
+                f"{src}: export format_version {payload.get('format_version', 'missing')} is not supported "
                 f"(this fuserec reads {EXPORT_FORMAT_VERSION})."
             )
         meta = payload.get("meta")

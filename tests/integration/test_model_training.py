@@ -5,6 +5,7 @@ exactly like the trained scorer, and the model commands manage versions."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from fuserec_os.simulate.oracle import click_oracle
 from fuserec_os.simulate.shoppers import simulate, write_simulation
 
 from .conftest import REPO, Cli
+from .readable import assert_readable
 
 SMALL = ModelConfig(hidden=(64, 32), dropout=0.1, epochs=10, patience=3, seed=3)
 
@@ -112,7 +114,14 @@ def test_model_cli_list_show_promote_rollback_export_import(
     promoted = json.loads(cli("model", "promote", str(trained.version), "--json").stdout)
     assert promoted["changed"] and promoted["version"] == trained.version
     shown = cli("model", "show").stdout
-    assert shown.startswith(f"{trained.version} (active)") and "test mlp" in shown
+    assert shown.startswith("version:") and re.search(rf"^version:\s+{trained.version}$", shown, flags=re.M)
+    assert re.search(r"^status:\s+active", shown, flags=re.M) and re.search(r"^\s+mlp\s+0\.\d{4}", shown, flags=re.M)
+    assert re.search(r"^gate:.*none \d\.\d+, light \d\.\d+.*heavy \d\.\d+", shown, flags=re.M), shown
+    assert re.search(r"^searches:\s+train [\d,]+, valid [\d,]+, test [\d,]+$", shown, flags=re.M), shown
+    assert_readable(shown)
+    listed_text = cli("model", "list").stdout
+    assert listed_text.split()[:3] == ["version", "status", "created"]
+    assert_readable(listed_text)
     out = tmp_path / "model.json"
     cli("model", "export", str(trained.version), str(out))
     imported = cli("model", "import", str(out)).stdout
@@ -140,6 +149,35 @@ def test_model_cli_list_show_promote_rollback_export_import(
     assert evaluated["version"] == trained.version  # the active one, on the same split as its training
     metrics = evaluated["test"]["overall"]["metrics"]
     assert metrics["mlp"]["ndcg@10"] == pytest.approx(trained.report.value("mlp", "ndcg@10"), abs=1e-6)
+
+
+def test_train_prints_readable_progress_and_one_clean_loss_line(
+    cli: Cli, shop: dict[str, object], tmp_path: Path
+) -> None:
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path)
+    config = tmp_path / "ranking.yaml"
+    config.write_text("model:\n  hidden: [16]\n  epochs: 2\n  loss: auto\n")
+    cli.env.update({"FUSEREC_INDEX_PREFIX": str(shop["prefix"]), "FUSEREC_CONFIG": str(config)})
+    out = cli(
+        "model",
+        "train",
+        "--no-register",
+        "--impressions",
+        str(tmp / "events.impressions.jsonl"),
+        "--test-fraction",
+        "0.3",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ).stdout
+    progress = out.split("\n\n")[0]  # the lines before the evaluation table
+    assert_readable(progress)
+    assert re.search(r"^dataset: .*searches: train [\d,]+, valid [\d,]+, test [\d,]+$", progress, flags=re.M), out
+    loss = re.search(r"^loss: (\w+) \((.*)\)$", out, flags=re.M)
+    assert loss, out
+    kept, why = loss.groups()
+    other = {"pointwise": "listwise", "listwise": "pointwise"}[kept]
+    assert why.startswith("auto: valid NDCG@10 ") and kept not in why and why.count(other) == 1, loss.group(0)
 
 
 def test_refresh_script_trains_and_promotes_only_if_better(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from fuserec_os.rerank.registry import (
     PromotionRefused,
     RegistryError,
 )
+
+from .conftest import Cli
+from .readable import ISO_UTC, assert_readable, odd_times, reprs_in
 
 pytestmark = pytest.mark.integration
 
@@ -243,3 +247,103 @@ def test_an_mlp_version_that_cannot_load_is_never_promoted_or_imported(reg: Mode
     out = reg.export(version, tmp_path / "m.json")
     with pytest.raises(CorruptModelError, match="not a loadable model artifact"):
         reg.import_file(out)
+
+
+def _trained_meta(ndcg: float, engine: float = 0.40) -> dict[str, Any]:
+    """Meta shaped like what 'model train' stores (train_job.run_training), on a blob registry tests can promote."""
+    scores = {"mrr": 0.35, "hr@10": 0.7, "auc": 0.6, "mse": None}
+    return {
+        "kind": "blob",
+        "metrics": {
+            "test": {
+                "engine": {"ndcg@10": engine, **scores},
+                "blob": {"ndcg@10": ndcg, **scores},
+                "v0": {"ndcg@10": engine + 0.01, **scores},  # the model active at training time
+            },
+            "valid": {"engine": {"ndcg@10": engine, **scores}, "blob": {"ndcg@10": ndcg + 0.01, **scores}},
+        },
+        "config": {
+            "model": {"hidden": [64, 32], "dropout": 0.1, "loss": "pointwise", "seed": 3},
+            "profiles": {"weights": {"view": 1.0, "click": 3.0}, "half_life_days": 14.0},
+        },
+        "features": ["bm25", "engine_rank", "q_click_rate", "log_price", "rating", "user_history", "brand_affinity"],
+        "training": {
+            "searches": {"train": 5210, "valid": 640, "test": 655},
+            "rows": 312480,
+            "positives": 20544,
+            "features": 14,
+            "valid_from": "2026-03-01T00:00:00+00:00",
+            "test_from": "2026-03-08T12:30:00.250000+00:00",
+            "events": 48000,
+            "products": 600,
+            "loss": "pointwise",
+            "gate": {
+                "alpha_no_history": 0.0,
+                "alpha_light": 0.3,
+                "alpha_heavy": 0.7,
+                "light_min_events": 1,
+                "heavy_min_events": 20,
+            },
+        },
+        "code_version": "0.1.0+test",
+    }
+
+
+def test_the_readability_checks_can_fail() -> None:
+    assert reprs_in("searches {'train': 5}") == ["{'"] and reprs_in("loss None") == ["None"]
+    assert odd_times("at 2026-03-01 12:00:00+00:00 and 2026-03-01T12:00:00.123Z, 2026-03-01") == [
+        "2026-03-01 12:00:00+00:00",
+        "2026-03-01T12:00:00.123Z",
+        "2026-03-01",
+    ]
+    assert odd_times("created 2026-03-01T12:00:00Z") == []
+
+
+def test_model_list_and_show_read_as_text(cli: Cli, reg: ModelRegistry, tmp_path: Path) -> None:
+    assert reg.save(b"first", _trained_meta(0.45)) == "v1"
+    reg.promote("v1")
+    assert reg.save(b"bare", {"kind": "blob"}) == "v2"  # nothing recorded: every column shows "-"
+    v3 = reg.import_file(reg.export("v1", tmp_path / "v1.json"))
+    assert reg.save(b"gone", {"kind": "blob"}) == "v4"
+    reg.delete("v4")
+
+    listed = cli("model", "list").stdout
+    assert_readable(listed)
+    header, *rows = listed.splitlines()
+    assert header.split()[:3] == ["version", "status", "created"] and "NDCG@10" in header and "loss" in header
+    assert [r.split()[0] for r in rows] == [v3, "v2", "v1"]  # deleted versions are not listed
+    created_at = header.index("created")
+    for row in rows:  # aligned: every time starts under its header
+        assert ISO_UTC.fullmatch(row[created_at : created_at + 20]), row
+    v1 = next(r for r in rows if r.startswith("v1 "))
+    assert "active" in v1 and "pointwise" in v1 and "0.4500" in v1 and "+0.0500" in v1 and "5,210/640/655" in v1
+    v2 = next(r for r in rows if r.startswith("v2 "))
+    assert "candidate" in v2 and re.search(r"pointwise|0\.\d{4}", v2) is None and " - " in v2
+
+    shown = cli("model", "show", "v1").stdout
+    assert_readable(shown)
+    fields = dict(re.findall(r"^(\w[\w ]*):[ \t]+(.*)$", shown, flags=re.M))
+    assert fields["version"] == "v1" and fields["status"].startswith("active")
+    assert ISO_UTC.fullmatch(fields["created"]) and fields["loss"] == "pointwise"
+    assert fields["code version"] == "0.1.0+test" and "sha256" in fields["checksum"]
+    assert "train 5,210, valid 640, test 655" in shown
+    assert "valid from 2026-03-01T00:00:00Z, test from 2026-03-08T12:30:00Z" in shown
+    assert re.search(r"none 0\.0+, light 0\.30*.*heavy 0\.70*", fields["gate"]), fields["gate"]
+    assert fields["features"].startswith("7 ") and "each has a missing indicator" in fields["features"]
+    assert re.search(r"^\s+query_item:\s+bm25, engine_rank$", shown, flags=re.M)
+    assert re.search(r"^\s+cross:\s+brand_affinity$", shown, flags=re.M)
+    config = re.search(r"^\s+model:\s+(.*)$", shown, flags=re.M)
+    assert config and {"hidden 64, 32", "dropout 0.1", "loss pointwise", "seed 3"} == set(config[1].split("; "))
+    assert re.search(r"^\s+test\s+ndcg@10\s+mrr\s+hr@10\s+auc\s+mse$", shown, flags=re.M), shown
+    assert re.search(r"^\s+engine\s+0\.4000\s+0\.3500\s+0\.7000\s+0\.6000\s+-$", shown, flags=re.M), shown
+    assert re.search(r"^\s+v0 \(active at training\)\s+0\.4100\s", shown, flags=re.M), shown
+
+    imported = cli("model", "show", v3).stdout
+    assert_readable(imported)
+    assert re.search(r"^imported from:\s+v1 .*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", imported, flags=re.M), imported
+    bare = cli("model", "show", "v2").stdout
+    assert_readable(bare)
+    assert re.search(r"^loss:\s+-$", bare, flags=re.M) and re.search(r"^metrics:\s+-$", bare, flags=re.M)
+    deleted = cli("model", "show", "v4").stdout
+    assert_readable(deleted)
+    assert re.search(r"^status:\s+deleted since \S+Z$", deleted, flags=re.M) and "blob dropped" in deleted

@@ -81,6 +81,7 @@ def test_training_beats_random_and_a_linear_baseline(data: dict[str, np.ndarray]
     assert mlp_ndcg > linear_ndcg + 0.05 and mlp_ndcg > random_ndcg + 0.1, (mlp_ndcg, linear_ndcg, random_ndcg)
     # history, progress lines and the kept epoch agree
     assert result.loss == "pointwise" and 1 <= result.best_epoch <= len(result.history) <= 8
+    assert result.decision == "configured"  # printed as "loss: pointwise (configured)": the loss named once
     assert result.valid_ndcg == max(h["valid_ndcg"] for h in result.history)
     assert result.valid_ndcg == pytest.approx(ndcg_at_k(data["yv"], result.scorer.predict(data["Xv"]), data["gv"]))
     assert sum(line.startswith("pointwise epoch ") for line in lines) == len(result.history)
@@ -121,8 +122,12 @@ def test_auto_trains_both_and_writes_the_decision_down(data: dict[str, np.ndarra
     result = train(data, lines, loss="auto", hidden=(8,), epochs=2)
     assert set(result.compared) == {"pointwise", "listwise"}
     assert result.valid_ndcg == max(result.compared.values())
-    assert result.loss in result.decision and result.decision.startswith("auto: kept")
-    assert result.decision in lines and result.scorer.meta["auto"]["decision"] == result.decision
+    other = ({"pointwise", "listwise"} - {result.loss}).pop()
+    # "loss: pointwise (auto: valid NDCG@10 0.6123 vs listwise 0.6011)": the kept loss is named once, by the caller
+    assert result.decision.startswith("auto: valid NDCG@10 ") and f" {other} " in result.decision
+    assert result.loss not in result.decision
+    assert f"{result.loss} kept ({result.decision})" in lines
+    assert result.scorer.meta["auto"]["decision"] == result.decision
     assert {h["loss_kind"] for h in result.history} == {"pointwise", "listwise"}
 
 
