@@ -296,9 +296,16 @@ def run_training(
         f"heavy {gate.alpha_heavy:.2f}"
     )
     valid_report = evaluate_split(ds, "valid", result.scorer, gate, hgb_train=None)
+    say(
+        f"evaluating on {summary['searches']['test']:,} test searches: engine order, popularity, query-popularity, "
+        f"latent, the MLP, and a gradient-boosted trees reranker (training it on {len(ytr):,} rows)"
+        + (", and the oracle" if oracle is not None else "")
+    )
+    t_eval = time.monotonic()
     report = evaluate_split(
         ds, "test", result.scorer, gate, hgb_train=(Xtr, ytr), oracle=oracle, seed=ranking.model.seed
     )
+    say(f"evaluated in {time.monotonic() - t_eval:.1f}s")
     active_metrics = _evaluate_active(client, aliases, ranking, options, say)
     seconds["evaluate"] = time.monotonic() - t
 
@@ -370,6 +377,7 @@ def _evaluate_active(
     if loaded is None:
         return {}
     info, blob = loaded
+    say(f"scoring the active model {info.version} on the same test searches (its own features and vectors)")
     artifact = ModelArtifact.from_bytes(blob)
     prep = prepare(
         client, aliases, ranking, options, FeatureSet(artifact.features), {}, lambda _m: None, artifact.product_vectors

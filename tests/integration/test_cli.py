@@ -90,6 +90,9 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     assert f"{events} events -> {profiles} profiles" in out
     searches = client.count(index=settings.alias("searches"))["count"]  # the search log is stored, not a file
     assert searches > 0 and f"with {searches} logged searches ->" in out
+    # output a person reads: no Python reprs, times as ISO 8601 UTC
+    for raw in ("{'", "['", "None", "True", "False", "+00:00"):
+        assert raw not in out, f"{raw!r} in the demo's output"
 
 
 def test_config_shows_and_validates(cli: Cli, tmp_path: Path) -> None:
