@@ -12,11 +12,13 @@ read by :mod:`fuserec_os.config`.
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -125,8 +127,8 @@ class Settings:
         warnings = []
         for key in sorted(values):
             if key.startswith("FUSEREC_") and key not in _KNOWN and not key.startswith("FUSEREC_TEST_"):
-                close = [n for n in _KNOWN if n.split("_")[-1] in key]
-                hint = f" Did you mean {close[0]}?" if close else ""
+                close = _nearest_setting(key)
+                hint = f" Did you mean {close}?" if close else ""
                 warnings.append(f"unknown setting {key} is ignored.{hint}")
 
         def get(name: str) -> str | None:
@@ -221,6 +223,53 @@ def _parse_number(name: str, raw: str | None, default: float, kind: type) -> flo
     except ValueError:
         expected = "a whole number" if kind is int else "a number"
         raise ConfigError(f"{name}={raw!r} is not {expected}.") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number (e.g. 30).")
     if value < 0 or (kind is float and value == 0):
         raise ConfigError(f"{name}={raw!r} must be {'positive' if kind is float else 'zero or more'}.")
     return float(value)
+
+
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user info (``https://user:pw@host``) replaced by ``***``.
+
+    Every place that shows or logs a cluster URL goes through this (error messages, ``fuserec config``).
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
+
+
+def redact(text: str, settings: Settings | None) -> str:
+    """``text`` with every secret the settings hold (the password, passwords inside URLs) replaced by ``***``.
+
+    The last line of defence before anything reaches the terminal: a library message that quotes a URL or a
+    header whole must not leak what the masking at the source missed.
+    """
+    if settings is None:
+        return text
+    secrets = {settings.password or ""}
+    for url in settings.opensearch_urls:
+        pw = urlsplit(url).password
+        if pw:
+            secrets.update({pw, unquote(pw)})
+    for secret in sorted((s for s in secrets if len(s) >= 3), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def _nearest_setting(key: str) -> str | None:
+    """The documented setting whose name after ``FUSEREC_`` is closest to ``key``'s (edit similarity), if any.
+
+    Compared on the suffix: every name shares ``FUSEREC_``, and a substring test would suggest
+    ``FUSEREC_OPENSEARCH_USER`` for anything, since "USER" is in "FUSEREC".
+    """
+    prefix = "FUSEREC_"
+    suffixes = {name[len(prefix) :]: name for name in _KNOWN}
+    close = difflib.get_close_matches(key[len(prefix) :], list(suffixes), n=1, cutoff=0.7)
+    return suffixes[close[0]] if close else None

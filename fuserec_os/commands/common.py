@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fuserec_os.errors import FuserecError
-from fuserec_os.settings import Settings
+from fuserec_os.settings import Settings, redact
 
 if TYPE_CHECKING:
     from fuserec_os.config import RankingConfig
@@ -35,7 +35,8 @@ class FuserecGroup(click.Group):
         try:
             return super().invoke(ctx)
         except FuserecError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            state = ctx.find_object(State)
+            click.secho(f"error: {redact(str(exc), state.loaded_settings if state else None)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -46,6 +47,11 @@ class State:
         self.env_file = env_file
         self._settings: Settings | None = None
         self._ranking: RankingConfig | None = None
+
+    @property
+    def loaded_settings(self) -> Settings | None:
+        """The settings if they were read (an error before that has no secrets to hide)."""
+        return self._settings
 
     @property
     def settings(self) -> Settings:

@@ -15,7 +15,6 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from fuserec_os.config import RankingConfig
     from fuserec_os.settings import Settings
 
-MASK = "***"
 RANKING_SECTIONS = ("search", "events", "profiles", "features", "model")
 # values in these keys are (from, to) ranges, shown ``from..to`` with an open end left empty
 _RANGES = frozenset({"search.price_ranges", "search.rating_ranges"})
@@ -38,18 +36,9 @@ class Row(NamedTuple):
     source: str
 
 
-def mask_url(url: str) -> str:
-    """``url`` with the password of its user info (``https://user:pw@host``) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{MASK}@{host}"))
-
-
 def setting_rows(s: Settings) -> list[Row]:
     """One row per documented setting (``SETTINGS`` order): the value in force, as a JSON value, and its source."""
-    from fuserec_os.settings import SETTINGS
+    from fuserec_os.settings import MASK, SETTINGS, mask_url
 
     def path(p: Path | None) -> str | None:
         return None if p is None else str(p)

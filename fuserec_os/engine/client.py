@@ -16,7 +16,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
 from fuserec_os.errors import EngineError, EngineUnavailableError, FuserecError
-from fuserec_os.settings import Settings
+from fuserec_os.settings import Settings, mask_url
 
 
 def make_client(settings: Settings, urls: Sequence[str] | None = None) -> OpenSearch:
@@ -41,8 +41,8 @@ def make_client(settings: Settings, urls: Sequence[str] | None = None) -> OpenSe
 
 
 def describe_urls(urls: Sequence[str]) -> str:
-    """How error messages name the cluster: the URL, or the list of them."""
-    return urls[0] if len(urls) == 1 else ", ".join(urls)
+    """How error messages name the cluster: the URL, or the list of them, passwords masked."""
+    return ", ".join(mask_url(u) for u in urls)
 
 
 def check_reachable(client: OpenSearch, where: str) -> dict[str, Any]:

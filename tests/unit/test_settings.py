@@ -68,6 +68,32 @@ def test_unknown_setting_warns_with_suggestion() -> None:
     assert any("FUSEREC_OPENSEARCH_TIMEOUTS" in w for w in s.warnings)
 
 
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("FUSEREC_OPENSEARCH_TIMEOUTS", "FUSEREC_OPENSEARCH_TIMEOUT"),
+        ("FUSEREC_INDEX_PREFX", "FUSEREC_INDEX_PREFIX"),
+        ("FUSEREC_STATEDIR", "FUSEREC_STATE_DIR"),
+        ("FUSEREC_OPENSEARCH_PASWORD", "FUSEREC_OPENSEARCH_PASSWORD"),
+        ("FUSEREC_CONFIG_FILE", "FUSEREC_CONFIG"),
+    ],
+)
+def test_unknown_setting_suggests_the_nearest_name(typo: str, meant: str) -> None:
+    (warning,) = Settings.from_values({typo: "x"}).warnings
+    assert warning.endswith(f"Did you mean {meant}?"), warning
+
+
+def test_unrelated_unknown_setting_gets_no_wild_guess() -> None:
+    (warning,) = Settings.from_values({"FUSEREC_FROBNICATE_LEVEL": "3"}).warnings
+    assert "Did you mean" not in warning  # not FUSEREC_OPENSEARCH_USER because USER is in FUSEREC
+
+
+@pytest.mark.parametrize("raw", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+def test_non_finite_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="FUSEREC_OPENSEARCH_TIMEOUT"):
+        Settings.from_values({"FUSEREC_OPENSEARCH_TIMEOUT": raw})
+
+
 def test_env_overrides_dotenv(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("FUSEREC_OPENSEARCH_URL=http://from-dotenv:9200\nFUSEREC_OPENSEARCH_RETRIES=7\n")
