@@ -36,6 +36,7 @@ def cli(ctx: click.Context, env_file: str) -> None:
     """fuserec-os: personalized e-commerce search on OpenSearch.
 
     \b
+    Everything end to end, in about a minute: fuserec demo
     Typical first run (no cluster needed; an in-memory dev engine is used):
       fuserec engine start
       fuserec generate catalog --n 5000 -o catalog.jsonl
