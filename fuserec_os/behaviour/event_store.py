@@ -10,8 +10,9 @@ Why ``op_type: create`` with ``_id = event_id``: the id is deterministic (see :m
 and an event always lands in the month of its own timestamp, so storing an event twice is answered 409 by the
 engine and counted as ``already_stored``: re-ingesting a file or replaying a tracking batch stores no duplicates.
 
-Nothing is dropped silently: invalid rows and engine refusals go to the rejects file with every reason; repeats
-within one file, events already stored and events about products missing from the catalog are counted.
+Nothing is dropped silently: invalid rows and engine refusals go to the rejects file with every reason; identical
+repeats within one file, events already stored and events about products missing from the catalog are counted.
+An event_id reused within a file for other content (a click, then a purchase) is rejected, naming both rows.
 """
 
 from __future__ import annotations
@@ -36,24 +37,29 @@ from fuserec_os.behaviour.events import (
 from fuserec_os.behaviour.timeseries import (
     ALREADY,
     PIT_KEEP_ALIVE,
+    REPEAT,
     STORED,
     LogIngestReport,
     MonthIndices,
     RecordResult,
+    RepeatedIds,
     bulk_create,
     delete_by_user,
     month_index,
     month_indices,
     now_ms,
+    partial_failure,
     read_pit,
     record_docs,
     time_filters,
 )
 from fuserec_os.behaviour.timeseries import ensure_month_index as _ensure_month_index
 from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import InputFileError
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.readers import progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
+from fuserec_os.index.validate import MAX_PRICE
 
 __all__ = [
     "PIT_KEEP_ALIVE",
@@ -131,12 +137,15 @@ def ingest_events(
     initial_backoff: float = 1.0,
     progress: bool = True,
     progress_file: IO[str] | None = None,
+    max_price: float = MAX_PRICE,
 ) -> EventIngestReport:
     """Validate an events file and store its events in monthly indices behind ``alias`` (see the module doc).
 
     ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=EVENT_FIELDS)``).
     With ``products_alias`` (existing), events about products not in the catalog are counted and quoted
-    (up to 5 ids) but stored anyway: the catalog may simply be older than the events.
+    (up to 5 ids) but stored anyway: the catalog may simply be older than the events. A price above
+    ``max_price`` (default 10,000,000) is rejected. A file that stops parsing part way raises an
+    InputFileError saying what was stored before it.
     """
     started = time.monotonic()
     source = Path(source)
@@ -154,7 +163,9 @@ def ingest_events(
     report.catalog_products = len(catalog) if catalog is not None else None
     months = MonthIndices(client, spec, alias, _WHAT)
     bar = progress_bar(reader, source, progress, progress_file)
-    seen: set[str] = set()
+    repeats = RepeatedIds(
+        "event_id", "row", "give each event its own event_id, or leave the column empty to derive one from the content"
+    )
     examples: dict[str, None] = {}
     # Events sent but not yet acknowledged, by id (unique: repeats are not sent), for reporting refusals.
     in_flight: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -163,15 +174,18 @@ def ingest_events(
         for row_number, row in reader:
             report.read += 1
             bar.update(1)
-            doc, reasons = normalize_event(row, cfg)
+            doc, reasons = normalize_event(row, cfg, max_price=max_price)
             if doc is None:
                 rejects.add(row_number, row, reasons)
                 continue
             event_id = doc["event_id"]
-            if event_id in seen:
+            seen = repeats.see(event_id, doc, row_number)
+            if seen == REPEAT:
                 report.duplicates_in_file += 1
                 continue
-            seen.add(event_id)
+            if seen is not None:
+                rejects.add(row_number, row, [seen], record_id=event_id)
+                continue
             if catalog is not None and doc["product_id"] not in catalog:
                 report.unknown_products += 1
                 if len(examples) < MAX_UNKNOWN_EXAMPLES:
@@ -198,6 +212,8 @@ def ingest_events(
                 report.engine_rejected += 1
                 rejects.add(row_number or None, row, [bulk_error_reason(result)], record_id=event_id)
         months.refresh()
+    except InputFileError as exc:
+        raise partial_failure(exc, report, rejects, "events") from exc
     finally:
         bar.close()
         rejects.close()

@@ -27,8 +27,10 @@ import pandas as pd
 
 from fuserec_os.behaviour.config import EVENT_TYPES, EventsConfig
 from fuserec_os.index.validate import (
+    MAX_PRICE,
     PARSE_ERROR_KEY,
     InvalidValue,
+    check_at_most,
     is_missing,
     parse_datetime,
     parse_identifier,
@@ -173,7 +175,9 @@ def _parse_position(value: Any) -> int:
     return parse_whole_number(value, minimum=1)
 
 
-# field -> (parser, typed). "typed" fields also treat words like "NaN"/"null" as absent.
+_PRICE_HINT = "usually a unit or export mistake; --max-price raises the limit"
+
+# field -> (parser, number). Number fields treat words like "null"/"N/A" as absent but reject NaN (any spelling).
 _PARSERS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = (
     ("event_id", _parse_id("event_id"), False),
     ("user_id", _parse_id("user_id"), False),
@@ -188,7 +192,11 @@ _PARSERS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = (
 
 
 def normalize_event(
-    row: Mapping[str, Any], cfg: EventsConfig = DEFAULT_EVENTS_CONFIG, now: datetime | None = None
+    row: Mapping[str, Any],
+    cfg: EventsConfig = DEFAULT_EVENTS_CONFIG,
+    now: datetime | None = None,
+    *,
+    max_price: float = MAX_PRICE,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """Turn one input row into an event document, or explain every reason it cannot be one.
 
@@ -196,18 +204,22 @@ def normalize_event(
     :func:`make_event_id`), the canonical ``type``, ``timestamp`` as UTC milliseconds and, with a query,
     ``query_norm``; absent optional fields are left out. ``now`` (default: the current UTC time) bounds
     timestamps: more than :data:`MAX_FUTURE` ahead is rejected, as it means a wrong timezone or epoch unit.
+    Numbers must be finite (NaN is rejected, not dropped) and ``price`` at most ``max_price`` (default
+    :data:`~fuserec_os.index.validate.MAX_PRICE`, as for the catalog).
     """
     parse_error = row.get(PARSE_ERROR_KEY)
     if parse_error is not None:
         return None, [f"row: could not be parsed ({parse_error})"]
     doc: dict[str, Any] = {}
     reasons: list[str] = []
-    for field, parse, typed in _PARSERS:
+    for field, parse, number in _PARSERS:
         raw = row.get(field)
-        if is_missing(raw, typed):
+        if is_missing(raw, number=number):
             continue
         try:
             value = parse(raw)
+            if field == "price":
+                check_at_most(value, raw, max_price, _PRICE_HINT)
         except InvalidValue as exc:
             reasons.append(f"{field}: {exc}")
             continue

@@ -12,8 +12,10 @@ alias, from ``mappings/searches.json``. The document id is the ``request_id`` an
 ``op_type: create``, so re-ingesting a file or replaying a batch stores nothing twice (``already_stored``), as
 long as a request keeps its timestamp's month. ``product_ids`` is a keyword array: ``_source`` keeps its order.
 
-Nothing is dropped silently: invalid rows and engine refusals go to the rejects file with every reason; repeats
-of a request id within one file are counted (the first one is stored).
+Nothing is dropped silently: invalid rows and engine refusals go to the rejects file with every reason; identical
+repeats of a request within one file are counted (the first one is stored), and a request id reused with other
+content is rejected, naming both rows. A search shows one page of results, so a row naming more than
+:data:`MAX_SHOWN` products (default 1,000; ``max_shown=``, the CLI's ``--max-shown``) is rejected as a broken export.
 """
 
 from __future__ import annotations
@@ -33,18 +35,22 @@ from opensearchpy import OpenSearch
 from fuserec_os.behaviour.events import check_timestamp, normalize_query, parse_query
 from fuserec_os.behaviour.timeseries import (
     ALREADY,
+    REPEAT,
     STORED,
     LogIngestReport,
     MonthIndices,
     RecordResult,
+    RepeatedIds,
     bulk_create,
     delete_by_user,
     month_indices,
     now_ms,
+    partial_failure,
     read_pit,
     record_docs,
     time_filters,
 )
+from fuserec_os.errors import InputFileError
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.index.readers import progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
@@ -59,6 +65,7 @@ from fuserec_os.index.validate import (
 __all__ = [
     "IMPRESSION_COLUMNS",
     "IMPRESSION_FIELDS",
+    "MAX_SHOWN",
     "REQUIRED_IMPRESSION_FIELDS",
     "ImpressionIngestReport",
     "delete_user_impressions",
@@ -88,6 +95,9 @@ IMPRESSION_COLUMNS: dict[str, str] = {
     "ingested_at": "datetime64[ns, UTC]",
 }
 
+#: Default cap on the product ids of one logged search: one row is one page of results, not the catalog.
+MAX_SHOWN = 1000
+
 _WHAT = "impressions"
 _READ_SORT = [{"timestamp": {"order": "asc"}}, {"request_id": {"order": "asc"}}]
 _EXPECT_IDS = 'expected a list of product ids in the order shown, e.g. ["SKU-1", "SKU-2"], or "SKU-1|SKU-2"'
@@ -99,14 +109,17 @@ def _parse_id(example: str) -> Callable[[Any], str | None]:
     return lambda value: parse_identifier(value, example)
 
 
-def _parse_product_ids(value: Any) -> list[str]:
-    """Product ids in the order shown: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV)."""
+def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
+    """Product ids in the order shown: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV); at most
+    ``max_shown`` of them."""
     items: Any = value
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
             try:
                 items = json.loads(text)
+            except RecursionError:
+                raise InvalidValue(f"{show_value(value)} is JSON nested too deeply ({_EXPECT_IDS})") from None
             except json.JSONDecodeError as exc:
                 reason = f"{show_value(value)} is not a valid JSON array ({exc.msg}; {_EXPECT_IDS})"
                 raise InvalidValue(reason) from None
@@ -118,6 +131,11 @@ def _parse_product_ids(value: Any) -> list[str]:
         items = value.tolist()
     elif not isinstance(value, (list, tuple)):
         raise InvalidValue(f"{show_value(value)} is not a list ({_EXPECT_IDS})")
+    if len(items) > max_shown:
+        raise InvalidValue(
+            f"{len(items)} ids, at most {max_shown} per search (one row is one page of results; raise the limit "
+            "with --max-shown if your pages are longer)"
+        )
     out: list[str] = []
     problems: list[str] = []
     for rank, item in enumerate(items, start=1):
@@ -137,7 +155,7 @@ def _parse_product_ids(value: Any) -> list[str]:
     return out
 
 
-# field -> parser
+# field -> parser (product_ids: see normalize_impression, for its cap)
 _PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("request_id", _parse_id("req-9")),
     ("user_id", _parse_id("u-42")),
@@ -148,15 +166,16 @@ _PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 
 
 def normalize_impression(
-    row: Mapping[str, Any], now: datetime | None = None
+    row: Mapping[str, Any], now: datetime | None = None, *, max_shown: int = MAX_SHOWN
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """Turn one input row into a search-log document, or explain every reason it cannot be one.
 
     Returns ``(doc, [])`` or ``(None, reasons)``. Required: ``request_id`` (the document id), ``user_id``,
     ``timestamp`` (parsed like an event's: ISO 8601 with any offset or epoch seconds/ms, stored as UTC
     milliseconds, at most a day in the future) and ``product_ids`` (a list, or text ``"a|b|c"`` or a JSON
-    array; every item must be an id). Optional: ``session_id``, ``query`` (whitespace collapsed; adds
-    ``query_norm``). The doc also gets ``n_shown``; absent optional fields are left out.
+    array; every item must be an id; at most ``max_shown``, default :data:`MAX_SHOWN`). Optional:
+    ``session_id``, ``query`` (whitespace collapsed; adds ``query_norm``). The doc also gets ``n_shown``;
+    absent optional fields are left out.
     """
     parse_error = row.get(PARSE_ERROR_KEY)
     if parse_error is not None:
@@ -168,7 +187,7 @@ def normalize_impression(
         if is_missing(raw):
             continue
         try:
-            value = parse(raw)
+            value = _parse_product_ids(raw, max_shown) if name == "product_ids" else parse(raw)
         except InvalidValue as exc:
             reasons.append(f"{name}: {exc}")
             continue
@@ -245,11 +264,14 @@ def ingest_impressions(
     initial_backoff: float = 1.0,
     progress: bool = True,
     progress_file: IO[str] | None = None,
+    max_shown: int = MAX_SHOWN,
 ) -> ImpressionIngestReport:
     """Validate a search-log file and store it in monthly indices behind ``alias`` (see the module doc).
 
     ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=IMPRESSION_FIELDS)``).
-    ``shown`` in the report counts the product ids of the stored searches.
+    ``shown`` in the report counts the product ids of the stored searches; a row showing more than
+    ``max_shown`` products is rejected. A file that stops parsing part way raises an InputFileError saying
+    what was stored before it.
     """
     started = time.monotonic()
     source = Path(source)
@@ -265,7 +287,7 @@ def ingest_impressions(
     )
     months = MonthIndices(client, spec, alias, _WHAT)
     bar = progress_bar(reader, source, progress, progress_file)
-    seen: set[str] = set()
+    repeats = RepeatedIds("request_id", "row", "give each search its own request_id")
     # Searches sent but not yet acknowledged, by id (unique: repeats are not sent), for reporting refusals.
     in_flight: dict[str, tuple[int, dict[str, Any], int]] = {}
 
@@ -273,15 +295,18 @@ def ingest_impressions(
         for row_number, row in reader:
             report.read += 1
             bar.update(1)
-            doc, reasons = normalize_impression(row)
+            doc, reasons = normalize_impression(row, max_shown=max_shown)
             if doc is None:
                 rejects.add(row_number, row, reasons)
                 continue
             request_id = doc["request_id"]
-            if request_id in seen:
+            seen = repeats.see(request_id, doc, row_number)
+            if seen == REPEAT:
                 report.duplicates_in_file += 1
                 continue
-            seen.add(request_id)
+            if seen is not None:
+                rejects.add(row_number, row, [seen])
+                continue
             doc["ingested_at"] = now_ms()
             in_flight[request_id] = (row_number, row, doc["n_shown"])
             yield {"_op_type": "create", "_index": months.target(doc["timestamp"]), "_id": request_id, "_source": doc}
@@ -305,6 +330,8 @@ def ingest_impressions(
                 report.engine_rejected += 1
                 rejects.add(row_number or None, row, [bulk_error_reason(result)], record_id=request_id)
         months.refresh()
+    except InputFileError as exc:
+        raise partial_failure(exc, report, rejects, "searches") from exc
     finally:
         bar.close()
         rejects.close()

@@ -8,6 +8,11 @@ request, so an index is never visible without the alias or the other way round.
 Documents are written with ``op_type: create`` and a deterministic ``_id``, and a document always lands in the
 month of its own timestamp, so storing one twice is answered 409 by the engine (``already_stored``).
 
+Within one file (or one batch of a running service) an id may repeat: an identical repeat is counted and stored
+once, but the same id with other content is another record under a reused id, so it is rejected with both rows
+named (:class:`RepeatedIds`) instead of vanishing as a "repeat". A file that stops parsing part way raises an
+InputFileError saying what was stored before it and how to go on (:func:`partial_failure`).
+
 Reading goes through one point in time with ``search_after`` on a unique sort, so documents written meanwhile
 neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.behaviour.event_store`,
 :mod:`~fuserec_os.behaviour.search_log`) names its documents (``what``) so errors read naturally.
@@ -16,6 +21,8 @@ neither shift nor duplicate pages. Each user of this module (:mod:`~fuserec_os.b
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,22 +35,26 @@ from opensearchpy import exceptions as osx
 from fuserec_os.behaviour.events import format_timestamp
 from fuserec_os.engine.bulk import stream_bulk
 from fuserec_os.engine.client import engine_errors, error_reason
-from fuserec_os.errors import EngineError, IndexStateError, MappingError
+from fuserec_os.errors import EngineError, IndexStateError, InputFileError, MappingError, extended
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.rejects import bulk_error_reason
+from fuserec_os.index.readers import fix_the_input
+from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, jsonable
 
 __all__ = [
     "ALREADY",
     "PIT_KEEP_ALIVE",
     "REFUSED",
+    "REPEAT",
     "STORED",
     "MonthIndices",
+    "RepeatedIds",
     "bulk_create",
     "delete_by_user",
     "ensure_month_index",
     "month_index",
     "month_indices",
     "now_ms",
+    "partial_failure",
     "read_pit",
     "time_filters",
 ]
@@ -52,6 +63,9 @@ __all__ = [
 PIT_KEEP_ALIVE = "2m"
 
 STORED, ALREADY, REFUSED = "stored", "already_stored", "refused"
+
+#: What :meth:`RepeatedIds.see` answers for an identical repeat.
+REPEAT = "repeat"
 
 
 # --- indices -----------------------------------------------------------------------------------------
@@ -179,6 +193,64 @@ def bulk_create(
             yield REFUSED, doc_id, result
 
 
+class RepeatedIds:
+    """The ids seen in one file or batch, each with a fingerprint of its content (8 bytes, not the document).
+
+    :meth:`see` tells a first occurrence, an identical repeat (counted, stored once) and a conflict: the same id
+    with other content, which is a different record under a reused id and must not be dropped as a repeat.
+    ``where`` names a position in reasons ("row" in a file, "item" in a batch); ``advice`` says how to fix it.
+    """
+
+    def __init__(self, id_field: str, where: str, advice: str) -> None:
+        self.id_field, self.where, self.advice = id_field, where, advice
+        self._seen: dict[str, tuple[int, bytes]] = {}
+
+    def see(self, key: str, doc: Mapping[str, Any], position: int) -> str | None:
+        """None the first time ``key`` is seen; :data:`REPEAT` for the same content again; else the reason to
+        reject this one, naming both positions."""
+        fingerprint = _fingerprint(doc)
+        first = self._seen.get(key)
+        if first is None:
+            self._seen[key] = (position, fingerprint)
+            return None
+        if first[1] == fingerprint:
+            return REPEAT
+        w = self.where
+        return (
+            f"{self.id_field}: {key!r} of {w} {position} is also the {self.id_field} of {w} {first[0]}, with "
+            f"different content ({w} {first[0]} was kept; {self.advice})"
+        )
+
+
+def _fingerprint(doc: Mapping[str, Any]) -> bytes:
+    content = {k: v for k, v in doc.items() if k != "ingested_at"}
+    text = json.dumps(jsonable(content), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def partial_failure(exc: InputFileError, report: LogIngestReport, rejects: RejectsWriter, what: str) -> InputFileError:
+    """``exc`` (a file that stopped parsing part way) with what was stored before it and how to go on; the
+    report (``as_dict()``) rides along as ``report``. ``what`` names the documents ("events", "searches")."""
+    report.rejected = rejects.count
+    report.rejects_path = str(rejects.path) if rejects.count else None
+    report.error = str(exc)
+    parts = [f"{report.stored} stored into {report.alias}"]
+    if report.already_stored:
+        parts.append(f"{report.already_stored} already stored")
+    if report.duplicates_in_file:
+        parts.append(f"{report.duplicates_in_file} identical repeat(s)")
+    parts.append(f"{report.rejected} rejected (reasons in {report.rejects_path})" if report.rejected else "0 rejected")
+    failure = extended(
+        exc,
+        f"{report.read} row(s) were read before it: {', '.join(parts)}; nothing after row {report.read} was stored.",
+        f"{fix_the_input(exc)} and run the same command again: {what} already stored are recognised by their id "
+        "and not stored twice.",
+    )
+    assert isinstance(failure, InputFileError)
+    failure.report = report.as_dict()
+    return failure
+
+
 def now_ms() -> str:
     """Now as the stores write ``ingested_at`` (UTC, milliseconds)."""
     return format_timestamp(datetime.now(timezone.utc))
@@ -271,7 +343,8 @@ def delete_by_user(client: OpenSearch, alias: str, user_id: str, what: str = "ev
 class RecordResult:
     """What :func:`record_events` did. ``rejected`` holds (position in the input, reasons) per refused event.
 
-    ``already_stored`` also counts repeats within the same call (the first one is stored).
+    ``already_stored`` also counts identical repeats within the same call (the first one is stored); a repeat
+    of an id with other content is rejected, naming both positions.
     """
 
     accepted: int = 0
@@ -303,9 +376,11 @@ def record_docs(
 ) -> RecordResult:
     """Validate and store documents sent by a running service (the shared body of ``record_events`` and
     ``record_impressions``): never raises for a bad row (each is reported with its position and every reason);
-    repeats within the call count as already stored; engine problems raise our engine errors."""
+    identical repeats within the call count as already stored, a reused id with other content is rejected;
+    engine problems raise our engine errors."""
     result = RecordResult()
     position_of: dict[str, int] = {}
+    repeats = RepeatedIds(id_field, "item", f"give each {label} its own {id_field}")
     actions: list[dict[str, Any]] = []
     for position, row in enumerate(rows):
         if not isinstance(row, Mapping):
@@ -319,8 +394,12 @@ def record_docs(
             result.rejected.append((position, reasons))
             continue
         key = str(doc[id_field])
-        if key in position_of:
+        seen = repeats.see(key, doc, position)
+        if seen == REPEAT:
             result.already_stored += 1
+            continue
+        if seen is not None:
+            result.rejected.append((position, [seen]))
             continue
         position_of[key] = position
         doc["ingested_at"] = now_ms()
@@ -366,6 +445,8 @@ class LogIngestReport:
     rejects_path: str | None = None
     ignored_columns: list[str] = field(default_factory=list)
     allow_rejects: bool = False
+    error: str | None = None
+    """Set when the ingest failed part way (the report then says what was done before the failure)."""
 
     @property
     def docs_per_second(self) -> float:
@@ -373,7 +454,7 @@ class LogIngestReport:
 
     @property
     def ok(self) -> bool:
-        return self.rejected == 0 or self.allow_rejects
+        return self.error is None and (self.rejected == 0 or self.allow_rejects)
 
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -382,7 +463,7 @@ class LogIngestReport:
         d["ok"] = self.ok
         return d
 
-    def finish(self, rejects: Any, months: MonthIndices, started: float) -> None:
+    def finish(self, rejects: RejectsWriter, months: MonthIndices, started: float) -> None:
         """Fill in what every log ingest reports at the end (rejects file, indices touched, duration)."""
         self.rejected = rejects.count
         self.rejects_path = str(rejects.path) if rejects.count else None

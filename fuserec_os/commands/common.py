@@ -86,6 +86,11 @@ class State:
         engine = open_engine(self.settings, notify=lambda m: note(f"fuserec: {m}"))
         try:
             yield engine
+        except FuserecError as exc:  # nothing answered: say where to look, for this kind of engine only
+            explained = engine.explain(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
         finally:
             engine.close()
 

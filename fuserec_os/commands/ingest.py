@@ -1,15 +1,47 @@
-"""``fuserec ingest``: validate and load product catalogs, behaviour events and the search log (impressions)."""
+"""``fuserec ingest``: validate and load product catalogs, behaviour events and the search log (impressions).
+
+The same rules for every file: an empty file (no rows, whatever the format) exits 8 with "FILE has no rows"; a
+file that stops parsing part way exits 8 saying what was stored before it and how to go on (with ``--json`` the
+partial report is printed on stdout too); rejected rows go to the rejects file and exit 1.
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from fuserec_os.commands.common import PRODUCTS, State, dump, json_option, pass_state
+
+#: The defaults of the bounds (fuserec_os.index.validate.MAX_PRICE, fuserec_os.behaviour.search_log.MAX_SHOWN),
+#: repeated here so --help stays cheap; tests keep them equal.
+DEFAULT_MAX_PRICE = 10_000_000.0
+DEFAULT_MAX_SHOWN = 1000
+
+_max_price_option = click.option(
+    "--max-price",
+    type=float,
+    default=DEFAULT_MAX_PRICE,
+    show_default="10,000,000",
+    help="Reject a price above this (a larger one is usually a unit or export mistake, and it would sort first).",
+)
+
+
+@contextmanager
+def _partial_report(as_json: bool) -> Iterator[None]:
+    """With --json, a file that failed part way still prints what was done before it (the error follows)."""
+    from fuserec_os.errors import InputFileError
+
+    try:
+        yield
+    except InputFileError as exc:
+        if as_json and exc.report is not None:
+            dump(exc.report)
+        raise
 
 
 @click.group()
@@ -34,6 +66,7 @@ def ingest() -> None:
     help="Where rejected rows go (default: FILE.rejects.jsonl).",
 )
 @click.option("--chunk-size", default=1000, show_default=True, help="Documents per bulk request.")
+@_max_price_option
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @json_option
 @pass_state
@@ -45,6 +78,7 @@ def ingest_products_cmd(
     allow_rejects: bool,
     rejects_path: Path | None,
     chunk_size: int,
+    max_price: float,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -55,8 +89,13 @@ def ingest_products_cmd(
     currency, rating, review_count, in_stock (yes/no/true/false/1/0), tags ("a|b"), attributes
     ("color=red|size=M"), image_url, created_at (ISO 8601 or epoch), popularity.
 
+    \b
+    Ids are at most 512 bytes (UTF-8). Numbers must be finite (NaN is rejected, not dropped); price is at
+    most --max-price, rating 0-5, popularity at most 1e12.
+
     Bad rows go to the rejects file with every reason; the rest are indexed. Exits 1 if any row was
-    rejected (unless --allow-rejects). Re-running the same file is idempotent (doc id = product_id).
+    rejected (unless --allow-rejects), 8 if the file has no rows or stops parsing part way (the error says
+    what was indexed before it). Re-running the same file is idempotent (doc id = product_id).
     """
     from fuserec_os.index.ingest import ingest_products
     from fuserec_os.index.readers import parse_column_map
@@ -64,7 +103,7 @@ def ingest_products_cmd(
 
     cmap = parse_column_map(column_map, PRODUCT_FIELDS) if column_map else None
     spec = state.mapping()
-    with state.engine() as eng:
+    with state.engine() as eng, _partial_report(as_json):
         rep = ingest_products(
             eng.client,
             file,
@@ -76,6 +115,7 @@ def ingest_products_cmd(
             rejects_path=rejects_path,
             chunk_size=chunk_size,
             progress=not no_progress and not as_json,
+            max_price=max_price,
         )
     if as_json:
         dump(rep.as_dict())
@@ -99,8 +139,11 @@ def _print_ingest_report(rep: Any) -> None:
         click.echo(f"  {rep.message}")
 
 
-def _log_ingest_options(map_example: str, unit: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options every behaviour-log ingest takes (events, impressions), with log-specific examples."""
+def _log_ingest_options(
+    map_example: str, unit: str, *extra: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every behaviour-log ingest takes (events, impressions), with log-specific examples, plus
+    ``extra`` ones."""
     decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.argument("file", type=click.Path(dir_okay=False, path_type=Path)),
         click.option(
@@ -117,6 +160,7 @@ def _log_ingest_options(map_example: str, unit: str) -> Callable[[Callable[..., 
             help="Where rejected rows go (default: FILE.rejects.jsonl).",
         ),
         click.option("--chunk-size", default=1000, show_default=True, help=f"{unit} per bulk request."),
+        *extra,
         click.option("--no-progress", is_flag=True, help="Hide the progress bar."),
         json_option,
         pass_state,
@@ -139,7 +183,7 @@ def _print_ingest_tail(rep: Any) -> None:
 
 
 @ingest.command("events")
-@_log_ingest_options("user_id=visitor,type=event_type,timestamp=ts", "Events")
+@_log_ingest_options("user_id=visitor,type=event_type,timestamp=ts", "Events", _max_price_option)
 def ingest_events_cmd(
     state: State,
     file: Path,
@@ -147,6 +191,7 @@ def ingest_events_cmd(
     allow_rejects: bool,
     rejects_path: Path | None,
     chunk_size: int,
+    max_price: float,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -155,8 +200,8 @@ def ingest_events_cmd(
     \b
     Required columns: user_id, type, product_id, timestamp (ISO 8601 with any timezone, or epoch
     seconds/ms; stored as UTC; more than 1 day in the future is rejected).
-    Optional: event_id, session_id, query, position (rank shown, >= 1), price (>= 0), quantity (>= 1),
-    request_id (ties a click to the search that showed it).
+    Optional: event_id, session_id, query, position (rank shown, >= 1), price (>= 0, at most --max-price),
+    quantity (>= 1), request_id (ties a click to the search that showed it).
 
     \b
     type is one of view, click, add_to_cart, purchase (any case), or an alias such as page_view, cart,
@@ -164,9 +209,10 @@ def ingest_events_cmd(
 
     Events are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'events' alias. Without an
     event_id column, each event's id is derived from its content, so re-running a file stores nothing twice
-    ("already stored"); repeats inside the file are counted, not stored. Events about products missing
-    from the catalog are stored anyway and reported with examples. Bad rows go to the rejects file with
-    every reason; exits 1 if any row was rejected (unless --allow-rejects).
+    ("already stored"); identical repeats inside the file are counted, not stored, and an event_id reused
+    for other content is rejected, naming both rows. Events about products missing from the catalog are
+    stored anyway and reported with examples. Bad rows go to the rejects file with every reason; exits 1 if
+    any row was rejected (unless --allow-rejects), 8 if the file has no rows or stops parsing part way.
     """
     from fuserec_os.behaviour.event_store import ingest_events
     from fuserec_os.behaviour.events import EVENT_FIELDS
@@ -176,7 +222,7 @@ def ingest_events_cmd(
     settings = state.settings
     events_cfg = state.ranking.events
     spec = state.mapping("events")
-    with state.engine() as eng:
+    with state.engine() as eng, _partial_report(as_json):
         rep = ingest_events(
             eng.client,
             file,
@@ -189,6 +235,7 @@ def ingest_events_cmd(
             allow_rejects=allow_rejects,
             chunk_size=chunk_size,
             progress=not no_progress and not as_json,
+            max_price=max_price,
         )
     if as_json:
         dump(rep.as_dict())
@@ -208,7 +255,7 @@ def _print_events_report(rep: Any) -> None:
     if rep.created_indices:
         click.echo(f"  created index(es): {', '.join(rep.created_indices)}")
     if rep.duplicates_in_file:
-        click.echo(f"  {rep.duplicates_in_file} repeated event(s) in the file, counted once")
+        click.echo(f"  {rep.duplicates_in_file} identical repeat(s) of an event in the file, counted once")
     if rep.catalog_products is None:
         click.echo("  product ids not checked: no products index yet")
     elif rep.unknown_products:
@@ -221,7 +268,17 @@ def _print_events_report(rep: Any) -> None:
 
 
 @ingest.command("impressions")
-@_log_ingest_options("request_id=search_id,product_ids=shown,timestamp=ts", "Searches")
+@_log_ingest_options(
+    "request_id=search_id,product_ids=shown,timestamp=ts",
+    "Searches",
+    click.option(
+        "--max-shown",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_SHOWN,
+        show_default=True,
+        help="Reject a search showing more products than this (one row is one page of results).",
+    ),
+)
 def ingest_impressions_cmd(
     state: State,
     file: Path,
@@ -229,6 +286,7 @@ def ingest_impressions_cmd(
     allow_rejects: bool,
     rejects_path: Path | None,
     chunk_size: int,
+    max_shown: int,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -243,12 +301,13 @@ def ingest_impressions_cmd(
     \b
     Required columns: request_id (one row per search request; ties clicks to the search), user_id,
     timestamp (ISO 8601 with any timezone, or epoch seconds/ms; stored as UTC), product_ids (in the
-    order shown: a list, "a|b|c", or a JSON array). Optional: session_id, query.
+    order shown: a list, "a|b|c", or a JSON array; at most --max-shown). Optional: session_id, query.
 
     Searches are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'searches' alias, with
-    the request_id as id: re-running a file stores nothing twice ("already stored"); repeats inside the
-    file are counted, not stored. Bad rows go to the rejects file with every reason; exits 1 if any row
-    was rejected (unless --allow-rejects).
+    the request_id as id: re-running a file stores nothing twice ("already stored"); identical repeats
+    inside the file are counted, not stored, and a request_id reused for another search is rejected. Bad
+    rows go to the rejects file with every reason; exits 1 if any row was rejected (unless
+    --allow-rejects), 8 if the file has no rows or stops parsing part way.
     """
     from fuserec_os.behaviour.search_log import IMPRESSION_FIELDS, ingest_impressions
     from fuserec_os.index.readers import parse_column_map
@@ -256,7 +315,7 @@ def ingest_impressions_cmd(
     cmap = parse_column_map(column_map, IMPRESSION_FIELDS) if column_map else None
     settings = state.settings
     spec = state.mapping("searches")
-    with state.engine() as eng:
+    with state.engine() as eng, _partial_report(as_json):
         rep = ingest_impressions(
             eng.client,
             file,
@@ -267,6 +326,7 @@ def ingest_impressions_cmd(
             allow_rejects=allow_rejects,
             chunk_size=chunk_size,
             progress=not no_progress and not as_json,
+            max_shown=max_shown,
         )
     if as_json:
         dump(rep.as_dict())
@@ -279,7 +339,7 @@ def ingest_impressions_cmd(
         if rep.indices:
             click.echo(f"  monthly indices: {', '.join(rep.indices)}")
         if rep.duplicates_in_file:
-            click.echo(f"  {rep.duplicates_in_file} repeated request_id(s) in the file: the first one is stored")
+            click.echo(f"  {rep.duplicates_in_file} identical repeat(s) of a search in the file, counted once")
         _print_ingest_tail(rep)
     if not rep.ok:
         sys.exit(1)

@@ -18,8 +18,9 @@ from typing import Any, Literal
 
 from opensearchpy import OpenSearch
 
-from fuserec_os.engine.client import check_reachable, describe_urls, make_client
+from fuserec_os.engine.client import check_reachable, describe_urls, make_client, with_unreachable_hint
 from fuserec_os.engine.embedded import TemporaryEngine, running_engine, start_temporary
+from fuserec_os.errors import FuserecError
 from fuserec_os.settings import Settings
 
 log = logging.getLogger("fuserec")
@@ -44,6 +45,11 @@ class Engine:
     @property
     def version(self) -> str:
         return str(self.info.get("version", {}).get("number", "?"))
+
+    def explain(self, exc: FuserecError) -> FuserecError:
+        """``exc`` with where to look when this engine did not answer (only a configured cluster gets "is
+        OpenSearch running there? (docker compose up -d ...)"); other errors unchanged."""
+        return with_unreachable_hint(exc, self.kind)
 
     def close(self) -> None:
         self.client.close()
@@ -71,12 +77,19 @@ def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice)
     if settings.opensearch_urls:
         where = describe_urls(settings.opensearch_urls)
         client = make_client(settings)
-        info = check_reachable(client, where)
+        try:
+            info = check_reachable(client, where)
+        except FuserecError as exc:
+            raise with_unreachable_hint(exc, "cluster") from exc.__cause__
         return Engine(client=client, url=where, kind="cluster", info=info)
     state = running_engine(settings.state_dir)
     if state is not None:
         client = make_client(settings, [state.url])
-        return Engine(client=client, url=state.url, kind="embedded", info=check_reachable(client, state.url))
+        try:
+            info = check_reachable(client, state.url)
+        except FuserecError as exc:
+            raise with_unreachable_hint(exc, "embedded") from exc.__cause__
+        return Engine(client=client, url=state.url, kind="embedded", info=info)
     server = start_temporary()
     notify(
         "no engine is running, so this command uses a temporary in-memory one: nothing it stores will be kept "

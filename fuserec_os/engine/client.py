@@ -2,7 +2,12 @@
 
 Why: a raw ``ConnectionError(<urllib3...>)`` traceback tells a shop engineer nothing. Every call site that
 talks to the engine goes through :func:`engine_errors` (or :func:`map_engine_error`) so the user sees one line
-naming the URL and the cause: connection refused, TLS, 401/403, timeout, or the engine's own reason.
+naming the URL and the cause: connection refused, TLS, 401/403, timeout, or the engine's own reason (kept
+short: an engine reason can quote a whole document).
+
+Where to look when nothing answers depends on which engine it was: "is OpenSearch running there? (docker
+compose up -d ...)" helps only for a configured cluster, so it is added by whoever knows that
+(:func:`with_unreachable_hint`, from :func:`fuserec_os.engine.open_engine` and the CLI), once, at the end.
 """
 
 from __future__ import annotations
@@ -15,8 +20,19 @@ from typing import Any
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
-from fuserec_os.errors import EngineError, EngineUnavailableError, FuserecError
+from fuserec_os.errors import EngineError, EngineUnavailableError, FuserecError, extended
 from fuserec_os.settings import Settings, mask_url
+
+#: What to check when an engine of this kind does not answer (see :func:`with_unreachable_hint`).
+UNREACHABLE_HINTS = {
+    "cluster": "Is OpenSearch running there? (docker compose up -d, or unset FUSEREC_OPENSEARCH_URL for the "
+    "embedded engine)",
+    "embedded": "Is the background engine still running? ('fuserec engine status'; 'fuserec engine start' "
+    "starts it again)",
+}
+
+#: Longest engine reason quoted in an error or a reject (the middle of a longer one is elided).
+MAX_REASON = 300
 
 
 def make_client(settings: Settings, urls: Sequence[str] | None = None) -> OpenSearch:
@@ -69,13 +85,11 @@ def map_engine_error(exc: Exception, action: str, where: str | None = None) -> F
         )
     if isinstance(exc, osx.ConnectionError):
         cause = _root(exc)
-        hint = (
-            "Is OpenSearch running there? (docker compose up -d, or unset FUSEREC_OPENSEARCH_URL for the "
-            "embedded engine)"
-        )
         if "refused" in cause.lower():
             cause = "connection refused"
-        return EngineUnavailableError(f"cannot reach OpenSearch{at} while {action}: {cause}. {hint}")
+        unreachable = EngineUnavailableError(f"cannot reach OpenSearch{at} while {action}: {cause}.")
+        unreachable.unreachable = True
+        return unreachable
     if isinstance(exc, osx.AuthenticationException):
         return EngineUnavailableError(
             f"OpenSearch{at} answered 401 Unauthorized while {action}: set FUSEREC_OPENSEARCH_USER and "
@@ -89,6 +103,23 @@ def map_engine_error(exc: Exception, action: str, where: str | None = None) -> F
     if isinstance(exc, osx.TransportError):
         return EngineError(f"OpenSearch refused {action}: {exc.status_code} {error_reason(exc)}")
     return EngineError(f"unexpected error while {action}: {type(exc).__name__}: {exc}")
+
+
+def with_unreachable_hint(exc: FuserecError, kind: str) -> FuserecError:
+    """``exc`` with where to look appended, when nothing answered and the engine ``kind`` has a hint (a
+    configured ``cluster``: is it running?; the ``embedded`` background engine: is it still running?)."""
+    hint = UNREACHABLE_HINTS.get(kind)
+    if not isinstance(exc, EngineUnavailableError) or not exc.unreachable or hint is None or hint in str(exc):
+        return exc
+    return extended(exc, hint)
+
+
+def shorten(text: str, limit: int = MAX_REASON) -> str:
+    """``text`` if it is at most ``limit`` characters, else its start and end around an ellipsis."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return f"{text[: limit - tail - 5]} [...] {text[-tail:]}"
 
 
 @contextmanager
@@ -107,8 +138,8 @@ def error_reason(exc: osx.TransportError) -> str:
     if isinstance(err, dict):
         root = err.get("root_cause") or [{}]
         reason = err.get("reason") or (root[0].get("reason") if root else None)
-        return f"{err.get('type', 'error')}: {reason}"
-    return str(exc.error)
+        return shorten(f"{err.get('type', 'error')}: {reason}")
+    return shorten(str(exc.error))
 
 
 def _root(exc: BaseException) -> str:

@@ -7,6 +7,13 @@ rest proceed. Documents are keyed by ``product_id``, so re-running a file is ide
 ``replace=True`` loads into a fresh concrete index and swaps the alias only when the load succeeded
 (something indexed, no engine failures, no rejects unless allowed), so a bad file never empties the live index.
 The CLI (``fuserec ingest products``) is a thin shell over :func:`ingest_products`.
+
+A failure part way never leaves the user guessing. A file that stops parsing (a ragged CSV line) raises an
+InputFileError that says how many rows were read before it, how many of them are indexed and where, and how to
+go on (fix the line and re-run: the ingest is idempotent; or ``--replace``). Everything read before the failure
+is written first, so "rows 1 to N were processed, nothing after" is exact. With ``replace`` the unfinished index
+is deleted and the alias untouched; if that cleanup fails too (the engine died), the original failure is
+reported first and the cleanup's after it.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from opensearchpy import OpenSearch
 
 from fuserec_os.engine.bulk import bulk_or_raise, stream_bulk
 from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import EngineUnavailableError, FuserecError, InputFileError, extended
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import progress_bar, read_rows
+from fuserec_os.index.readers import fix_the_input, progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
-from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
+from fuserec_os.index.validate import MAX_POPULARITY, MAX_PRICE, PRODUCT_FIELDS, normalize_product
 
 
 @dataclass
@@ -49,6 +57,8 @@ class IngestReport:
     swapped: bool = False
     allow_rejects: bool = False
     message: str = ""
+    error: str | None = None
+    """Set when the ingest failed part way (the report then says what was done before the failure)."""
 
     @property
     def docs_per_second(self) -> float:
@@ -56,7 +66,7 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
-        if self.replace and not self.swapped:
+        if self.error is not None or (self.replace and not self.swapped):
             return False
         return self.rejected == 0 or self.allow_rejects
 
@@ -83,8 +93,15 @@ def ingest_products(
     initial_backoff: float = 1.0,
     progress: bool = True,
     progress_file: IO[str] | None = None,
+    max_price: float = MAX_PRICE,
+    max_popularity: float = MAX_POPULARITY,
 ) -> IngestReport:
-    """Validate and index a catalog file into ``alias`` (see the module docstring for the guarantees)."""
+    """Validate and index a catalog file into ``alias`` (see the module docstring for the guarantees).
+
+    ``max_price`` and ``max_popularity`` bound those fields (defaults :data:`~fuserec_os.index.validate.MAX_PRICE`,
+    10,000,000, and :data:`~fuserec_os.index.validate.MAX_POPULARITY`, 1e12): a row above is rejected with the
+    reason, as a unit or export mistake that would otherwise sort first.
+    """
     started = time.monotonic()
     source = Path(source)
     reader = read_rows(source, column_map)
@@ -113,7 +130,8 @@ def ingest_products(
         for row_number, row in reader:
             report.read += 1
             bar.update(1)
-            doc, reasons = normalize_product(row)  # also rejects rows the reader could not parse
+            # also rejects rows the reader could not parse
+            doc, reasons = normalize_product(row, max_price=max_price, max_popularity=max_popularity)
             if doc is None:
                 rejects.add(row_number, row, reasons)
                 continue
@@ -145,11 +163,18 @@ def ingest_products(
                 rejects.add(row_number or None, doc, [bulk_error_reason(result)])
         with engine_errors(f"refreshing {target}"):
             client.indices.refresh(index=target)
+    except FuserecError as exc:
+        bar.close()
+        rejects.close()
+        failure = _failed(client, report, rejects, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     except Exception:
         bar.close()
         rejects.close()
         if replace:
-            manager.delete_index(client, target)
+            _delete_quietly(client, target)
         raise
     bar.close()
     rejects.close()
@@ -159,6 +184,70 @@ def ingest_products(
         _finish_replace(client, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _failed(client: OpenSearch, report: IngestReport, rejects: RejectsWriter, exc: FuserecError) -> FuserecError:
+    """The error to raise for a failure part way: ``exc`` first, then what had been done and how to go on.
+
+    With ``replace`` the unfinished index is deleted (the alias never pointed at it); a failing cleanup is
+    reported after the original failure, never instead of it.
+    """
+    report.rejected = rejects.count
+    report.rejects_path = str(rejects.path) if rejects.count else None
+    report.error = str(exc)
+    cleanup: FuserecError | None = None
+    if report.replace:
+        try:
+            manager.delete_index(client, report.index)
+        except FuserecError as err:
+            cleanup = err
+    notes: list[str] = []
+    rejected = f", {report.rejected} rejected (reasons in {report.rejects_path})" if report.rejected else ", 0 rejected"
+    if isinstance(exc, InputFileError):
+        if report.replace:
+            notes.append(
+                f"{report.read} row(s) were read before it ({report.indexed} indexed{rejected}) into the new "
+                f"index {report.index}."
+            )
+        else:
+            notes.append(
+                f"{report.read} row(s) were read before it: {report.indexed} indexed into {report.index} (alias "
+                f"{report.alias}){rejected}; nothing after row {report.read} was indexed."
+            )
+            notes.append(
+                f"{fix_the_input(exc)} and run the same command again: the ingest is idempotent by product_id, so "
+                "rows already indexed are overwritten, not duplicated. Or add --replace to load the file into a "
+                "fresh index that goes live only if the whole load succeeds."
+            )
+    if report.replace:
+        if cleanup is None:
+            notes.append(
+                f"The unfinished index {report.index} was deleted: alias {report.alias} was NOT swapped, the live "
+                "index is unchanged."
+            )
+        else:
+            notes.append(f"Then removing the unfinished index {report.index} failed too: {cleanup}")
+            notes.append(
+                f"The alias {report.alias} was NOT swapped, the live index is unchanged; 'fuserec index prune "
+                f"--keep 1' deletes {report.index} once a newer index is live."
+            )
+        if isinstance(exc, InputFileError):
+            notes.append(f"{fix_the_input(exc)} and run the same command again.")
+    if not notes:
+        return exc
+    failure = extended(exc, *notes)
+    if isinstance(failure, EngineUnavailableError) and isinstance(cleanup, EngineUnavailableError):
+        failure.unreachable = failure.unreachable or cleanup.unreachable
+    if isinstance(failure, InputFileError):
+        failure.report = report.as_dict()
+    return failure
+
+
+def _delete_quietly(client: OpenSearch, name: str) -> None:
+    try:
+        manager.delete_index(client, name)
+    except Exception:  # cleanup after an unexpected error: that error matters more
+        return
 
 
 def _finish_replace(client: OpenSearch, report: IngestReport) -> None:

@@ -3,7 +3,14 @@
 Every format is turned into the same thing, an iterable of ``(row_number, row_dict)``, so the
 validation and bulk-indexing code never cares where rows came from. Reading is chunked so a
 100k-row catalog is never fully in memory, and values are handed over raw (CSV cells stay
-strings) because deciding what a value means is the validator's job, which can then explain it.
+strings, a JSON ``NaN`` stays NaN) because deciding what a value means is the validator's job,
+which can then explain it.
+
+One rule for empty input, whatever the format: a file without a single row (empty, only a CSV
+header, only blank lines, ``[]``, a Parquet file with no rows) is an InputFileError ("FILE has no
+rows"), raised before anything is written. A JSON line that cannot be parsed (malformed, not an
+object, nested too deeply) is a row carrying the reason and its raw text, so one bad line is one
+reject, not a failed file.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -20,13 +28,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from fuserec_os.errors import InputFileError
-from fuserec_os.index.validate import PARSE_ERROR_KEY, PRODUCT_FIELDS
+from fuserec_os.index.validate import PARSE_ERROR_KEY, PRODUCT_FIELDS, RAW_LINE_KEY
 
 __all__ = [
     "FORMATS_BY_EXTENSION",
     "PARSE_ERROR_KEY",
+    "RAW_LINE_KEY",
     "TableReader",
     "detect_format",
+    "fix_the_input",
+    "no_rows_error",
     "parse_column_map",
     "read_rows",
 ]
@@ -112,8 +123,9 @@ def detect_format(path: str | Path) -> str:
 
 
 # --- reader -----------------------------------------------------------------------------------
-def _clean_nan(value: Any) -> Any:
-    return None if type(value) is float and value != value else value
+def no_rows_error(path: Path) -> InputFileError:
+    """The one error for input without a single row, whatever the format."""
+    return InputFileError(f"{path} has no rows (nothing to ingest)")
 
 
 class TableReader:
@@ -144,6 +156,8 @@ class TableReader:
         else:
             source_columns = self._json_columns()
         self.source_columns = source_columns
+        if self.total_rows == 0:
+            raise no_rows_error(path)
         self._configure_map(dict(column_map or {}))
 
     # -- column map ---------------------------------------------------------------------------
@@ -177,19 +191,19 @@ class TableReader:
         self.columns = [name for name, _ in plan]
 
     def _remap(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """Rename one free-form (JSON) row and turn NaN into None; always a new dict."""
+        """Rename one free-form (JSON) row; always a new dict. Values are kept as parsed (NaN too)."""
         if self._identity:
-            return {key: _clean_nan(value) for key, value in row.items()}
+            return dict(row)
         out: dict[str, Any] = {}
         for key, value in row.items():
             if key in self._shadowed:
                 continue
             names = self._targets.get(key)
             if names is None:
-                out[key] = _clean_nan(value)
+                out[key] = value
             else:
                 for name in names:
-                    out[name] = _clean_nan(value)
+                    out[name] = value
         return out
 
     def _rows_from_columns(self, data: list[list[Any]]) -> Iterator[dict[str, Any]]:
@@ -227,17 +241,19 @@ class TableReader:
         if isinstance(exc, UnicodeDecodeError):
             detail = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
         elif isinstance(exc, pd.errors.EmptyDataError):
-            detail = "the file is empty (expected a header row naming the columns)"
+            return no_rows_error(self.path)
         else:
             detail = str(exc).strip()
         return InputFileError(f"cannot read {self.format.upper()} file {self.path}: {detail}")
 
     def _csv_columns(self) -> list[str]:
-        try:
-            header = pd.read_csv(self.path, nrows=0, **self._csv_options())
+        try:  # the header and the first row: a file with no row is refused before anything is written
+            head = pd.read_csv(self.path, nrows=1, **self._csv_options())
         except (ValueError, OSError, pd.errors.ParserError) as exc:  # EmptyDataError is a ValueError
             raise self._csv_error(exc) from exc
-        return [str(column).strip() for column in header.columns]
+        if head.empty:
+            self.total_rows = 0
+        return [str(column).strip() for column in head.columns]
 
     def _iter_csv(self) -> Iterator[tuple[int, dict[str, Any]]]:
         row_number = 0
@@ -266,16 +282,11 @@ class TableReader:
             return [str(name) for name in parquet.schema_arrow.names]
 
     def _iter_parquet(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        import pyarrow as pa
-
         row_number = 0
         with self._open_parquet() as parquet:
-            floats = {field.name for field in parquet.schema_arrow if pa.types.is_floating(field.type)}
             for batch in parquet.iter_batches(batch_size=self.chunk_size):
-                columns = batch.to_pydict()
-                data = [
-                    [_clean_nan(v) for v in values] if name in floats else values for name, values in columns.items()
-                ]
+                # A null is None; a NaN stays NaN, for the validator to reject (pandas writes its NaN as null).
+                data = list(batch.to_pydict().values())
                 for row in self._rows_from_columns(data):
                     row_number += 1
                     yield row_number, row
@@ -301,11 +312,14 @@ class TableReader:
         return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
     def _parse_line(self, raw: bytes, line_number: int) -> dict[str, Any] | None:
-        """One JSON line; a broken line becomes a parse-error row instead of aborting the file."""
+        """One JSON line; a broken line becomes a parse-error row (the reason and the raw text) instead of
+        aborting the file."""
         try:
             text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
-            return {PARSE_ERROR_KEY: f"line {line_number}: not UTF-8 text ({exc.reason})"}
+            return _unparseable(
+                f"line {line_number}: not UTF-8 text ({exc.reason})", raw.decode("utf-8", "backslashreplace")
+            )
         if not text.strip():
             return None
         try:
@@ -313,9 +327,11 @@ class TableReader:
         except ValueError as exc:
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
             column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            return {PARSE_ERROR_KEY: f"line {line_number}: {reason}{column}"}
+            return _unparseable(f"line {line_number}: {reason}{column}", text)
+        except RecursionError:
+            return _unparseable(f"line {line_number}: {_TOO_DEEP}", text)
         if not isinstance(value, dict):
-            return {PARSE_ERROR_KEY: f"line {line_number}: expected a JSON object, got {type(value).__name__}"}
+            return _unparseable(f"line {line_number}: expected a JSON object, got {type(value).__name__}", text)
         return value
 
     def _json_columns(self) -> list[str]:
@@ -359,6 +375,10 @@ class TableReader:
                 f"cannot read {self.path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg} "
                 "(expected one JSON array of objects, or one JSON object per line)"
             ) from exc
+        except RecursionError:
+            raise InputFileError(
+                f"cannot read {self.path}: {_TOO_DEEP} (one JSON object per line makes such a row one reject)"
+            ) from None
         if not isinstance(data, list):
             raise InputFileError(f"cannot read {self.path}: expected a JSON array of objects")
         self._json_array = data
@@ -376,7 +396,7 @@ class TableReader:
                     yield number, self._remap(item)
                 else:
                     reason = f"item {number}: expected a JSON object, got {type(item).__name__}"
-                    yield number, {PARSE_ERROR_KEY: reason}
+                    yield number, _unparseable(reason, _json_text(item))
             return
         # The first chunk was parsed already to learn the columns; reuse it, then stream the rest.
         for number, row in self._first_chunk:
@@ -398,12 +418,28 @@ class TableReader:
             raise InputFileError(f"cannot read {self.path}: {exc}") from exc
 
 
+_TOO_DEEP = "nested too deeply: JSON nested about 1,000 levels or more cannot be read"
+
+
+def _unparseable(reason: str, raw: str) -> dict[str, Any]:
+    """The row a reader yields for input it could not parse: why, and the text as it was (for the rejects file)."""
+    return {PARSE_ERROR_KEY: reason, RAW_LINE_KEY: raw.rstrip("\r\n")}
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        return repr(value)[:1000]
+
+
 def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, chunk_size: int = 5000) -> TableReader:
     """Open an input table and return its rows as ``(row_number, row_dict)`` pairs.
 
     Row numbers count data rows from 1 as a person would (the CSV header is not a row), so reject
-    reports can be matched against the file. The file is checked (exists, format, header, mapped
-    columns present) here, before any row is read, so a wrong command fails fast.
+    reports can be matched against the file. The file is checked (exists, format, header, at least
+    one row, mapped columns present) here, before any row is handed out, so a wrong command fails
+    fast and an empty file is the same InputFileError in every format.
     """
     file_path = Path(path)
     if not file_path.exists():
@@ -411,7 +447,15 @@ def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, 
     if not file_path.is_file():
         raise InputFileError(f"input path is not a file: {file_path}")
     fmt = detect_format(file_path)
+    if file_path.stat().st_size == 0:
+        raise no_rows_error(file_path)
     return TableReader(file_path, fmt, column_map, chunk_size)
+
+
+def fix_the_input(exc: BaseException) -> str:
+    """The start of the advice after a file failed part way: "Fix line N" when the error names the line."""
+    match = re.search(r"\bline (\d+)", str(exc))
+    return f"Fix line {match.group(1)}" if match else "Fix the file"
 
 
 def estimate_rows(path: Path, fmt: str) -> int | None:

@@ -23,10 +23,16 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_ID_BYTES",
+    "MAX_POPULARITY",
+    "MAX_PRICE",
     "PARSE_ERROR_KEY",
     "PRODUCT_FIELDS",
+    "RAW_LINE_KEY",
     "REQUIRED_FIELDS",
     "InvalidValue",
+    "check_at_most",
+    "format_bound",
     "is_missing",
     "normalize_product",
     "parse_datetime",
@@ -62,8 +68,18 @@ REQUIRED_FIELDS: tuple[str, ...] = ("product_id", "title")
 
 #: Key a reader puts in a row it could not parse (e.g. a malformed JSON line); its value says why.
 PARSE_ERROR_KEY = "__parse_error__"
+#: Key beside :data:`PARSE_ERROR_KEY` holding the unparseable line's text, so the rejects file keeps it.
+RAW_LINE_KEY = "__raw_line__"
 
-MAX_PRODUCT_ID_LENGTH = 512
+#: The engine's limit on a document id (OpenSearch: 512 bytes), counted in UTF-8 bytes, not characters: 300
+#: accented letters are 600 bytes. Every id (product, event, request, user) is held to it.
+MAX_ID_BYTES = 512
+#: Default upper bound of a price (catalog and events). Above it a value is a unit or export mistake (cents
+#: read as units, a 1e308 placeholder) that would sort first and skew every price facet; ``max_price=`` (the
+#: CLI's ``--max-price``) raises it.
+MAX_PRICE = 10_000_000.0
+#: Default upper bound of ``popularity`` (a score or a count): ``max_popularity=`` raises it.
+MAX_POPULARITY = 1e12
 _MAX_SHOWN = 60
 _INT_MAX = 2**31 - 1  # the mapping's ``integer`` type
 
@@ -94,9 +110,13 @@ _FALSE_WORDS = frozenset({"no", "false", "n", "0"})
 # Spreadsheet/pandas spellings of "no value"; only treated as absent in typed (non-text) fields,
 # where they can never be a real value, so a brand literally called "None" is still kept.
 _NULL_WORDS = frozenset({"nan", "null", "none", "n/a", "na", "nat"})
+# In number fields "NaN" is a value someone wrote (a JSON NaN, a NaN in Parquet, "NaN" in a cell), not an empty
+# cell: it is rejected, never dropped silently.
+_NUMBER_NULL_WORDS = _NULL_WORDS - {"nan"}
 _NA_TYPE_NAMES = frozenset({"NAType", "NaTType"})
 
 _EXPECT_NUMBER = "expected e.g. 19.99"
+_NAN_REASON = "is not a finite number (leave it empty when there is no value; expected e.g. 19.99)"
 _EXPECT_BOOL = "expected yes/no/true/false/1/0"
 _EXPECT_DATE = "expected ISO 8601 e.g. 2024-05-01T12:00:00Z, or epoch seconds/milliseconds"
 _EXPECT_ATTR = "expected key:value or key=value, e.g. color:red"
@@ -133,10 +153,6 @@ def _is_absent(value: Any) -> bool:
     if isinstance(value, (list, tuple, dict, set, np.ndarray)):
         return len(value) == 0
     return kind.__name__ in _NA_TYPE_NAMES
-
-
-def _is_null_word(value: Any) -> bool:
-    return type(value) is str and value.strip().lower() in _NULL_WORDS
 
 
 def _format_number(value: Any) -> str:
@@ -179,7 +195,11 @@ def _parse_text(value: Any) -> str | None:
 
 
 def parse_identifier(value: Any, example: str = "SKU-123") -> str | None:
-    """An id from text or a number (123.0 becomes "123"); None when blank. ``example`` goes into the reason."""
+    """An id from text or a number (123.0 becomes "123"); None when blank. ``example`` goes into the reason.
+
+    At most :data:`MAX_ID_BYTES` UTF-8 bytes: the engine refuses a longer ``_id`` (and with it, a whole bulk
+    request), so the row is rejected here with the count instead.
+    """
     if isinstance(value, str):
         pid = value.strip()
     elif _is_number(value):
@@ -190,8 +210,12 @@ def parse_identifier(value: Any, example: str = "SKU-123") -> str | None:
         raise _Invalid(f"{_show(value)} is not a valid id (expected a string or integer, e.g. {example})")
     if not pid:
         return None
-    if len(pid) > MAX_PRODUCT_ID_LENGTH:
-        raise _Invalid(f"{_show(pid)} is {len(pid)} characters long (expected at most {MAX_PRODUCT_ID_LENGTH})")
+    # At most 4 bytes per character: only long ids need encoding to be measured.
+    if len(pid) > MAX_ID_BYTES // 4 and (size := len(pid.encode("utf-8", "surrogatepass"))) > MAX_ID_BYTES:
+        raise _Invalid(
+            f"{size} bytes, at most {MAX_ID_BYTES} (the engine's limit on ids, counted in UTF-8: "
+            f"{len(pid)} characters, {_show(pid)})"
+        )
     return pid
 
 
@@ -238,10 +262,13 @@ def _to_float(value: Any) -> float:
     elif kind is str:
         try:  # the common case, "19.99"; the checks below reject "nan"/"inf"/"1_000"
             number = float(value)
-            if "_" not in value and math.isfinite(number):
-                return number
         except ValueError:
             pass
+        else:
+            if "_" not in value and math.isfinite(number):
+                return number
+            if number != number:
+                raise _Invalid(f"{_show(value)} {_NAN_REASON}")
         text = value.strip()
         sign = ""
         if text[:1] in "+-" and text[1:2] and text[1:2] in _CURRENCY_SYMBOLS:
@@ -261,8 +288,24 @@ def _to_float(value: Any) -> float:
     else:
         raise _Invalid(f"{_show(value)} is not a number ({_EXPECT_NUMBER})")
     if not math.isfinite(number):
+        if number != number:
+            raise _Invalid(f"{_show(value)} {_NAN_REASON}")
         raise _Invalid(f"{_show(value)} is not a finite number ({_EXPECT_NUMBER})")
     return number
+
+
+def format_bound(bound: float) -> str:
+    """A bound as people write it in a reason: 10,000,000 (not 1e7), 0.5."""
+    if float(bound).is_integer() and abs(bound) < 1e16:
+        return f"{int(bound):,}"
+    return f"{bound:g}"
+
+
+def check_at_most(value: float, raw: Any, bound: float, hint: str) -> float:
+    """``value`` when it is at most ``bound``; else InvalidValue naming the bound and ``hint`` (how to raise it)."""
+    if value > bound:
+        raise _Invalid(f"{_show(raw)} is above the maximum {format_bound(bound)} ({hint})")
+    return value
 
 
 def _parse_non_negative(value: Any) -> float:
@@ -270,6 +313,10 @@ def _parse_non_negative(value: Any) -> float:
     if number < 0:
         raise _Invalid(f"{_show(value)} is negative (expected a number >= 0, e.g. 19.99)")
     return number
+
+
+_PRICE_HINT = "usually a unit or export mistake, and it would sort first; --max-price raises the limit"
+_POPULARITY_HINT = "usually an export mistake; max_popularity= raises the limit"
 
 
 def _parse_rating(value: Any) -> float:
@@ -421,6 +468,8 @@ def _parse_tags(value: Any) -> list[str] | None:
                 loaded = json.loads(text)
             except ValueError:
                 loaded = None
+            except RecursionError:
+                raise _Invalid(f"{_show(value)} is JSON nested too deeply (expected a list of strings)") from None
             items = loaded if isinstance(loaded, list) else None
         if items is None:
             tags = [" ".join(part.split()) for part in _TAG_SPLIT_RE.split(text)]
@@ -500,6 +549,8 @@ def _parse_attributes(value: Any) -> list[str] | None:
                 value = json.loads(text)
             except ValueError as exc:
                 raise _Invalid(f"{_show(value)} is not valid JSON ({exc}; {_EXPECT_ATTR})") from None
+            except RecursionError:
+                raise _Invalid(f"{_show(value)} is JSON nested too deeply ({_EXPECT_ATTR})") from None
         else:
             for part in _ATTR_SPLIT_RE.split(text):
                 if part.strip():
@@ -532,11 +583,30 @@ def _parse_image_url(value: Any) -> str:
 
 
 # --- shared helpers (public: the event validator reuses them, so both ingests read values alike) ----------
-def is_missing(value: Any, typed: bool = False) -> bool:
-    """Whether a cell means "no value": None/NaN/NA/blank, and for ``typed`` fields words like "null"/"N/A"."""
+def is_missing(value: Any, typed: bool = False, number: bool = False) -> bool:
+    """Whether a cell means "no value": None/NaN/NA/blank, and for ``typed`` fields words like "null"/"N/A".
+
+    For a ``number`` field (implies ``typed``) NaN is not missing: a NaN float or a "NaN" cell is a value the
+    parser rejects, so it is reported instead of dropped.
+    """
     if type(value) is str:
-        return not value or value.isspace() or (typed and len(value) < 12 and _is_null_word(value))
+        if not value or value.isspace():
+            return True
+        if (typed or number) and len(value) < 12:
+            return value.strip().lower() in (_NUMBER_NULL_WORDS if number else _NULL_WORDS)
+        return False
+    if number:
+        return _is_absent_number(value)
     return value is None or _is_absent(value)
+
+
+def _is_absent_number(value: Any) -> bool:
+    """Absent in a number field: None, pd.NA/NaT, an empty list; never NaN (see :func:`is_missing`)."""
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return False
+    return _is_absent(value)
 
 
 parse_number = _to_float
@@ -544,46 +614,59 @@ parse_non_negative = _parse_non_negative
 show_value = _show
 
 
-# field -> (parser, typed). "typed" fields also treat words like "NaN"/"null" as absent.
-_PARSER_TABLE: tuple[tuple[str, Callable[[Any], Any], bool], ...] = (
-    ("product_id", _parse_product_id, False),
-    ("title", _parse_text, False),
-    ("description", _parse_text, False),
-    ("brand", _parse_text, False),
-    ("category", _parse_category, False),
-    ("price", _parse_non_negative, True),
-    ("currency", _parse_currency, True),
-    ("rating", _parse_rating, True),
-    ("review_count", _parse_count, True),
-    ("in_stock", _parse_bool, True),
-    ("tags", _parse_tags, False),
-    ("attributes", _parse_attributes, False),
-    ("image_url", _parse_image_url, True),
-    ("created_at", _parse_date, True),
-    ("popularity", _parse_non_negative, True),
+_TEXT, _TYPED, _NUMBER = 0, 1, 2
+# field -> (parser, kind). _TYPED fields also treat words like "null"/"N/A"/"NaN" as absent; _NUMBER fields
+# do too, except NaN (in any spelling), which their parsers reject.
+_PARSER_TABLE: tuple[tuple[str, Callable[[Any], Any], int], ...] = (
+    ("product_id", _parse_product_id, _TEXT),
+    ("title", _parse_text, _TEXT),
+    ("description", _parse_text, _TEXT),
+    ("brand", _parse_text, _TEXT),
+    ("category", _parse_category, _TEXT),
+    ("price", _parse_non_negative, _NUMBER),
+    ("currency", _parse_currency, _TYPED),
+    ("rating", _parse_rating, _NUMBER),
+    ("review_count", _parse_count, _NUMBER),
+    ("in_stock", _parse_bool, _TYPED),
+    ("tags", _parse_tags, _TEXT),
+    ("attributes", _parse_attributes, _TEXT),
+    ("image_url", _parse_image_url, _TYPED),
+    ("created_at", _parse_date, _TYPED),
+    ("popularity", _parse_non_negative, _NUMBER),
 )
 assert tuple(field for field, _, _ in _PARSER_TABLE) == PRODUCT_FIELDS
-# With the "required" flag precomputed, the per-row loop does no extra lookups.
-_PARSERS = tuple((f, parse, typed, f in REQUIRED_FIELDS) for f, parse, typed in _PARSER_TABLE)
+# With the "required" flag and the null words precomputed, the per-row loop does no extra lookups.
+_PARSERS = tuple(
+    (f, parse, kind == _NUMBER, (None, _NULL_WORDS, _NUMBER_NULL_WORDS)[kind], f in REQUIRED_FIELDS)
+    for f, parse, kind in _PARSER_TABLE
+)
 
 
-def normalize_product(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+def normalize_product(
+    row: Mapping[str, Any], *, max_price: float = MAX_PRICE, max_popularity: float = MAX_POPULARITY
+) -> tuple[dict[str, Any] | None, list[str]]:
     """Turn one input row into an index document, or explain every reason it cannot be one.
 
     Returns ``(doc, [])`` or ``(None, reasons)``. All problems of a row are collected so a user
     fixes a file in one pass instead of one error per run. Keys not in :data:`PRODUCT_FIELDS`
     are ignored (the caller reports unknown columns once per file, not once per row). A row a
     reader could not parse (it carries :data:`PARSE_ERROR_KEY`) is rejected with that reason.
+
+    Numbers must be finite (NaN is rejected, not dropped) and ``price``/``popularity`` at most
+    ``max_price`` (default :data:`MAX_PRICE`) / ``max_popularity`` (default :data:`MAX_POPULARITY`);
+    ``rating`` is 0-5 and ``review_count`` fits the mapping's integer.
     """
     parse_error = row.get(PARSE_ERROR_KEY)
     if parse_error is not None:
         return None, [f"row: could not be parsed ({parse_error})"]
     doc: dict[str, Any] = {}
     reasons: list[str] = []
-    for field, parse, typed, required in _PARSERS:
+    for field, parse, number, nulls, required in _PARSERS:
         raw = row.get(field)
         if type(raw) is str:
-            absent = not raw or raw.isspace() or (typed and len(raw) < 12 and _is_null_word(raw))
+            absent = not raw or raw.isspace() or (nulls is not None and len(raw) < 12 and raw.strip().lower() in nulls)
+        elif number:
+            absent = _is_absent_number(raw)
         else:
             absent = raw is None or _is_absent(raw)
         if absent:
@@ -592,6 +675,11 @@ def normalize_product(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, li
             continue
         try:
             value = parse(raw)
+            if number and field in ("price", "popularity"):
+                if field == "price":
+                    check_at_most(value, raw, max_price, _PRICE_HINT)
+                else:
+                    check_at_most(value, raw, max_popularity, _POPULARITY_HINT)
         except _Invalid as exc:
             reasons.append(f"{field}: {exc}")
             continue

@@ -295,3 +295,52 @@ def test_cli_ingest_events_summary_json_and_exit_codes(
     bad_map = cli("ingest", "events", str(src), "--map", "title=visitor", ok=False)
     assert bad_map.exit_code == 8 and "title" in bad_map.stderr and "user_id" in bad_map.stderr
     assert "type_aliases" in cli("ingest", "events", "--help").stdout
+
+
+# --- issue 8 ---------------------------------------------------------------------------------------
+def test_a_reused_event_id_with_other_content_is_rejected_naming_both_rows(
+    cli: Cli, client: OpenSearch, events_alias: str, tmp_path: Path
+) -> None:
+    """A click, then a purchase under the same event_id: the purchase must not vanish as a "repeat"."""
+    columns = ["event_id", *COLUMNS]
+    click = {
+        "event_id": "e1",
+        "user_id": "u1",
+        "type": "click",
+        "product_id": "P1",
+        "timestamp": "2024-05-01T10:00:00Z",
+    }
+    rows = [click, dict(click, type="purchase", price="19.99"), dict(click), dict(click, event_id="e2")]
+    src = _write_csv(tmp_path / "reused.csv", rows, columns)
+    res = cli("ingest", "events", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1
+    assert "read 4 rows, stored 2, already stored 0, rejected 1" in res.stdout
+    assert "1 identical repeat(s) of an event in the file, counted once" in res.stdout
+    (reject,) = [json.loads(line) for line in (tmp_path / "reused.csv.rejects.jsonl").read_text().splitlines()]
+    assert reject["row"] == 2 and reject["event_id"] == "e1" and reject["record"]["type"] == "purchase"
+    assert reject["reasons"] == [
+        "event_id: 'e1' of row 2 is also the event_id of row 1, with different content (row 1 was kept; give "
+        "each event its own event_id, or leave the column empty to derive one from the content)"
+    ]
+    assert client.get(index=f"{events_alias}-2024.05", id="e1")["_source"]["type"] == "click"
+
+
+def test_cli_an_events_file_that_stops_parsing_says_what_was_stored(
+    cli: Cli, client: OpenSearch, events_alias: str, tmp_path: Path
+) -> None:
+    lines = ["user_id,type,product_id,timestamp"]
+    lines += [f"u{i},view,P{i},2024-05-01T10:00:00Z" for i in range(1, 5001)]
+    lines += ["u0,view,P0,2024-05-01T10:00:00Z,surplus", "u9,view,P9,2024-05-01T10:00:00Z"]
+    src = tmp_path / "ragged.csv"
+    src.write_text("\n".join(lines) + "\n")
+    res = cli("ingest", "events", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 8 and "line 5002" in res.stderr
+    assert f"5000 row(s) were read before it: 5000 stored into {events_alias}" in res.stderr
+    assert "fix line 5002 and run the same command again" in res.stderr.lower()
+    assert _count(client, events_alias) == 5000
+
+    again = cli("ingest", "events", str(src), "--no-progress", "--json", ok=False)  # re-run: nothing twice
+    assert again.exit_code == 8 and "5000 already stored" in again.stderr
+    partial = json.loads(again.stdout)  # --json: what was done before the failure, on stdout
+    assert (partial["read"], partial["stored"], partial["already_stored"], partial["ok"]) == (5000, 0, 5000, False)
+    assert "line 5002" in partial["error"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
@@ -195,3 +197,134 @@ def test_generated_catalog_loads_completely(
     rep = ingest_products(client, src, spec, alias, progress=False)
     assert rep.ok and rep.indexed == 300 and rep.rejected == 0
     assert client.count(index=alias)["count"] == 300
+
+
+# --- issue 8: ingest that fails part way, ids in bytes, absurd values, empty files --------------------------
+def _strict_json(line: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"bare {name} in the rejects file: {line}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def _rejects(path: Path) -> list[dict[str, Any]]:
+    return [_strict_json(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_cli_a_multibyte_id_over_512_bytes_is_one_reject_and_the_valid_rows_are_indexed(
+    cli: Cli, client: OpenSearch, alias: str, tmp_path: Path
+) -> None:
+    rows = [{"product_id": f"P{i}", "title": f"Item {i}"} for i in range(1, 51)]
+    rows.insert(25, {"product_id": "é" * 300, "title": "Accented"})  # 300 characters, 600 bytes: row 26
+    src = tmp_path / "ids.csv"
+    pd.DataFrame(rows).to_csv(src, index=False)
+    res = cli("ingest", "products", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1, res.stderr
+    assert "indexed 50, rejected 1" in res.stdout
+    (reject,) = _rejects(tmp_path / "ids.csv.rejects.jsonl")
+    assert reject["row"] == 26 and reject["product_id"] == "é" * 300
+    assert reject["reasons"][0].startswith("product_id: 600 bytes, at most 512")
+    client.indices.refresh(index=alias)
+    assert client.count(index=alias)["count"] == 50
+
+
+def test_a_chunk_the_engine_refuses_whole_is_retried_document_by_document(
+    client: OpenSearch, spec: MappingSpec, alias: str
+) -> None:
+    """Past validation (the bulk policy itself): a 600-byte id fails the engine's request validation, which
+    refuses the whole request; only that document may fail, with the engine's reason, kept short."""
+    from fuserec_os.engine.bulk import stream_bulk
+
+    index, _ = manager.ensure_index(client, spec, alias)
+    ids = ["A1", "A2", "é" * 300, "A4"]
+    actions = [{"_index": index, "_id": i, "_source": {"product_id": i[:50], "title": "t"}} for i in ids]
+    results = list(stream_bulk(client, actions, what="test", chunk_size=10))
+    assert [(ok, r.get("status")) for ok, r in results] == [(True, 201), (True, 201), (False, 400), (True, 201)]
+    from fuserec_os.engine.bulk import refusal_reason
+
+    reason = refusal_reason(results[2][1])
+    assert "512 bytes" in reason and len(reason) < 400
+    client.indices.refresh(index=index)
+    assert client.count(index=index)["count"] == 3
+
+
+def _ragged_csv(path: Path, rows: int, bad_row: int) -> Path:
+    lines = ["product_id,title"]
+    for i in range(1, rows + 1):
+        lines.append(f"P{i},Item {i},surplus" if i == bad_row else f"P{i},Item {i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_cli_a_file_that_stops_parsing_says_what_was_indexed_and_how_to_go_on(
+    cli: Cli, client: OpenSearch, alias: str, tmp_path: Path
+) -> None:
+    src = _ragged_csv(tmp_path / "ragged.csv", 6000, bad_row=5501)  # file line 5502
+    res = cli("ingest", "products", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 8 and "Traceback" not in res.stderr
+    live = manager.alias_targets(client, alias)
+    message = res.stderr
+    assert "line 5502" in message
+    assert f"5000 row(s) were read before it: 5000 indexed into {live[0]} (alias {alias})" in message
+    assert "fix line 5502 and run the same command again" in message.lower()
+    assert "idempotent" in message and "--replace" in message
+    client.indices.refresh(index=alias)
+    assert client.count(index=alias)["count"] == 5000
+
+    replaced = cli("ingest", "products", str(src), "--no-progress", "--replace", ok=False)
+    assert replaced.exit_code == 8
+    assert f"alias {alias} was NOT swapped" in replaced.stderr and "live index is unchanged" in replaced.stderr
+    assert manager.alias_targets(client, alias) == live
+    assert manager.managed_indices(client, alias) == live  # the partial new index was deleted
+    assert client.count(index=alias)["count"] == 5000
+
+
+def test_cli_a_deeply_nested_json_line_is_a_reject_with_its_raw_text(
+    cli: Cli, client: OpenSearch, alias: str, tmp_path: Path
+) -> None:
+    deep = '{"product_id": "D", "title": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    src = tmp_path / "deep.jsonl"
+    src.write_text('{"product_id": "A", "title": "a"}\n' + deep + '\n{"product_id": "B", "title": "b"}\n')
+    res = cli("ingest", "products", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1 and "Traceback" not in res.stderr and "RecursionError" not in res.output
+    assert "indexed 2, rejected 1" in res.stdout
+    (reject,) = _rejects(tmp_path / "deep.jsonl.rejects.jsonl")
+    assert reject["row"] == 2 and reject["raw"] == deep
+    assert reject["reasons"][0].startswith("row: could not be parsed (line 2: nested too deeply")
+
+
+def test_cli_non_finite_and_absurd_numbers_are_rejected_and_the_rejects_file_is_strict_json(
+    cli: Cli, client: OpenSearch, alias: str, tmp_path: Path
+) -> None:
+    src = tmp_path / "prices.jsonl"
+    src.write_text(
+        '{"product_id": "N", "title": "nan", "price": NaN}\n'
+        '{"product_id": "H", "title": "huge", "price": 1e308}\n'
+        '{"product_id": "I", "title": "inf", "price": Infinity, "popularity": -Infinity}\n'
+        '{"product_id": "M", "title": "twenty million", "price": 2e7}\n'
+        '{"product_id": "G", "title": "good", "price": 19.99}\n'
+    )
+    res = cli("ingest", "products", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1 and "indexed 1, rejected 4" in res.stdout
+    rejects = {r["product_id"]: r for r in _rejects(tmp_path / "prices.jsonl.rejects.jsonl")}
+    assert rejects["N"]["record"]["price"] == "NaN" and "not a finite number" in rejects["N"]["reasons"][0]
+    assert "above the maximum 10,000,000" in rejects["H"]["reasons"][0]
+    assert rejects["I"]["record"]["popularity"] == "-Infinity" and len(rejects["I"]["reasons"]) == 2
+    assert "above the maximum 10,000,000" in rejects["M"]["reasons"][0]
+
+    raised = cli("ingest", "products", str(src), "--no-progress", "--max-price", "1e8", ok=False)
+    assert "indexed 2, rejected 3" in raised.stdout
+    assert client.get(index=alias, id="M")["_source"]["price"] == 2e7
+
+
+@pytest.mark.parametrize("command", ["products", "events", "impressions"])
+def test_cli_an_empty_file_is_one_error_whatever_the_format(cli: Cli, tmp_path: Path, command: str) -> None:
+    outcomes = []
+    for name, content in [("empty.jsonl", ""), ("empty.csv", ""), ("header.csv", "a,b\n"), ("blank.json", "\n\n")]:
+        src = tmp_path / name
+        src.write_text(content)
+        res = cli("ingest", command, str(src), "--no-progress", ok=False)
+        outcomes.append((res.exit_code, res.stderr.replace(str(src), "FILE").splitlines()[-1]))
+    assert outcomes[0] == (8, "error: FILE has no rows (nothing to ingest)")
+    assert all(outcome[0] == 8 and outcome[1].startswith("error: FILE has no rows") for outcome in outcomes)
+    assert outcomes[1] == outcomes[0]

@@ -387,3 +387,25 @@ def test_erase_user_counts_impressions(
     assert erase_user(client, aliases, "u1").documents == 0
     erased = json.loads(cli("profiles", "delete", "u2", "--json").stdout)
     assert erased["impressions"] == int((before["user_id"] == "u2").sum()) > 0
+
+
+# ------------------------------------------------------------------------------------------ issue 8
+
+
+def test_cli_a_search_showing_thousands_of_products_is_rejected(
+    cli: Cli, client: OpenSearch, searches_alias: str, tmp_path: Path
+) -> None:
+    rows = [
+        {"request_id": "r1", "user_id": "u1", "timestamp": "2024-05-01T10:00:00Z", "product_ids": ["P1", "P2"]},
+        {"request_id": "r2", "user_id": "u1", "timestamp": "2024-05-01T10:01:00Z",
+         "product_ids": [f"P{i}" for i in range(5000)]},
+    ]  # fmt: skip
+    src = tmp_path / "searches.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = cli("ingest", "impressions", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1 and "stored 1 searches" in res.stdout and "rejected 1" in res.stdout
+    (reject,) = [json.loads(line) for line in (tmp_path / "searches.jsonl.rejects.jsonl").read_text().splitlines()]
+    assert reject["request_id"] == "r2" and reject["reasons"][0].startswith("product_ids: 5000 ids, at most 1000")
+
+    raised = cli("ingest", "impressions", str(src), "--no-progress", "--max-shown", "5000")
+    assert "stored 1 searches (5000 products shown)" in raised.stdout and "already stored 1" in raised.stdout

@@ -306,3 +306,40 @@ def test_record_events_retries_429_and_never_raises_for_bad_events(tmp_path: Pat
     assert "engine rejected the document (400): x: y" in res.rejected[1][1][0]
     assert "expected an object" in res.rejected[2][1][0]
     assert res.as_dict()["rejected"][0]["index"] == 2
+
+
+# --- absurd values and conflicting ids (issue 8) ---------------------------------------------------
+@pytest.mark.parametrize("raw", [float("nan"), "NaN", 1e308, "1e308", float("inf")])
+def test_non_finite_and_absurd_prices_are_rejected(raw: Any) -> None:
+    reasons = bad(price=raw)
+    assert len(reasons) == 1 and reasons[0].startswith("price: ")
+    assert "not a finite number" in reasons[0] or "above the maximum 10,000,000" in reasons[0]
+
+
+def test_the_price_bound_is_a_keyword_argument() -> None:
+    row = {**BASE, "price": "2e7"}
+    assert normalize_event(row, now=NOW)[0] is None
+    doc, reasons = normalize_event(row, now=NOW, max_price=1e8)
+    assert reasons == [] and doc is not None and doc["price"] == 2e7
+
+
+def test_event_id_limit_counts_bytes() -> None:
+    reasons = bad(event_id="é" * 300)
+    assert len(reasons) == 1 and reasons[0].startswith("event_id: 600 bytes, at most 512")
+    assert ok(event_id="é" * 256)["event_id"] == "é" * 256
+
+
+def test_record_events_rejects_a_conflicting_repeat_and_counts_an_identical_one(tmp_path: Path) -> None:
+    """The same event_id with other content is another event under a reused id: rejected, naming both."""
+    spec = MappingSpec("events", 1, {}, {"properties": {}}, tmp_path / "events.json")
+    client = FakeClient()
+    events = [
+        dict(BASE, event_id="e1", type="click"),
+        dict(BASE, event_id="e1", type="purchase"),  # conflict
+        dict(BASE, event_id="e1", type="click"),  # identical repeat
+    ]
+    res = record_events(client, events, spec, "ev", initial_backoff=0.001)  # type: ignore[arg-type]
+    assert (res.accepted, res.already_stored) == (1, 1)
+    assert [i for i, _ in res.rejected] == [1]
+    reason = res.rejected[0][1][0]
+    assert reason.startswith("event_id: 'e1' of item 1 is also the event_id of item 0, with different content")

@@ -12,7 +12,8 @@ import pytest
 
 from fuserec_os.errors import InputFileError
 from fuserec_os.index.readers import PARSE_ERROR_KEY, detect_format, parse_column_map, read_rows
-from fuserec_os.index.validate import PRODUCT_FIELDS, normalize_product
+from fuserec_os.index.rejects import RejectsWriter
+from fuserec_os.index.validate import PRODUCT_FIELDS, RAW_LINE_KEY, normalize_product
 
 ROWS = [
     {"product_id": "1", "name": "Red shoe", "price": "19.99", "extra": "x"},
@@ -121,8 +122,41 @@ def test_directory_is_not_a_file(tmp_path: Path) -> None:
 def test_empty_csv(tmp_path: Path) -> None:
     path = tmp_path / "empty.csv"
     path.write_text("")
-    with pytest.raises(InputFileError, match="empty"):
+    with pytest.raises(InputFileError, match="has no rows"):
         read_rows(path)
+
+
+def _write_parquet_without_rows(path: Path) -> None:
+    pd.DataFrame({"product_id": pd.Series([], dtype="str"), "title": pd.Series([], dtype="str")}).to_parquet(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.csv", b""),
+        ("empty.tsv", b""),
+        ("empty.jsonl", b""),
+        ("empty.ndjson", b""),
+        ("empty.json", b""),
+        ("header-only.csv", b"product_id,title\n"),
+        ("blank-lines.jsonl", b"\n  \n\n"),
+        ("empty-array.json", b"[]"),
+        ("empty.jsonl.gz", gzip.compress(b"")),
+        ("header-only.csv.gz", gzip.compress(b"product_id,title\n")),
+        ("no-rows.parquet", None),
+    ],
+)
+def test_no_rows_is_one_error_for_every_format(tmp_path: Path, name: str, content: bytes | None) -> None:
+    """One rule for empty input: whatever the format, a file without a single row is an input error (exit 8)."""
+    path = tmp_path / name
+    if content is None:
+        _write_parquet_without_rows(path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputFileError) as info:
+        read_rows(path)
+    assert str(info.value).startswith(f"{path} has no rows")
+    assert info.value.exit_code == 8
 
 
 def test_broken_parquet(tmp_path: Path) -> None:
@@ -239,9 +273,32 @@ def test_jsonl_round_trip_with_types(tmp_path: Path) -> None:
     ]
 
 
-def test_jsonl_nan_becomes_none(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "n.ndjson", ['{"product_id": "1", "price": NaN}'])
-    assert collect(path) == [(1, {"product_id": "1", "price": None})]
+def test_jsonl_nan_reaches_the_validator_which_rejects_it(tmp_path: Path) -> None:
+    """A JSON NaN is a value someone wrote, not an absent one: it must not vanish before validation."""
+    path = write_jsonl(tmp_path / "n.ndjson", ['{"product_id": "1", "title": "A", "price": NaN}'])
+    ((number, row),) = collect(path)
+    assert number == 1 and row["price"] != row["price"]
+    doc, reasons = normalize_product(row)
+    assert doc is None and reasons[0].startswith("price: nan is not a finite number")
+
+
+def test_jsonl_deeply_nested_line_is_a_parse_error_row_with_its_raw_text(tmp_path: Path) -> None:
+    deep = '{"product_id": "2", "title": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    lines = ['{"product_id": "1", "title": "A"}', deep, '{"product_id": "3", "title": "C"}']
+    rows = collect(write_jsonl(tmp_path / "deep.jsonl", lines))
+    assert [number for number, _ in rows] == [1, 2, 3]
+    assert rows[1][1][PARSE_ERROR_KEY].startswith("line 2: nested too deeply")
+    assert rows[1][1][RAW_LINE_KEY] == deep
+    doc, reasons = normalize_product(rows[1][1])
+    assert doc is None and reasons[0].startswith("row: could not be parsed (line 2: nested too deeply")
+    assert rows[2][1] == {"product_id": "3", "title": "C"}
+
+
+def test_deeply_nested_json_array_file_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('[{"product_id": "1", "title": ' + "[" * 10_000 + "]" * 10_000 + "}]")
+    with pytest.raises(InputFileError, match="nested too deeply"):
+        read_rows(path)
 
 
 def test_jsonl_malformed_line_does_not_kill_file(tmp_path: Path) -> None:
@@ -254,9 +311,10 @@ def test_jsonl_malformed_line_does_not_kill_file(tmp_path: Path) -> None:
     rows = collect(write_jsonl(tmp_path / "p.jsonl", lines))
     assert [number for number, _ in rows] == [1, 2, 3, 4]
     assert rows[0][1] == {"product_id": "1", "title": "A"}
-    assert set(rows[1][1]) == {PARSE_ERROR_KEY}
+    assert set(rows[1][1]) == {PARSE_ERROR_KEY, RAW_LINE_KEY}
     assert rows[1][1][PARSE_ERROR_KEY].startswith("line 2: Expecting value at column")
-    assert rows[2][1] == {PARSE_ERROR_KEY: "line 3: expected a JSON object, got list"}
+    assert rows[1][1][RAW_LINE_KEY] == '{"product_id": "2", "title": '  # kept for the rejects file
+    assert rows[2][1] == {PARSE_ERROR_KEY: "line 3: expected a JSON object, got list", RAW_LINE_KEY: "[1, 2]"}
     assert rows[3][1] == {"product_id": "4", "title": "D"}
     doc, reasons = normalize_product(rows[1][1])
     assert doc is None and reasons[0].startswith("row: could not be parsed (line 2:")
@@ -296,7 +354,7 @@ def test_json_array_file(tmp_path: Path) -> None:
     assert reader.columns == ["product_id", "title"]
     rows = list(reader)
     assert rows[0] == (1, {"product_id": "1", "title": "A"})
-    assert rows[1] == (2, {PARSE_ERROR_KEY: "item 2: expected a JSON object, got int"})
+    assert rows[1] == (2, {PARSE_ERROR_KEY: "item 2: expected a JSON object, got int", RAW_LINE_KEY: "5"})
     assert rows[2] == (3, {"product_id": "3"})
 
 
@@ -346,3 +404,43 @@ def test_parquet_column_map(tmp_path: Path) -> None:
     assert collect(path, {"product_id": "sku", "title": "name"}) == [(1, {"product_id": "a", "title": "N"})]
     with pytest.raises(InputFileError, match="'brand_name' is not in"):
         read_rows(path, {"brand": "brand_name"})
+
+
+# --- the rejects file -------------------------------------------------------------------------
+def _strict_json(line: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"bare {name} in the rejects file: {line}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_rejects_file_is_strict_json_and_keeps_raw_lines(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "in.jsonl"
+    bad_line = '{"product_id": "2", "title": '
+    path.write_text(
+        '{"product_id": "1", "title": "A", "price": NaN, "rating": Infinity, "popularity": -Infinity}\n'
+        + bad_line
+        + "\n"
+    )
+    writer = RejectsWriter(tmp_path / "rejects.jsonl")
+    for number, row in read_rows(path):
+        doc, reasons = normalize_product(row)
+        assert doc is None
+        writer.add(number, row, reasons)
+    writer.add(3, {"product_id": "4", "price": np.float32("nan"), "nested": {"x": [float("inf")]}}, ["made up"])
+    writer.close()
+    records = [_strict_json(line) for line in writer.path.read_text(encoding="utf-8").splitlines()]
+    assert records[0]["record"] == {
+        "product_id": "1",
+        "title": "A",
+        "price": "NaN",
+        "rating": "Infinity",
+        "popularity": "-Infinity",
+    }
+    assert [r.split(":")[0] for r in records[0]["reasons"]] == ["price", "rating", "popularity"]
+    assert records[1]["row"] == 2 and records[1]["raw"] == bad_line and records[1]["product_id"] is None
+    assert records[1]["reasons"][0].startswith("row: could not be parsed (line 2:")
+    assert "record" not in records[1]
+    assert records[2]["record"] == {"product_id": "4", "price": "NaN", "nested": {"x": ["Infinity"]}}

@@ -195,3 +195,33 @@ def test_simulator_rows_normalise(tmp_path: Path) -> None:
     path.write_text(json.dumps(row) + "\n")
     doc = ok(**json.loads(path.read_text()))
     assert doc["timestamp"] == "2024-05-01T10:00:00.250Z" and doc["product_ids"] == ["P000003", "P000001"]
+
+
+def test_the_number_of_products_shown_is_capped() -> None:
+    """A search shows a page, not the catalog: thousands of ids in one row are a broken export."""
+    many = [f"P{i}" for i in range(5000)]
+    reasons = bad(product_ids=many)
+    assert reasons == [
+        "product_ids: 5000 ids, at most 1000 per search (one row is one page of results; raise the limit with "
+        "--max-shown if your pages are longer)"
+    ]
+    assert ok(product_ids=many[:1000])["n_shown"] == 1000
+    assert bad(product_ids="|".join(many))[0].startswith("product_ids: 5000 ids, at most 1000")
+    doc, reasons = normalize_impression({**BASE, "product_ids": many}, now=NOW, max_shown=5000)
+    assert reasons == [] and doc is not None and doc["n_shown"] == 5000
+
+
+def test_deeply_nested_product_ids_are_a_reason_not_a_crash() -> None:
+    reasons = bad(product_ids="[" * 10_000 + "]" * 10_000)
+    assert len(reasons) == 1 and reasons[0].startswith("product_ids: ") and "nested too deeply" in reasons[0]
+
+
+def test_request_id_limit_counts_bytes() -> None:
+    assert bad(request_id="é" * 300)[0].startswith("request_id: 600 bytes, at most 512")
+
+
+def test_the_cli_default_cap_is_the_validators() -> None:
+    from fuserec_os.behaviour.search_log import MAX_SHOWN
+    from fuserec_os.commands.ingest import DEFAULT_MAX_SHOWN
+
+    assert DEFAULT_MAX_SHOWN == MAX_SHOWN

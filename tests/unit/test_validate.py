@@ -160,10 +160,20 @@ def test_product_id_forms(raw: Any, expected: str) -> None:
 def test_product_id_too_long() -> None:
     reasons = bad(product_id="x" * 513)
     assert len(reasons) == 1
-    assert reasons[0].startswith("product_id: 'xxx")
-    assert "513 characters" in reasons[0] and "at most 512" in reasons[0]
+    assert reasons[0].startswith("product_id: 513 bytes, at most 512")
+    assert "'xxx" in reasons[0]
     assert len(reasons[0]) < 200  # the value is truncated, not dumped whole
     assert ok(product_id="x" * 512)["product_id"] == "x" * 512
+
+
+def test_product_id_limit_counts_utf8_bytes_not_characters() -> None:
+    """The engine limits ids to 512 bytes: 300 accented letters are 600 bytes, one bad row, not a failed chunk."""
+    reasons = bad(product_id="é" * 300)
+    assert len(reasons) == 1
+    assert reasons[0].startswith("product_id: 600 bytes, at most 512")
+    assert "300 characters" in reasons[0] and len(reasons[0]) < 250
+    assert ok(product_id="é" * 256)["product_id"] == "é" * 256  # exactly 512 bytes
+    assert bad(product_id="😀" * 129)[0].startswith("product_id: 516 bytes, at most 512")
 
 
 def test_product_id_not_scalar() -> None:
@@ -207,10 +217,52 @@ def test_price_infinite() -> None:
 
 def test_price_negative_and_absent() -> None:
     assert bad(price="-5") == ["price: '-5' is negative (expected a number >= 0, e.g. 19.99)"]
-    assert "price" not in ok(price=float("nan"))
-    assert "price" not in ok(price="NaN")
     assert "price" not in ok(price="N/A")
+    assert "price" not in ok(price="null")
+    assert "price" not in ok(price="")
     assert "price" not in ok(price=None)
+
+
+@pytest.mark.parametrize("raw", [float("nan"), np.float64("nan"), "NaN", "nan"])
+@pytest.mark.parametrize("field", ["price", "rating", "review_count", "popularity"])
+def test_nan_in_a_number_field_is_rejected_not_dropped(field: str, raw: Any) -> None:
+    """NaN is a value someone wrote (JSON NaN, a NaN in Parquet, "NaN" in a cell), not an empty cell."""
+    reasons = bad(**{field: raw})
+    assert len(reasons) == 1
+    assert reasons[0].startswith(f"{field}: ") and "not a finite number" in reasons[0]
+    assert "leave it empty" in reasons[0]
+
+
+@pytest.mark.parametrize("raw", [1e308, "1e308", 10_000_000.01, "$20,000,000", np.float64(1e300)])
+def test_absurd_price_is_rejected_with_the_bound(raw: Any) -> None:
+    reasons = bad(price=raw)
+    assert len(reasons) == 1
+    assert reasons[0].startswith("price: ") and "above the maximum 10,000,000" in reasons[0]
+    assert ok(price=10_000_000)["price"] == 10_000_000.0
+
+
+def test_bounds_are_keyword_arguments() -> None:
+    row = {"product_id": "p1", "title": "Thing", "price": "2e7", "popularity": "5e12"}
+    doc, reasons = normalize_product(row)
+    assert doc is None and [r.split(":")[0] for r in reasons] == ["price", "popularity"]
+    assert "above the maximum 1,000,000,000,000" in reasons[1]
+    doc, reasons = normalize_product(row, max_price=1e8, max_popularity=1e13)
+    assert reasons == [] and doc is not None and doc["price"] == 2e7 and doc["popularity"] == 5e12
+    assert normalize_product(dict(row, popularity=1), max_price=100)[1][0].startswith(
+        "price: '2e7' is above the maximum 100"
+    )
+
+
+def test_absurd_counts_and_popularity_are_rejected() -> None:
+    assert bad(review_count=1e308)[0].startswith("review_count: 1e+308 is too large")
+    assert bad(popularity=1e308)[0].startswith("popularity: 1e+308 is above the maximum")
+    assert ok(popularity=1e12)["popularity"] == 1e12
+
+
+def test_deeply_nested_json_in_a_cell_is_a_reason_not_a_crash() -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    assert bad(attributes=deep)[0].startswith("attributes: ")
+    assert bad(tags=deep)[0].startswith("tags: ")
 
 
 def test_rating_range() -> None:
@@ -462,3 +514,10 @@ def test_output_is_json_serialisable() -> None:
     assert json.loads(text)["review_count"] == 2
     assert type(doc["in_stock"]) is bool
     assert not math.isnan(doc["price"])
+
+
+def test_the_cli_default_bound_is_the_validators() -> None:
+    from fuserec_os.commands.ingest import DEFAULT_MAX_PRICE
+    from fuserec_os.index.validate import MAX_PRICE
+
+    assert DEFAULT_MAX_PRICE == MAX_PRICE
