@@ -52,6 +52,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FUSEREC_OPENSEARCH_RETRIES", "3", "Retries on connection errors and timeouts."),
     Setting("FUSEREC_INDEX_PREFIX", "", "Prefix for every alias and index (multi-tenant clusters), e.g. 'shop1-'."),
     Setting("FUSEREC_STATE_DIR", ".fuserec", "Where the embedded engine records its address and saved data."),
+    Setting(
+        "FUSEREC_ENGINE_WAIT",
+        "120",
+        "Seconds a command (and 'engine stop') waits for a busy or still-starting embedded engine before failing.",
+    ),
     Setting("FUSEREC_MAPPINGS_DIR", None, "Folder of mapping files (default: the repo's mappings/ folder)."),
     Setting("FUSEREC_CONFIG", None, "Ranking config YAML (search field boosts, facets, ...). Unset: defaults."),
 )
@@ -71,6 +76,7 @@ class Settings:
     retries: int = 3
     index_prefix: str = ""
     state_dir: Path = Path(".fuserec")
+    engine_wait: int = 120
     mappings_dir: Path | None = None
     config_path: Path | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -173,6 +179,7 @@ class Settings:
             retries=int(_parse_number("FUSEREC_OPENSEARCH_RETRIES", get("FUSEREC_OPENSEARCH_RETRIES"), 3, int)),
             index_prefix=prefix,
             state_dir=Path(get("FUSEREC_STATE_DIR") or ".fuserec").expanduser(),
+            engine_wait=int(_parse_number("FUSEREC_ENGINE_WAIT", get("FUSEREC_ENGINE_WAIT"), 120, int)),
             mappings_dir=mappings_dir,
             config_path=config_path,
             warnings=tuple(warnings),

@@ -14,76 +14,124 @@ from fuserec_os.commands.common import State, dump, json_option, note, pass_stat
 def engine() -> None:
     """Run the embedded in-memory dev engine in the background (not for production).
 
-    Without FUSEREC_OPENSEARCH_URL every command uses this engine if it is running, or a temporary one
-    that keeps nothing. 'stop' saves all indices to the state folder; the next 'start' reloads them.
+    Without FUSEREC_OPENSEARCH_URL every command uses this engine if it is running (waiting up to
+    FUSEREC_ENGINE_WAIT s while it is busy or starting), or, when nothing was ever saved, a temporary one that
+    keeps nothing. 'stop' saves all indices to the state folder; the next 'start' reloads them.
     """
 
 
 @engine.command("start")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds to wait for the engine to be ready while its process is alive "
+    "[default: 60 + 5 per MB of saved data]. A process that dies fails the start at once.",
+)
 @json_option
 @pass_state
-def engine_start(state: State, as_json: bool) -> None:
-    """Start the embedded engine on a free loopback port (reloads what 'stop' saved)."""
+def engine_start(state: State, timeout: float | None, as_json: bool) -> None:
+    """Start the embedded engine on a free loopback port (reloads what 'stop' saved).
+
+    It is recorded as 'starting' at once, so 'status' and 'stop' see it while it loads. Damaged saved
+    indices are moved aside (and named) so the others load; an engine that stopped without saving (crashed or
+    killed) is reported with the time of the last save.
+    """
     from fuserec_os.engine import embedded as emb
 
     settings = state.settings
     if not settings.embedded:
         note("note: FUSEREC_OPENSEARCH_URL is set, so commands use that cluster, not the embedded engine.")
-    was = emb.running_engine(settings.state_dir)
-    st = emb.start_background(settings.state_dir)
-    data = {"url": st.url, "pid": st.pid, "started_at": st.started_at, "already_running": was is not None}
-    if was is None:  # said once per start, on stderr (so --json stays parseable), not on every command
+    res = emb.start_background(settings.state_dir, timeout=timeout, notify=lambda m: note(f"fuserec: {m}"))
+    st = res.state
+    data = {
+        "url": st.url,
+        "pid": st.pid,
+        "started_at": st.started_at,
+        "state": res.status,
+        "already_running": res.already_running,
+        "last_save": st.saved_at,
+        "quarantined": [q.as_dict() for q in res.quarantined],
+        "previous_crash": res.previous_crash,
+    }
+    if not res.already_running:  # said once per start, on stderr (so --json stays parseable), not on every command
         note("fuserec: " + emb.EMBEDDED_NOTICE.format(url=st.url))
     if as_json:
         dump(data)
         return
-    verb = "already running" if was else "started"
-    click.echo(f"embedded engine {verb} at {st.url} (pid {st.pid}); state in {settings.state_dir}/")
+    verb = "already running" if res.already_running else "started"
+    busy = " but busy (it did not answer in time; it is alive)" if res.status == "busy" else ""
+    loaded = f", loaded the save of {st.saved_at}" if st.saved_at and not res.already_running else ""
+    click.echo(f"embedded engine {verb} at {st.url} (pid {st.pid}){busy}{loaded}; state in {settings.state_dir}/")
 
 
 @engine.command("status")
 @json_option
 @pass_state
 def engine_status(state: State, as_json: bool) -> None:
-    """Say which engine commands will use and what it holds. Exits 1 if the embedded one is not running."""
+    """Say which engine commands will use and what it holds. Exits 1 unless the embedded one answers.
+
+    The embedded engine is 'running' (it answers), 'busy' (alive, but did not answer within 2 s: a large
+    ingest does that), 'starting' (loading its saved data) or 'stopped'.
+    """
     from fuserec_os.engine import embedded as emb
     from fuserec_os.engine.client import engine_errors, make_client
+    from fuserec_os.engine.saved import data_path, has_saved_data
 
     settings = state.settings
     indices: dict[str, int] = {}
     if not settings.embedded:
         with state.engine() as eng:
-            data = {"kind": "cluster", "url": eng.url, "version": eng.version, "running": True}
+            data = {"kind": "cluster", "url": eng.url, "version": eng.version, "running": True, "state": "running"}
     else:
-        st = emb.running_engine(settings.state_dir)
-        saved = emb.data_path(settings.state_dir)
+        live = emb.check_engine(settings.state_dir)
+        st = live.record
+        saved = data_path(settings.state_dir)
+        crash = emb.read_crash(settings.state_dir)
         data = {
             "kind": "embedded",
-            "running": st is not None,
+            "state": live.state,
+            "running": live.state != "stopped",
+            "reason": live.reason if live.state in ("busy", "starting") else None,
             "url": st.url if st else None,
             "pid": st.pid if st else None,
             "started_at": st.started_at if st else None,
-            "saved_data": str(saved) if saved.is_dir() else None,
+            "last_save": st.saved_at if st else None,
+            "saved_data": str(saved) if has_saved_data(settings.state_dir) else None,
+            "previous_crash": crash,
         }
-        if st is not None:
-            client = make_client(settings, [st.url])
+        if live.state == "running" and st is not None:
+            client = make_client(settings, [str(st.url)])
             with engine_errors("listing indices", where=st.url):
                 rows = client.cat.indices(format="json")
             client.close()
             indices = {r["index"]: int(r["docs.count"]) for r in rows if not r["index"].startswith(".")}
             data["indices"] = indices
+        if crash is not None:
+            note(f"fuserec: {crash['message']}; 'fuserec engine start' loads the last save")
     if as_json:
         dump(data)
     elif data["kind"] == "cluster":
         click.echo(f"cluster at {data['url']} (OpenSearch {data['version']}) is reachable")
-    elif data["running"]:
+    elif data["state"] == "running":
         click.echo(f"embedded engine running at {data['url']} (pid {data['pid']}, since {data['started_at']})")
         for name, docs in sorted(indices.items()):
             click.echo(f"  {name}: {docs} docs")
+    elif data["state"] == "busy":
+        click.echo(
+            f"embedded engine busy at {data['url']} (pid {data['pid']}, since {data['started_at']}): "
+            f"{data['reason']}. It is alive and keeps its data; commands wait up to FUSEREC_ENGINE_WAIT s for it, "
+            "and 'fuserec engine stop' saves and stops it once it answers."
+        )
+    elif data["state"] == "starting":
+        click.echo(
+            f"embedded engine starting (pid {data['pid']}, since {data['started_at']}): {data['reason']}; "
+            "commands wait up to FUSEREC_ENGINE_WAIT s for it"
+        )
     else:
         saved_note = f"; saved data in {data['saved_data']} will be loaded" if data["saved_data"] else ""
         click.echo(f"embedded engine not running (start it with 'fuserec engine start'{saved_note})")
-    if data["kind"] == "embedded" and not data["running"]:
+    if data["kind"] == "embedded" and data["state"] != "running":
         sys.exit(1)
 
 
@@ -92,26 +140,45 @@ def engine_status(state: State, as_json: bool) -> None:
 @json_option
 @pass_state
 def engine_stop(state: State, no_save: bool, as_json: bool) -> None:
-    """Save every index (settings, mappings, aliases, docs) to the state folder, then stop the engine."""
+    """Save every index (settings, mappings, aliases, docs) to the state folder, then stop the engine.
+
+    A busy engine is waited for (FUSEREC_ENGINE_WAIT s) so it can be saved; if it cannot be saved it is left
+    running and the command fails saying so (--no-save stops it anyway). A still-starting engine is stopped
+    and the saved data stays as it was. Exits 1 if the engine had stopped without saving (crashed or killed).
+    """
     from fuserec_os.engine import embedded as emb
 
     settings = state.settings
-    if emb.running_engine(settings.state_dir) is None:
+    res = emb.stop_background(
+        settings.state_dir, save=not no_save, wait=settings.engine_wait, notify=lambda m: note(f"fuserec: {m}")
+    )
+    if not res.stopped:
+        crash = res.previous_crash
         if as_json:
-            dump({"stopped": False, "reason": "not running"})
+            dump({"stopped": False, "reason": "not running", "previous_crash": crash})
         else:
             click.echo("embedded engine is not running; nothing to stop")
+        if crash is not None:
+            note(f"fuserec: {crash['message']}; 'fuserec engine start' loads the last save")
+            sys.exit(1)
         return
-    report = emb.stop_background(settings.state_dir, save=not no_save)
-    data: dict[str, Any] = {"stopped": True, "saved": None}
+    report = res.saved
+    data: dict[str, Any] = {"stopped": True, "was": res.was, "saved": None}
     if report is not None:
-        data["saved"] = {"path": str(report.path), "indices": report.indices, "documents": report.documents}
+        data["saved"] = {
+            "path": str(report.path),
+            "indices": report.indices,
+            "documents": report.documents,
+            "saved_at": report.saved_at,
+        }
     if as_json:
         dump(data)
-    elif report is None:
-        click.echo("embedded engine stopped; data discarded (--no-save)")
-    else:
+    elif report is not None:
         click.echo(
             f"embedded engine stopped; saved {len(report.indices)} index(es), {report.documents} docs to "
-            f"{report.path}/ (the next 'fuserec engine start' loads them)"
+            f"{report.path}/ at {report.saved_at} (the next 'fuserec engine start' loads them)"
         )
+    elif res.was == "starting":
+        click.echo("embedded engine stopped while it was still starting; the saved data is unchanged")
+    else:
+        click.echo("embedded engine stopped; data discarded (--no-save)")

@@ -1,8 +1,13 @@
 """Which engine a command talks to, decided once at start-up.
 
 1. ``FUSEREC_OPENSEARCH_URL`` set: that cluster (checked with ``GET /``; unreachable -> one clear error).
-2. Else a background embedded engine recorded by ``fuserec engine start``: that one.
-3. Else a temporary embedded engine for this run only, and the user is told, in one line, that nothing
+2. Else a background embedded engine recorded by ``fuserec engine start``: that one. If it is busy (alive but
+   slow to answer) or still starting, the command says so in one line and waits for it, up to
+   ``FUSEREC_ENGINE_WAIT`` seconds, then fails naming the engine and the reason.
+3. Else, if there is saved data (``engine-data/``) or the recorded engine stopped without saving (crashed or
+   killed): an error saying to run ``fuserec engine start``. A throwaway engine would not see that data, and
+   whatever the command stored would be lost.
+4. Else a temporary embedded engine for this run only, and the user is told, in one line, that nothing
    will be kept.
 
 The loud notice (an in-memory dev engine, and how to use a real cluster) is printed once, by
@@ -19,8 +24,16 @@ from typing import Any, Literal
 from opensearchpy import OpenSearch
 
 from fuserec_os.engine.client import check_reachable, describe_urls, make_client, with_unreachable_hint
-from fuserec_os.engine.embedded import TemporaryEngine, running_engine, start_temporary
-from fuserec_os.errors import FuserecError
+from fuserec_os.engine.embedded import (
+    TemporaryEngine,
+    check_engine,
+    read_crash,
+    start_temporary,
+    unavailable,
+    wait_for_engine,
+)
+from fuserec_os.engine.saved import data_path, has_saved_data
+from fuserec_os.errors import EngineUnavailableError, FuserecError
 from fuserec_os.settings import Settings
 
 log = logging.getLogger("fuserec")
@@ -82,14 +95,31 @@ def open_engine(settings: Settings, notify: Callable[[str], None] = _log_notice)
         except FuserecError as exc:
             raise with_unreachable_hint(exc, "cluster") from exc.__cause__
         return Engine(client=client, url=where, kind="cluster", info=info)
-    state = running_engine(settings.state_dir)
-    if state is not None:
-        client = make_client(settings, [state.url])
+    state_dir = settings.state_dir
+    live = check_engine(state_dir)
+    if live.state in ("busy", "starting"):
+        live = wait_for_engine(state_dir, settings.engine_wait, notify, live)
+        if live.state in ("busy", "starting"):
+            raise unavailable(live, settings.engine_wait)
+    if live.state == "running" and live.record is not None and live.record.url:
+        url = live.record.url
+        client = make_client(settings, [url])
         try:
-            info = check_reachable(client, state.url)
+            info = check_reachable(client, url)
         except FuserecError as exc:
             raise with_unreachable_hint(exc, "embedded") from exc.__cause__
-        return Engine(client=client, url=state.url, kind="embedded", info=info)
+        return Engine(client=client, url=url, kind="embedded", info=info)
+    crash = read_crash(state_dir)
+    if crash is not None:
+        raise EngineUnavailableError(
+            f"{crash['message']}. Run 'fuserec engine start': it loads the last save (a temporary engine "
+            "would not, and would keep nothing)."
+        )
+    if has_saved_data(state_dir):
+        raise EngineUnavailableError(
+            f"no embedded engine is running, and {data_path(state_dir)}/ holds saved indices that a temporary "
+            "engine would not see: run 'fuserec engine start' first ('fuserec engine status' shows what is there)."
+        )
     server = start_temporary()
     notify(
         "no engine is running, so this command uses a temporary in-memory one: nothing it stores will be kept "
