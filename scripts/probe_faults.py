@@ -269,7 +269,7 @@ def probe_training_on_ten_events(shop: Shop) -> tuple[bool, str]:
         shop.fuserec("ingest", "products", str(shop.write("c.jsonl", rows(5))), "--no-progress")
         events = [
             {"user_id": f"U{i % 3}", "type": "click", "product_id": f"P{i % 5}", "query": "thing",
-             "timestamp": f"2026-01-0{1 + i % 9}T10:00:00Z"}
+             "request_id": f"R{i}", "position": 1 + i % 3, "timestamp": f"2026-01-0{1 + i % 9}T10:00:00Z"}
             for i in range(10)
         ]  # fmt: skip
         shop.fuserec("ingest", "events", str(shop.write("e.jsonl", "".join(json.dumps(e) + "\n" for e in events))))
