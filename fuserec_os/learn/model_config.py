@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeGuard
 
 from fuserec_os.errors import ConfigError
 
 LOSSES: tuple[str, ...] = ("pointwise", "listwise", "auto")
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(round(i / 10, 1) for i in range(11))
+SPLITS: tuple[str, ...] = ("train", "valid", "test")
+DEFAULT_MIN_SEARCHES: Mapping[str, int] = {"train": 50, "valid": 20, "test": 20}
+"""Searches with engagement each split needs before a model is trained: the demo (1,000 shoppers, 14 days) has
+about 1,787 / 316 / 701 and its small test run (150 shoppers, 7 days) 139 / 25 / 55; 10 events have 1 / 1 / 1."""
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -37,7 +41,11 @@ class ModelConfig:
     * ``batch_size``: rows per batch for pointwise; listwise batches hold ``max(1, batch_size // max_list_size)``
       lists, so both see about the same number of items per step;
     * ``max_list_size``: listwise lists are padded (or truncated, positives kept first) to this length;
-    * ``blend_alphas``: the grid the blend weight is tuned on; it must contain 0 (engine order).
+    * ``blend_alphas``: the grid the blend weight is tuned on; it must contain 0 (engine order);
+    * ``min_searches``: the fewest searches with engagement each split (``train``, ``valid``, ``test``) must hold,
+      or training stops with a ConfigError saying how many there are: a model tuned on one validation search and
+      tested on one test search proves nothing, yet its numbers would go to the registry and the promotion gate.
+      A partial mapping keeps the defaults (train 50, valid 20, test 20) for the splits it does not name.
     """
 
     hidden: tuple[int, ...] = (512, 256, 128)
@@ -50,6 +58,7 @@ class ModelConfig:
     seed: int = 7
     max_list_size: int = 64
     blend_alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    min_searches: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIN_SEARCHES))
 
     def __post_init__(self) -> None:
         if not isinstance(self.hidden, tuple) or not all(_is_int(h) and h >= 1 for h in self.hidden):
@@ -72,6 +81,21 @@ class ModelConfig:
                 "model.blend_alphas must contain 0 (the engine's order), so the tuned blend can never do "
                 "worse than the engine on validation"
             )
+        minimum = self.min_searches
+        if not isinstance(minimum, Mapping):
+            raise ConfigError(
+                f"model.min_searches: {minimum!r} must be a mapping of split -> searches "
+                "(e.g. min_searches: {train: 50, valid: 20, test: 20})"
+            )
+        unknown = [str(k) for k in minimum if k not in SPLITS]
+        if unknown:
+            raise ConfigError(
+                f"unknown {', '.join(f'model.min_searches.{k}' for k in unknown)} (the splits are {', '.join(SPLITS)})"
+            )
+        for split in SPLITS:
+            value = minimum.get(split)
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"model.min_searches.{split}: {value!r} must be a whole number >= 1")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> ModelConfig:
@@ -92,4 +116,8 @@ class ModelConfig:
                 if not isinstance(value, (list, tuple)):
                     raise ConfigError(f"model.{key}: {value!r} must be a list")
                 kwargs[key] = tuple(float(v) if key == "blend_alphas" and _is_number(v) else v for v in value)
+        if kwargs.get("min_searches") is None:
+            kwargs.pop("min_searches", None)  # null: the defaults
+        elif isinstance(kwargs["min_searches"], Mapping):  # the splits it names; the defaults for the others
+            kwargs["min_searches"] = {**DEFAULT_MIN_SEARCHES, **{str(k): v for k, v in kwargs["min_searches"].items()}}
         return cls(**kwargs)

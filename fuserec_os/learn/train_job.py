@@ -207,8 +207,13 @@ def prepare(
     seconds: dict[str, float],
     say: Progress,
     product_vectors: Mapping[str, np.ndarray] | None = None,
+    minimum: Mapping[str, int] | None = None,
 ) -> Prepared:
-    """Read the catalog, events and optional logs, and build the leakage-free dataset."""
+    """Read the catalog, events and optional logs, and build the leakage-free dataset.
+
+    ``minimum`` (training passes ``model.min_searches``): the fewest searches each split must hold, else a
+    ConfigError saying how many there are and how many are needed. Evaluating a stored model needs none.
+    """
     t = time.monotonic()
     products = read_products(client, aliases.products, "training")
     catalog = ProductCatalog.from_frame(products)
@@ -242,6 +247,12 @@ def prepare(
     summary = ds.summary()
     searches = ", ".join(f"{split} {n:,}" for split, n in summary["searches"].items())
     say(f"dataset: {summary['rows']:,} rows, {summary['features']} columns, searches: {searches}")
+    if minimum and any(summary["searches"][split] < minimum[split] for split in minimum):
+        need = ", ".join(f"{split} {minimum[split]:,}" for split in summary["searches"] if split in minimum)
+        raise ConfigError(
+            f"too little data to train: searches with engagement {searches}; need at least {need} "
+            "(model.min_searches in FUSEREC_CONFIG); ingest more events or lower the minimum"
+        )
     if min(summary["searches"].values()) == 0:
         raise ConfigError(f"a split has no searches ({searches}): simulate or log more behaviour")
     oracle = None
@@ -266,7 +277,7 @@ def run_training(
     say = progress or (lambda _m: None)
     seconds: dict[str, float] = {}
     feature_set = FeatureSet.from_config(list(options.features) if options.features else None)
-    prep = prepare(client, aliases, ranking, options, feature_set, seconds, say)
+    prep = prepare(client, aliases, ranking, options, feature_set, seconds, say, minimum=ranking.model.min_searches)
     ds, oracle = prep.dataset, prep.oracle
     summary = ds.summary()
 

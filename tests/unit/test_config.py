@@ -57,6 +57,11 @@ def test_changed_boost_is_applied() -> None:
         ({"features": ["bm25", "bm52"]}, "bm52"),
         ({"model": {"hiden": [64]}}, "hiden"),
         ({"model": {"loss": "hinge"}}, "hinge"),
+        ({"model": {"min_searches": 50}}, r"model\.min_searches: 50 must be a mapping"),
+        ({"model": {"min_searches": {"tset": 5}}}, r"unknown model\.min_searches\.tset .*train, valid, test"),
+        ({"model": {"min_searches": {"train": 0}}}, r"model\.min_searches\.train: 0 must be a whole number >= 1"),
+        ({"model": {"min_searches": {"valid": 2.5}}}, r"model\.min_searches\.valid: 2\.5 must be a whole number"),
+        ({"model": {"min_searches": {"test": True}}}, r"model\.min_searches\.test: True must be a whole number"),
     ],
 )
 def test_mistakes_name_the_key(raw: object, message: str) -> None:
@@ -90,3 +95,10 @@ def test_set_in_file_tells_file_keys_from_defaults() -> None:
     assert not cfg.set_in_file("model", "hidden")
     assert not parse_ranking_config(None).set_in_file("search")
     assert cfg == parse_ranking_config(dict(raw), "x.yaml")  # the raw mapping takes no part in equality
+
+
+def test_min_searches_defaults_and_partial_settings() -> None:
+    assert dict(parse_ranking_config(None).model.min_searches) == {"train": 50, "valid": 20, "test": 20}
+    cfg = parse_ranking_config({"model": {"min_searches": {"test": 5}}}, "x.yaml")
+    assert dict(cfg.model.min_searches) == {"train": 50, "valid": 20, "test": 5}  # the others keep their defaults
+    assert cfg.set_in_file("model", "min_searches", "test") and not cfg.set_in_file("model", "min_searches", "train")
