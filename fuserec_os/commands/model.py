@@ -134,7 +134,7 @@ def train(
     popularity, query-popularity, latent-only, gradient-boosted trees, the MLP (blended) and, with --truth,
     the oracle; by user history and query type. The model section of FUSEREC_CONFIG sets the architecture.
     """
-    from fuserec_os.learn.train_job import TrainOptions, run_training
+    from fuserec_os.learn.train_job import TrainOptions, active_rescorer, run_training
     from fuserec_os.rerank.registry import PromotionRefused
 
     options = TrainOptions(
@@ -153,12 +153,16 @@ def train(
         refused: PromotionRefused | None = None
         if do_promote and outcome.version is not None:
             try:
-                promoted = _registry(state, eng.client).promote(outcome.version)
+                rescore = active_rescorer(  # another model was promoted while this one trained
+                    eng.client, _aliases(state), state.ranking, impressions=impressions, progress=say
+                )
+                promoted = _registry(state, eng.client).promote(outcome.version, rescore=rescore)
             except PromotionRefused as exc:  # still show what was trained, then exit 9
                 refused = exc
     if as_json:
         data = outcome.as_dict()
         data["promoted"] = promoted.version if promoted else None
+        data["promotion_reason"] = promoted.decision.reason if promoted and promoted.decision else None
         data["promotion_refused"] = str(refused) if refused else None
         dump(data)
         if refused is not None:
@@ -171,7 +175,11 @@ def train(
     if outcome.version and refused is None:
         click.echo(
             f"registered {outcome.version}"
-            + ("; promoted to active" if promoted else f"; promote it with 'fuserec model promote {outcome.version}'")
+            + (
+                f"; promoted to active ({promoted.decision.reason})"
+                if promoted and promoted.decision
+                else f"; promote it with 'fuserec model promote {outcome.version}'"
+            )
         )
     if refused is not None:
         raise refused
@@ -276,12 +284,33 @@ def show(state: State, version: str | None, as_json: bool) -> None:
 @model.command("promote")
 @click.argument("version")
 @click.option("--force", is_flag=True, help="Promote even if it is worse than the active model or engine order.")
+@click.option(
+    "--impressions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The impressions file VERSION was trained with ('model train --impressions'), to score the active "
+    "model on VERSION's test searches when they came from it.",
+)
 @json_option
 @pass_state
-def promote(state: State, version: str, force: bool, as_json: bool) -> None:
-    """Make VERSION the active model; refused (exit 9) if worse than the active one or engine order."""
+def promote(state: State, version: str, force: bool, impressions: Path | None, as_json: bool) -> None:
+    """Make VERSION the active model; refused (exit 9) if worse than the active one or engine order.
+
+    Both are compared on VERSION's test searches: with the active model's score recorded when VERSION was
+    trained, or else by scoring the active version on them now (rebuilt from the stored events and search log).
+    Scores from two different test sets are never compared: when the active model cannot be scored on VERSION's
+    searches, the promotion is refused saying so (--force promotes anyway). Every message names the test set.
+    """
+    say = (lambda m: note(m)) if as_json else click.echo
     with state.engine() as eng:
-        res = _registry(state, eng.client).promote(version, force=force)
+        client = eng.client
+
+        def rescore(candidate: VersionInfo, active: VersionInfo) -> Mapping[str, Any]:
+            from fuserec_os.learn.train_job import active_rescorer  # seconds to import: only when it is needed
+
+            scorer = active_rescorer(client, _aliases(state), state.ranking, impressions=impressions, progress=say)
+            return scorer(candidate, active)
+
+        res = _registry(state, client).promote(version, force=force, rescore=rescore)
     if as_json:
         dump(
             {
@@ -296,8 +325,13 @@ def promote(state: State, version: str, force: bool, as_json: bool) -> None:
     if not res.changed:
         click.echo(f"{res.version} is already active")
         return
-    reason = f" ({res.decision.reason})" if res.decision else ""
-    click.echo(f"promoted {res.version}" + (f" (was {res.previous})" if res.previous else "") + reason)
+    reason = f": {res.decision.reason}" if res.decision else ""
+    click.echo(
+        f"promoted {res.version}"
+        + (f" (was {res.previous})" if res.previous else "")
+        + (" with --force" if res.forced else "")
+        + reason
+    )
 
 
 @model.command("rollback")

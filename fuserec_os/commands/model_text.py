@@ -227,8 +227,21 @@ def _metric_lines(metrics: Mapping[str, Any], version: str) -> list[str]:
 
 _TRAINING_SHOWN = {
     "searches", "rows", "positives", "features", "valid_from", "test_from", "events", "products", "loss", "decision",
-    "gate",
+    "gate", "test_set", "active_at_training",
 }  # fmt: skip
+
+
+def _test_set_text(recorded: Mapping[str, Any]) -> str:
+    """``701 searches, 2024-04-11T19:47:51Z .. 2024-04-14T23:58:10Z; search log 'x'; digest 5e5e5e5e5e5e``."""
+    parts = []
+    first, last = recorded.get("first"), recorded.get("last")
+    window = f"{utc_iso(first)} .. {utc_iso(last)}" if first and last else (f"from {utc_iso(first)}" if first else "")
+    parts.append(", ".join(p for p in (f"{_count(recorded.get('searches'))} searches", window) if p))
+    if recorded.get("source"):
+        parts.append(_plain(recorded["source"]))
+    if isinstance(recorded.get("digest"), str):
+        parts.append(f"digest {recorded['digest'][:12]}")
+    return "; ".join(parts)
 
 
 def render_version(info: VersionInfo, gate: Mapping[str, Any] | None = None) -> str:
@@ -275,6 +288,8 @@ def render_version(info: VersionInfo, gate: Mapping[str, Any] | None = None) -> 
             f"split:          valid from {utc_iso(training.get('valid_from'))}, "
             f"test from {utc_iso(training.get('test_from'))}"
         )
+    if isinstance(training.get("test_set"), Mapping):
+        lines.append(f"test set:       {_test_set_text(training['test_set'])}")
     for key, value in training.items():
         if key not in _TRAINING_SHOWN:
             lines.append(f"{(key.replace('_', ' ') + ':').ljust(15)} {_plain(value)}")

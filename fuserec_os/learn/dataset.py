@@ -50,14 +50,20 @@ class SplitSpec:
     """Where train ends and test begins: a time (``test_from``) or the last ``test_fraction`` of searches.
 
     Validation is the last ``valid_fraction`` of the searches before the test period (by time), so the model
-    is tuned on data later than it trained on and earlier than it is tested on.
+    is tuned on data later than it trained on and earlier than it is tested on. ``test_until`` drops the
+    searches after it (to rebuild a version's test searches exactly, however many were logged since).
     """
 
     test_from: pd.Timestamp | None = None
     test_fraction: float = 0.25
     valid_fraction: float = 0.15
+    test_until: pd.Timestamp | None = None
 
     def __post_init__(self) -> None:
+        if self.test_from is not None and self.test_until is not None and self.test_until < self.test_from:
+            raise ConfigError(
+                f"test until {self.test_until.isoformat()} is before test from {self.test_from.isoformat()}"
+            )
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"test fraction {self.test_fraction} must be between 0 and 1 (e.g. 0.25)")
         if not 0 < self.valid_fraction < 1:
@@ -201,6 +207,8 @@ def build_dataset(
     labels = graded_labels(events)
     engaged = {rid for rid, _ in labels}
     searches = searches[searches["request_id"].isin(engaged)].reset_index(drop=True)
+    if split.test_until is not None:
+        searches = searches[searches["timestamp"] <= pd.Timestamp(split.test_until)].reset_index(drop=True)
     searches["search_id"] = np.arange(len(searches), dtype=np.int64)
     valid_from, test_from = split.cuts(searches["timestamp"])
     searches["split"] = np.where(

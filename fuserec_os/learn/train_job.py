@@ -10,6 +10,7 @@ with its metrics.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -43,7 +44,8 @@ from fuserec_os.profiles.compute import ProductCatalog
 from fuserec_os.profiles.jobs import Aliases
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate, minmax_groups
-from fuserec_os.rerank.registry import ModelRegistry, code_version
+from fuserec_os.rerank.evaluation_set import EvaluationSet
+from fuserec_os.rerank.registry import CannotRescore, ModelRegistry, Rescorer, VersionInfo, code_version
 from fuserec_os.rerank.scorer import Scorer
 from fuserec_os.search.retrieval import EngineRetriever
 
@@ -196,6 +198,7 @@ class Prepared:
     events: int
     products: int
     oracle: Callable[[np.ndarray], np.ndarray] | None
+    source: str = "events (no search log)"  # where the searches came from (see evaluation_set)
 
 
 def prepare(
@@ -223,8 +226,10 @@ def prepare(
     impressions: pd.DataFrame | None
     if options.impressions:
         impressions, where = read_impressions(options.impressions), f"from {options.impressions}"
+        source = f"impressions file {options.impressions.name}"
     else:
         impressions, where = stored_impressions(client, aliases), f"from '{aliases.searches}'"
+        source = f"search log '{aliases.searches}'" if impressions is not None else "events (no search log)"
     seconds["read"] = time.monotonic() - t
     say(
         f"read {len(products)} products, {len(events)} events"
@@ -262,7 +267,22 @@ def prepare(
         def oracle(rows: np.ndarray) -> np.ndarray:
             return oracle_scores(reference(ds.candidates[rows], ds.searches))
 
-    return Prepared(ds, len(events), len(products), oracle)
+    return Prepared(ds, len(events), len(products), oracle, source)
+
+
+def evaluation_set(ds: Dataset, source: str) -> EvaluationSet:
+    """The test searches of ``ds``: their number, first and last time, and a SHA-256 of their sorted request ids
+    (what the registry compares so that two versions' scores are only ever compared on the same searches)."""
+    test = ds.searches[ds.searches["split"] == "test"]
+    times = pd.to_datetime(test["timestamp"], utc=True)
+    ids = sorted(test["request_id"].astype(str))
+    return EvaluationSet(
+        searches=len(test),
+        first=times.min().isoformat() if len(test) else None,
+        last=times.max().isoformat() if len(test) else None,
+        digest=hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest(),
+        source=source,
+    )
 
 
 def run_training(
@@ -317,7 +337,7 @@ def run_training(
         ds, "test", result.scorer, gate, hgb_train=(Xtr, ytr), oracle=oracle, seed=ranking.model.seed
     )
     say(f"evaluated in {time.monotonic() - t_eval:.1f}s")
-    active_metrics = _evaluate_active(client, aliases, ranking, options, say)
+    active_at_training, active_metrics = _evaluate_active(client, aliases, ranking, options, say)
     seconds["evaluate"] = time.monotonic() - t
 
     table = render_table(report)
@@ -362,6 +382,8 @@ def run_training(
                 "features": list(feature_set.names),
                 "training": {
                     **summary,
+                    "test_set": evaluation_set(ds, prep.source).as_dict(),
+                    **({"active_at_training": active_at_training} if active_at_training else {}),
                     "events": prep.events,
                     "products": prep.products,
                     "loss": result.loss,
@@ -379,14 +401,16 @@ def run_training(
 
 def _evaluate_active(
     client: OpenSearch, aliases: Aliases, ranking: RankingConfig, options: TrainOptions, say: Progress
-) -> dict[str, dict[str, float | None]]:
+) -> tuple[dict[str, str], dict[str, dict[str, float | None]]]:
     """The active model scored on the same test searches as the new one, so promotion compares like with like.
 
-    Keyed by the active version's name (what the registry's promotion rule looks for); empty without one.
+    Returns which model that was (``version`` and ``blob_sha256``: a version name alone means another model in
+    another registry, once the new version is exported) and its metrics keyed by the version's name (what the
+    registry's promotion rule looks for); both empty without an active model.
     """
     loaded = ModelRegistry(client, aliases.prefix).load_active()
     if loaded is None:
-        return {}
+        return {}, {}
     info, blob = loaded
     say(f"scoring the active model {info.version} on the same test searches (its own features and vectors)")
     artifact = ModelArtifact.from_bytes(blob)
@@ -398,7 +422,71 @@ def _evaluate_active(
     score = mlp.get(active.ndcg_name)
     shown = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
     say(f"active model {info.version} on the same test searches: {active.ndcg_name} {shown}")
-    return {info.version: mlp}
+    return {"version": info.version, "blob_sha256": info.blob_sha256}, {info.version: mlp}
+
+
+def active_rescorer(
+    client: OpenSearch,
+    aliases: Aliases,
+    ranking: RankingConfig,
+    *,
+    impressions: Path | None = None,
+    progress: Progress | None = None,
+) -> Rescorer:
+    """What ``fuserec model promote`` gives the registry to score the active model on a candidate's test searches.
+
+    The candidate's recorded test set (first and last search time) is rebuilt from the stored events and search
+    log (or ``impressions``, when the candidate read a file), checked against its digest, and the active
+    version's artifact (its own features, vectors and gate) is evaluated on it. :class:`CannotRescore` says why
+    when that is impossible: an active model that is not an ``mlp``, a test set that was not recorded, or
+    searches that are no longer the same (events deleted, another search log).
+    """
+    say = progress or (lambda _m: None)
+
+    def rescore(candidate: VersionInfo, active: VersionInfo) -> dict[str, float | None]:
+        held = EvaluationSet.of(candidate.training)
+        if held is None or held.first is None:
+            raise CannotRescore(f"{candidate.version} did not record when its test searches began")
+        if active.kind != "mlp":
+            raise CannotRescore(f"{active.version} is a '{active.kind}' model: only 'mlp' models can be scored here")
+        artifact = ModelArtifact.from_bytes(ModelRegistry(client, aliases.prefix).get(active.version)[1])
+        split = SplitSpec(test_from=pd.Timestamp(held.first), test_until=pd.Timestamp(held.last) if held.last else None)
+        say(
+            f"scoring the active model {active.version} on {held.describe(candidate.version)}, rebuilt from the "
+            "stored events"
+        )
+        try:
+            prep = prepare(
+                client,
+                aliases,
+                ranking,
+                TrainOptions(split=split, impressions=impressions),
+                FeatureSet(artifact.features),
+                {},
+                lambda _m: None,
+                artifact.product_vectors,
+            )
+        except (ConfigError, IndexStateError, InputFileError) as exc:
+            raise CannotRescore(f"its test searches could not be rebuilt: {exc}") from None
+        rebuilt = evaluation_set(prep.dataset, prep.source)
+        if not held.matched_by(rebuilt):
+            where = ""
+            if held.source and held.source != rebuilt.source:
+                where = f"; {candidate.version} read its searches from {held.source}, this run from {rebuilt.source}"
+                if held.source.startswith("impressions file "):
+                    where += f": pass --impressions {held.source.removeprefix('impressions file ')}"
+            raise CannotRescore(
+                f"the searches stored now are not the ones {candidate.version} was tested on (rebuilt "
+                f"{rebuilt.searches:,} searches, {rebuilt.window()}{where})"
+            )
+        report = evaluate_split(prep.dataset, "test", artifact.scorer, artifact.gate, hgb_train=None)
+        mlp = dict(report.overall.metrics["mlp"])
+        score = mlp.get(report.ndcg_name)
+        shown = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+        say(f"active model {active.version} on {held.describe(candidate.version)}: {report.ndcg_name} {shown}")
+        return mlp
+
+    return rescore
 
 
 def _metrics(report: EvalReport) -> dict[str, dict[str, float | None]]:

@@ -36,7 +36,7 @@ import hashlib
 import json
 import math
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,18 +50,21 @@ from fuserec_os.errors import FuserecError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.index.state import put_state, state_index
+from fuserec_os.rerank.evaluation_set import EvaluationSet
 
 __all__ = [
     "ACTIVE_STATE",
     "DEFAULT_MAX_BLOB_BYTES",
     "MODELS_MAPPING",
     "BlobTooLargeError",
+    "CannotRescore",
     "CorruptModelError",
     "Decision",
     "ModelRegistry",
     "PromotionRefused",
     "PromotionResult",
     "RegistryError",
+    "Rescorer",
     "VersionInfo",
     "code_version",
     "compare",
@@ -95,9 +98,14 @@ class BlobTooLargeError(RegistryError):
 
 
 class PromotionRefused(FuserecError):
-    """The candidate scores worse than the active model or engine order; ``--force`` promotes anyway."""
+    """The candidate scores worse than the active model or engine order, or the two cannot be compared on the same
+    test searches; ``--force`` promotes anyway."""
 
     exit_code = 9
+
+
+class CannotRescore(FuserecError):
+    """A :data:`Rescorer` cannot score the active model on the candidate's test searches; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -140,68 +148,106 @@ def compare(
     candidate_method: str = "mlp",
     active_method: str = "mlp",
     active_version: str | None = None,
+    candidate_version: str | None = None,
+    candidate_set: str | None = None,
+    active_set: str | None = None,
+    same_set: bool = False,
+    rescored: Mapping[str, Any] | None = None,
+    unscored: str | None = None,
 ) -> Decision:
     """May the candidate replace the active model? Pure, so the promotion rule is unit-tested without an engine.
 
-    The candidate's score is ``candidate_metrics[split][candidate_method][metric]``. It must not be worse (by
-    more than ``tolerance``) than
-    - engine order: ``candidate_metrics[split]["engine"][metric]`` (a model that loses to the plain engine ranking
-      must never serve), and
-    - the active model, when there is one (``active_metrics`` or ``active_version`` given). Preferably on the
-      candidate's own evaluation, when it recorded the active model's score (under ``active_version`` or
-      ``"active"``): same examples, so a fair comparison. Otherwise the active version's stored
-      ``active_metrics[split][active_method][metric]`` (measured on its own test window).
+    Scores are compared only on the same searches: two numbers from different test sets say nothing about which
+    model ranks better (a model tested on one search can score 0.66 and a sound one 0.50 on 701).
+
+    The candidate's score is ``candidate_metrics[split][candidate_method][metric]``, on its own test searches
+    (``candidate_set`` describes them, e.g. ``v3's 701 test searches (2024-04-11T19:47:51Z .. ...)``). It must not
+    be worse (by more than ``tolerance``) than
+    - engine order: ``candidate_metrics[split]["engine"][metric]``, measured on the same searches (a model that
+      loses to the plain engine ranking must never serve), and
+    - the active model, when there is one (``active_metrics`` or ``active_version`` given), on the same searches:
+      the candidate's own evaluation of it (recorded at training under ``active_version`` or ``"active"``), else
+      ``rescored`` (the active model scored now on the candidate's searches: ``{metric: value}``), else its stored
+      ``active_metrics[split][active_method][metric]`` only when ``same_set`` says it was measured on the very
+      same searches. A stored score from another test set (``active_set`` describes it) is never compared: the
+      decision is a refusal that says so, why the active model could not be scored on the candidate's searches
+      (``unscored``), and how to compare the two.
     A missing score is a refusal with a reason naming the missing key: no evidence is not good evidence.
     """
     where = f"{metric} on {split}"
+    on = candidate_set or f"the candidate's {split} searches"
     cand = metric_value(candidate_metrics, split, candidate_method, metric)
     if cand is None:
         missing = f"its {split} metrics have no {metric} for {candidate_method}"
-        return Decision(False, f"the candidate has no {where}: {missing}")
+        return Decision(False, f"the candidate has no {where} ({on}): {missing}")
     deltas: dict[str, float] = {}
     problems: list[str] = []
     notes: list[str] = []
+    hint = ""
+    cand_name = candidate_version or "the candidate"
 
     engine = metric_value(candidate_metrics, split, "engine", metric)
     if engine is None:
         problems.append(f"no engine-order baseline (the {split} metrics have no {metric} for engine)")
     else:
         deltas["engine"] = cand - engine
-        text = f"engine order {engine:.4f} ({cand - engine:+.4f})"
+        text = f"engine order {engine:.4f} ({cand - engine:+.4f}) on the same searches"
         (problems if cand - engine < -tolerance else notes).append(
             f"{abs(cand - engine):.4f} worse than {text}" if cand - engine < -tolerance else f"vs {text}"
         )
 
     if active_metrics is not None or active_version is not None:
         label = f"active model {active_version}" if active_version else "active model"
+        active_name = active_version or "the active model"
         base: float | None = None
-        source = ""
+        how = ""
         for key in ([active_version] if active_version else []) + ["active"]:
             base = metric_value(candidate_metrics, split, key, metric)
             if base is not None:
-                source = f"the candidate's evaluation of {key}"
+                how = f"on the same searches, scored when {cand_name} was trained"
                 break
-        if base is None:
-            base = metric_value(active_metrics, split, active_method, metric)
-            source = f"the active version's stored metrics ({split}, {active_method})"
-        if base is None:
-            problems.append(
-                f"no {where} for the {label}: neither the candidate's evaluation records it nor do the active "
-                f"version's stored {split} metrics (no {metric} for {active_method})"
-            )
-        else:
+        if base is None and rescored is not None:
+            base = metric_value({split: {active_method: rescored}}, split, active_method, metric)
+            how = "on the same searches, scored now"
+        stored = metric_value(active_metrics, split, active_method, metric)
+        if base is None and same_set and stored is not None:
+            base = stored
+            how = f"on the same test searches ({active_name}'s stored score)"
+        if base is not None:
             deltas["active"] = cand - base
-            text = f"{label} {base:.4f} ({cand - base:+.4f}, from {source})"
+            text = f"{label} {base:.4f} ({cand - base:+.4f}) {how}"
             if cand - base < -tolerance:
                 problems.append(f"{abs(cand - base):.4f} worse than {text}")
             else:
                 notes.append(f"vs {text}")
+        elif stored is None:
+            problems.append(
+                f"no {where} for the {label}: neither the candidate's evaluation records it nor do the active "
+                f"version's stored {split} metrics (no {metric} for {active_method})"
+                + (
+                    f"; {active_name} could not be scored on {cand_name}'s test searches: {unscored}"
+                    if unscored
+                    else ""
+                )
+            )
+        else:
+            origin = active_set or f"{active_name}'s own {split} searches"
+            text = f"the {label}'s {stored:.4f} is from {origin}, a different test set, so the two cannot be compared"
+            if unscored:
+                text += f" ({active_name} could not be scored on {cand_name}'s test searches: {unscored})"
+            problems.append(text)
+            cv = candidate_version or "CANDIDATE"
+            av = active_version or "ACTIVE"
+            hint = (
+                f"Compare both on the same searches with 'fuserec model evaluate {cv}' and 'fuserec model evaluate "
+                f"{av}' (the same split options)"
+            )
 
-    head = f"{where}: candidate {cand:.4f}"
-    tol = f"tolerance {tolerance:.4f}"
+    head = f"{metric} on {on}: candidate{' ' + candidate_version if candidate_version else ''} {cand:.4f}"
+    tail = f" (tolerance {tolerance:.4f})" + (f". {hint}" if hint else "")
     if problems:
-        return Decision(False, f"{head}; " + "; ".join(problems + notes) + f" ({tol})", deltas)
-    return Decision(True, f"{head}; " + "; ".join(notes) + f" ({tol})", deltas)
+        return Decision(False, f"{head}; " + "; ".join(problems + notes) + tail, deltas)
+    return Decision(True, f"{head}; " + "; ".join(notes) + tail, deltas)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -287,6 +333,15 @@ class PromotionResult:
     forced: bool = False
     decision: Decision | None = None
 
+
+Rescorer = Callable[["VersionInfo", "VersionInfo"], Mapping[str, Any]]
+"""``(candidate, active) -> the active model's metrics ({"ndcg@10": ..., ...}) on the candidate's test searches``.
+
+What :meth:`ModelRegistry.promote` calls when the candidate's metrics hold no score of the active model on its own
+test searches (the candidate was trained before that model became active, or imported) and the two versions were
+not tested on the same searches. It raises :class:`CannotRescore` saying why when it cannot (the registry knows no
+models, only metadata: the training job supplies one, :func:`fuserec_os.learn.train_job.active_rescorer`).
+"""
 
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -626,11 +681,16 @@ class ModelRegistry:
         split: str = "test",
         force: bool = False,
         tolerance: float = 0.0,
+        rescore: Rescorer | None = None,
     ) -> PromotionResult:
         """Make ``version`` the active model, unless it scores worse than the active one or engine order.
 
-        The rule is :func:`compare`; ``force`` records the decision but promotes anyway. The previous active
-        version is retired and pushed onto the pointer's history (for :meth:`rollback`).
+        The rule is :func:`compare`, on the candidate's test searches (:class:`EvaluationSet`): the active model's
+        score on them comes from the candidate's training (recorded there), else from the active version's stored
+        metrics when it was tested on the very same searches, else from ``rescore`` (scoring it now). When none
+        applies the promotion is refused, saying the two numbers come from different test sets. ``force``
+        records the decision (without rescoring) but promotes anyway. The previous active version is retired
+        and pushed onto the pointer's history (for :meth:`rollback`).
         """
         candidate = self.info(version)
         if candidate.status == "deleted":
@@ -644,8 +704,22 @@ class ModelRegistry:
             decision = Decision(True, f"{version} is already the active model", {})
             return PromotionResult(version, current, changed=False, forced=force, decision=decision)
         active_info = self.info(current) if current else None
+        held = EvaluationSet.of(candidate.training)
+        active_held = EvaluationSet.of(active_info.training) if active_info else None
+        same_set = held is not None and held.same_as(active_held)
+        rescored: dict[str, Any] | None = None
+        unscored: str | None = None
+        metrics = _own_evaluation(candidate, active_info)
+        recorded = current is not None and any(
+            metric_value(metrics, split, key, metric) is not None for key in (current, "active")
+        )
+        if active_info is not None and not recorded and not same_set and not force and rescore is not None:
+            try:
+                rescored = dict(rescore(candidate, active_info))
+            except CannotRescore as exc:
+                unscored = str(exc)
         decision = compare(
-            candidate.metrics,
+            metrics,
             active_info.metrics if active_info else None,
             metric,
             split,
@@ -653,6 +727,12 @@ class ModelRegistry:
             candidate_method=candidate.kind,
             active_method=active_info.kind if active_info else "mlp",
             active_version=current,
+            candidate_version=version,
+            candidate_set=EvaluationSet.describe_of(held, version),
+            active_set=EvaluationSet.describe_of(active_held, current) if current else None,
+            same_set=same_set,
+            rescored=rescored,
+            unscored=unscored,
         )
         if not decision.ok and not force:
             raise PromotionRefused(f"refusing to promote {version}: {decision.reason}. Pass --force to promote anyway.")
@@ -775,6 +855,26 @@ class ModelRegistry:
             "imported_at": _now(),
         }
         return self.save(blob, fields)
+
+
+def _own_evaluation(candidate: VersionInfo, active: VersionInfo | None) -> dict[str, Any]:
+    """The candidate's metrics, keeping its score of a model active at its training (recorded under that version's
+    name) only when that model is the active one now: the same blob (``training.active_at_training``), or for a
+    version that did not record it, one trained in this registry (an imported version's ``v2`` was another
+    registry's ``v2``)."""
+    metrics: dict[str, Any] = json.loads(json.dumps(candidate.metrics))
+    if active is None:
+        return metrics
+    recorded = candidate.training.get("active_at_training")
+    if isinstance(recorded, Mapping):
+        same = recorded.get("version") == active.version and recorded.get("blob_sha256") == active.blob_sha256
+    else:
+        same = candidate.imported_from is None
+    if not same:
+        for by_method in metrics.values():
+            if isinstance(by_method, dict):
+                by_method.pop(active.version, None)
+    return metrics
 
 
 def _check_loadable(blob: bytes, kind: str, where: str) -> None:

@@ -217,3 +217,49 @@ def test_refresh_script_trains_and_promotes_only_if_better(
     previous_active = [v.version for v in registry.list() if v.version != newest.version and v.status != "candidate"]
     # the new version was compared with the model active at training time on the same test searches
     assert any(v in newest.metrics["test"] for v in previous_active)
+
+
+def test_promote_scores_the_active_model_on_the_candidates_own_test_searches(
+    client: OpenSearch, shop: dict[str, object], trained: TrainOutcome, cli: Cli, tmp_path: Path
+) -> None:
+    """A candidate whose metrics hold no score of the active model (trained before that model became active, or
+    imported): 'model promote' scores the active version on the candidate's own test searches, and never
+    compares numbers from two different test sets."""
+    tmp, aliases, prefix = shop["tmp"], shop["aliases"], str(shop["prefix"])
+    assert isinstance(tmp, Path) and isinstance(aliases, Aliases) and trained.version
+    impressions = tmp / "events.impressions.jsonl"
+    registry = ModelRegistry(client, prefix)
+    if registry.active_version() is None:  # this test alone: make one active
+        registry.promote(trained.version, force=True)
+    active = registry.active_version()
+    assert active is not None
+    tiny = replace(RankingConfig(), model=ModelConfig(hidden=(16,), epochs=2, patience=2, seed=3))
+    split = SplitSpec(test_fraction=0.2, valid_fraction=0.2)  # a later, shorter test period than the others'
+    newer = run_training(
+        client, aliases, tiny, TrainOptions(split=split, impressions=impressions, report_dir=tmp_path / "reports")
+    )
+    assert newer.version
+    info, blob = registry.get(newer.version)
+    held = info.training["test_set"]
+    assert held["searches"] == newer.dataset["searches"]["test"] and len(held["digest"]) == 64
+    assert held["source"] == f"impressions file {impressions.name}" and held["first"] == info.training["test_from"]
+    at_training = info.metrics["test"][active]["ndcg@10"]  # the active model on these searches, at training
+    # the same model without that record: as if it was trained before the active model was promoted
+    meta = info.meta()
+    del meta["metrics"]["test"][active]
+    candidate = registry.save(blob, meta)
+
+    cli.env["FUSEREC_INDEX_PREFIX"] = prefix
+    # the stored search log is not what the candidate was tested on (it read an impressions file): say what to pass
+    refused = cli("model", "promote", candidate, ok=False)
+    assert refused.exit_code == 9, refused.stderr
+    assert "different test set" in refused.stderr and f"--impressions {impressions.name}" in refused.stderr
+    assert registry.active_version() == active
+
+    res = cli("model", "promote", candidate, "--impressions", str(impressions), "--json", ok=False)
+    assert res.exit_code in (0, 9), res.stderr
+    reason = json.loads(res.stdout)["reason"] if res.exit_code == 0 else res.stderr
+    n = newer.dataset["searches"]["test"]
+    assert f"ndcg@10 on {candidate}'s {n:,} test searches (" in reason
+    assert f"active model {active} {at_training:.4f}" in reason and "on the same searches, scored now" in reason
+    assert_readable(reason)

@@ -17,10 +17,12 @@ from fuserec_os.index.state import get_state, state_index
 from fuserec_os.rerank.registry import (
     ACTIVE_STATE,
     BlobTooLargeError,
+    CannotRescore,
     CorruptModelError,
     ModelRegistry,
     PromotionRefused,
     RegistryError,
+    VersionInfo,
 )
 
 from .conftest import Cli
@@ -29,7 +31,16 @@ from .readable import ISO_UTC, assert_readable, odd_times, reprs_in
 pytestmark = pytest.mark.integration
 
 
-def _meta(mlp: float, engine: float = 0.40, **extra: Any) -> dict[str, Any]:
+SHARED_TEST_SET = {  # the same test searches for every version made by _meta: their numbers compare directly
+    "searches": 655,
+    "first": "2026-01-25T00:00:00+00:00",
+    "last": "2026-01-31T23:00:00+00:00",
+    "digest": "5e" * 32,
+    "source": "search log 'shop-searches'",
+}
+
+
+def _meta(mlp: float, engine: float = 0.40, *, test_set: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     # kind "blob": these tests store random bytes, which an "mlp" version refuses (not a loadable artifact)
     return {
         "kind": "blob",
@@ -39,7 +50,12 @@ def _meta(mlp: float, engine: float = 0.40, **extra: Any) -> dict[str, Any]:
         },
         "config": {"hidden": [64, 32], "lr": 0.001},
         "features": ["bm25", "price_affinity", "brand_affinity"],
-        "training": {"window": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}, "rows": 1234},
+        "training": {
+            "window": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"},
+            "rows": 1234,
+            "test_from": (test_set or SHARED_TEST_SET)["first"],
+            "test_set": test_set or SHARED_TEST_SET,
+        },
         "code_version": "0.1.0+test",
         **extra,
     }
@@ -138,6 +154,114 @@ def test_promote_refuse_force_rollback(reg: ModelRegistry, client: OpenSearch, p
 
     same = reg.promote("v1")  # already active: nothing changes
     assert not same.changed
+
+
+ONE_SEARCH = {  # what a model trained on 10 events was tested on (issue 8)
+    "searches": 1,
+    "first": "2024-05-03T10:00:04+00:00",
+    "last": "2024-05-03T10:00:04+00:00",
+    "digest": "01" * 32,
+    "source": "events (no search log)",
+}
+PROPER = {
+    "searches": 701,
+    "first": "2024-04-11T19:47:51.250000+00:00",
+    "last": "2024-04-14T23:58:10+00:00",
+    "digest": "02" * 32,
+    "source": "search log 'shop-searches'",
+}
+
+
+def test_promotion_never_compares_numbers_from_different_test_sets(reg: ModelRegistry) -> None:
+    assert reg.save(b"tiny", _meta(0.6607, 0.5, test_set=ONE_SEARCH)) == "v1"
+    first = reg.promote("v1")  # no active model: only engine order, on v1's own test search
+    assert first.decision is not None
+    assert first.decision.reason.startswith("ndcg@10 on v1's 1 test search (2024-05-03T10:00:04Z): candidate v1 0.6607")
+    assert "engine order 0.5000 (+0.1607) on the same searches" in first.decision.reason
+
+    # v2 was trained properly elsewhere (imported, or before v1 was promoted): its metrics hold no score of v1
+    assert reg.save(b"good", _meta(0.5031, 0.4330, test_set=PROPER)) == "v2"
+    with pytest.raises(PromotionRefused) as refused:
+        reg.promote("v2")
+    message = str(refused.value)
+    assert "0.1576" not in message and "worse than active" not in message  # the old, meaningless verdict
+    assert "v2's 701 test searches (2024-04-11T19:47:51Z .. 2024-04-14T23:58:10Z)" in message
+    assert "v1's 1 test search (2024-05-03T10:00:04Z)" in message and "different test set" in message
+    assert "fuserec model evaluate v2" in message and "--force" in message
+    assert_readable(message)
+    assert reg.active_version() == "v1"
+
+    # with a way to score the active model on v2's test searches, the comparison is like with like
+    asked: list[tuple[str, str]] = []
+
+    def score_active(candidate: VersionInfo, active: VersionInfo) -> dict[str, float]:
+        asked.append((candidate.version, active.version))
+        return {"ndcg@10": 0.4870, "mrr": 0.41}
+
+    promoted = reg.promote("v2", rescore=score_active)
+    assert asked == [("v2", "v1")] and promoted.changed and not promoted.forced
+    assert promoted.decision is not None and promoted.decision.deltas["active"] == pytest.approx(0.0161)
+    reason = promoted.decision.reason
+    assert reason.startswith("ndcg@10 on v2's 701 test searches (2024-04-11T19:47:51Z .. 2024-04-14T23:58:10Z): ")
+    assert "candidate v2 0.5031" in reason
+    assert "active model v1 0.4870 (+0.0161) on the same searches, scored now" in reason
+    assert reg.active_version() == "v2"
+
+
+def test_when_the_active_model_cannot_be_scored_the_refusal_says_why(reg: ModelRegistry) -> None:
+    reg.save(b"one", _meta(0.45, test_set=ONE_SEARCH))
+    reg.promote("v1")
+    reg.save(b"two", _meta(0.50, test_set=PROPER))
+
+    def cannot(candidate: VersionInfo, active: VersionInfo) -> dict[str, float]:
+        raise CannotRescore(f"the searches {candidate.version} was tested on are no longer stored")
+
+    with pytest.raises(PromotionRefused, match="the searches v2 was tested on are no longer stored"):
+        reg.promote("v2", rescore=cannot)
+    forced = reg.promote("v2", force=True, rescore=cannot)
+    assert forced.changed and forced.forced and forced.decision is not None and not forced.decision.ok
+    assert "different test set" in forced.decision.reason and "active" not in forced.decision.deltas
+
+
+def test_the_promote_command_names_the_test_sets(cli: Cli, reg: ModelRegistry) -> None:
+    reg.save(b"one", _meta(0.45, test_set=ONE_SEARCH))
+    accepted = cli("model", "promote", "v1").stdout
+    assert "promoted v1" in accepted and "on v1's 1 test search (2024-05-03T10:00:04Z)" in accepted
+    assert_readable(accepted)
+    reg.save(b"two", _meta(0.50, test_set=PROPER))
+    refused = cli("model", "promote", "v2", ok=False)
+    assert refused.exit_code == 9, refused.stderr
+    # a 'blob' version cannot be scored on another test set: say so, and what to do
+    assert "v1 is a 'blob' model" in refused.stderr and "different test set" in refused.stderr
+    assert "v2's 701 test searches" in refused.stderr and "v1's 1 test search" in refused.stderr
+    assert_readable(refused.stderr)
+    same = _meta(0.46)  # v3 and v4 share their test searches: their stored numbers compare directly
+    reg.save(b"three", same)
+    reg.save(b"four", _meta(0.47))
+    cli("model", "promote", "v3", "--force")
+    shown = json.loads(cli("model", "promote", "v4", "--json").stdout)
+    assert shown["changed"] and "active model v3 0.4600 (+0.0100) on the same test searches" in shown["reason"]
+    assert "v4's 655 test searches (2026-01-25T00:00:00Z .. 2026-01-31T23:00:00Z)" in shown["reason"]
+
+
+def test_a_score_recorded_for_another_model_of_the_same_name_is_not_used(reg: ModelRegistry) -> None:
+    reg.save(b"one", _meta(0.60, test_set=ONE_SEARCH))
+    reg.promote("v1")
+    # exported from another cluster, where 'v1' was another model: its record of "v1" is not this v1's score
+    other = _meta(0.50, test_set=PROPER)
+    other["metrics"]["test"]["v1"] = {"ndcg@10": 0.30}
+    other["training"]["active_at_training"] = {"version": "v1", "blob_sha256": "0" * 64}
+    reg.save(b"two", other)
+    with pytest.raises(PromotionRefused, match="different test set"):
+        reg.promote("v2")
+    # the same record made in this registry, of this very v1, is the comparison on the same searches
+    mine = _meta(0.50, test_set=PROPER)
+    mine["metrics"]["test"]["v1"] = {"ndcg@10": 0.30}
+    mine["training"]["active_at_training"] = {"version": "v1", "blob_sha256": reg.info("v1").blob_sha256}
+    reg.save(b"three", mine)
+    done = reg.promote("v3")
+    assert done.decision is not None and done.changed
+    assert "active model v1 0.3000 (+0.2000) on the same searches, scored when v3 was trained" in done.decision.reason
 
 
 def test_tolerance_allows_a_small_loss(reg: ModelRegistry) -> None:
@@ -274,6 +398,13 @@ def _trained_meta(ndcg: float, engine: float = 0.40) -> dict[str, Any]:
             "features": 14,
             "valid_from": "2026-03-01T00:00:00+00:00",
             "test_from": "2026-03-08T12:30:00.250000+00:00",
+            "test_set": {
+                "searches": 655,
+                "first": "2026-03-08T12:30:00.250000+00:00",
+                "last": "2026-03-14T21:00:00.500000+00:00",
+                "digest": "5e" * 32,
+                "source": "search log 'shop-searches'",
+            },
             "events": 48000,
             "products": 600,
             "loss": "pointwise",
@@ -328,6 +459,9 @@ def test_model_list_and_show_read_as_text(cli: Cli, reg: ModelRegistry, tmp_path
     assert fields["code version"] == "0.1.0+test" and "sha256" in fields["checksum"]
     assert "train 5,210, valid 640, test 655" in shown
     assert "valid from 2026-03-01T00:00:00Z, test from 2026-03-08T12:30:00Z" in shown
+    assert fields["test set"] == (
+        "655 searches, 2026-03-08T12:30:00Z .. 2026-03-14T21:00:00Z; search log 'shop-searches'; digest 5e5e5e5e5e5e"
+    ), shown
     assert re.search(r"none 0\.0+, light 0\.30*.*heavy 0\.70*", fields["gate"]), fields["gate"]
     assert fields["features"].startswith("7 ") and "each has a missing indicator" in fields["features"]
     assert re.search(r"^\s+query_item:\s+bm25, engine_rank$", shown, flags=re.M)
