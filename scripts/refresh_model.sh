@@ -8,7 +8,8 @@
 #   FUSEREC_BIN      the fuserec command            (default: .venv/bin/fuserec, else fuserec on PATH)
 #   REFRESH_LOG      where the outcome line goes    (default: reports/refresh.log)
 #   REFRESH_REBUILD  "1" for a full profile rebuild (refits latent vectors; default: incremental update)
-# Exit codes: 0 promoted or kept the active model on purpose (refused as worse), non-zero on errors.
+# Exit codes: 0 promoted or kept the active model on purpose (refused: worse, or not comparable on the same test
+# searches), non-zero on errors (e.g. 2: too little data to train, model.min_searches; the log line says how much).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,13 +36,31 @@ else
 fi
 rm -f "$LOG.err"
 
-out=$("$FUSEREC" model train --json "$@")
+set +e
+out=$("$FUSEREC" model train --json "$@" 2>"$LOG.err")
+code=$?
+set -e
+cat "$LOG.err" >&2  # the training's progress
+if [ $code -ne 0 ]; then
+  log "training failed ($code): $(grep '^error:' "$LOG.err" | tail -n 1 | sed 's/^error: //')"
+  rm -f "$LOG.err"
+  exit $code
+fi
+rm -f "$LOG.err"
 version=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 ndcg=$(printf '%s' "$out" | python3 -c 'import json,sys; t=json.load(sys.stdin)["test"]["overall"]["metrics"]; print("mlp %.4f engine %.4f" % (t["mlp"]["ndcg@10"], t["engine"]["ndcg@10"]))')
 log "trained $version: test ndcg@10 $ndcg"
 
+# the same impressions file as the training, should the active model need scoring on the new test searches
+promote_args=()
+prev=""
+for arg in "$@"; do
+  if [ "$prev" = "--impressions" ]; then promote_args+=(--impressions "$arg"); fi
+  case "$arg" in --impressions=*) promote_args+=("$arg") ;; esac
+  prev=$arg
+done
 set +e
-promote=$("$FUSEREC" model promote "$version" 2>&1)
+promote=$("$FUSEREC" model promote "$version" ${promote_args[@]+"${promote_args[@]}"} 2>&1 | tail -n 1)
 code=$?
 set -e
 if [ $code -eq 0 ]; then
