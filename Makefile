@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo tour readme-check test unit integration lint typecheck bench engine-start engine-stop clean help
+.PHONY: install demo tour readme-check test unit integration test-opensearch opensearch-start opensearch-stop lint typecheck bench engine-start engine-stop clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,18 @@ unit: $(STAMP)  ## unit tests only (no engine)
 
 integration: $(STAMP)  ## integration tests (osmem, or FUSEREC_TEST_OPENSEARCH_URL)
 	$(BIN)/pytest tests/integration
+
+OPENSEARCH_HOME ?= .fuserec/opensearch-node
+
+test-opensearch: $(STAMP)  ## integration tests against a real single-node OpenSearch (needs JDK 21+ and Maven)
+	$(BIN)/python scripts/opensearch_node.py run --fresh --refresh-interval -1 --home $(OPENSEARCH_HOME) -- \
+	  $(BIN)/pytest tests/integration
+
+opensearch-start: $(STAMP)  ## start a real single-node OpenSearch in the background (prints its URL as JSON)
+	$(BIN)/python scripts/opensearch_node.py start --home $(OPENSEARCH_HOME)
+
+opensearch-stop: $(STAMP)  ## stop it (its data stays under OPENSEARCH_HOME, default .fuserec/opensearch-node)
+	$(BIN)/python scripts/opensearch_node.py stop --home $(OPENSEARCH_HOME)
 
 test: lint typecheck  ## lint, type-check and the whole test suite
 	$(BIN)/pytest
