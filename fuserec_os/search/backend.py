@@ -20,7 +20,7 @@ from fuserec_os.config import load_ranking_config
 from fuserec_os.engine import Engine, open_engine
 from fuserec_os.engine.client import engine_errors, error_reason
 from fuserec_os.errors import QueryError
-from fuserec_os.search.query_builder import build_query
+from fuserec_os.search.query_builder import FACET_ORDER, build_query
 from fuserec_os.search.request import Filters, SearchConfig, SearchRequest, Sort
 from fuserec_os.settings import Settings
 
@@ -80,9 +80,11 @@ def parse_response(resp: Mapping[str, Any], req: SearchRequest, warnings: tuple[
         )
         for h in hits_block.get("hits", [])
     ]
+    aggs = resp.get("aggregations", {})
+    rank = {name: i for i, name in enumerate(FACET_ORDER)}
     facets = {
-        name: [FacetBucket(key=str(b["key"]), count=int(b["doc_count"])) for b in agg.get("buckets", [])]
-        for name, agg in resp.get("aggregations", {}).items()
+        name: [FacetBucket(key=str(b["key"]), count=int(b["doc_count"])) for b in aggs[name].get("buckets", [])]
+        for name in sorted(aggs, key=lambda n: (rank.get(n, len(rank)), n))  # the requested order, not the engine's
     }
     return SearchResult(
         hits=hits,

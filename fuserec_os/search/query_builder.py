@@ -27,7 +27,7 @@ from fuserec_os.search.syntax import (
     parse_number,
 )
 
-__all__ = ["BuiltQuery", "build_aggs", "build_filters", "build_query", "build_sort", "compile_node"]
+__all__ = ["FACET_ORDER", "BuiltQuery", "build_aggs", "build_filters", "build_query", "build_sort", "compile_node"]
 
 _DEFAULT_CONFIG = SearchConfig()
 
@@ -238,8 +238,13 @@ def _range_buckets(ranges: tuple[tuple[float | None, float | None], ...], plus_s
     return out
 
 
+# The order facets are requested in and shown in. The engine's response need not keep it: OpenSearch returns
+# top-level aggregations in an order of its own (osmem keeps the request's), so parsing re-orders by this.
+FACET_ORDER = ("brand", "category", "price", "rating")
+
+
 def build_aggs(cfg: SearchConfig) -> dict[str, Any]:
-    """Facet aggregations: brand, category (terms), price and rating (ranges)."""
+    """Facet aggregations: brand, category (terms), price and rating (ranges), in FACET_ORDER."""
     return {
         "brand": {"terms": {"field": "brand", "size": cfg.facet_size}},
         "category": {"terms": {"field": "category", "size": cfg.facet_size}},

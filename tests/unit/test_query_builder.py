@@ -475,3 +475,18 @@ def test_an_out_of_range_bound_is_clamped_to_the_field() -> None:
     assert text_query("review_count:[10 TO 99999999999999999999]") == {
         "range": {"review_count": {"gte": 10, "lte": 2**31 - 1}}
     }
+
+
+def test_facets_come_back_in_the_requested_order_whatever_order_the_engine_answers_in() -> None:
+    """OpenSearch returns top-level aggregations in an order of its own (category before brand); osmem keeps ours."""
+    from fuserec_os.search.backend import parse_response
+    from fuserec_os.search.query_builder import FACET_ORDER, build_aggs
+
+    assert tuple(build_aggs(SearchConfig())) == FACET_ORDER
+    bucket = {"buckets": [{"key": "x", "doc_count": 1}]}
+    resp = {
+        "hits": {"total": {"value": 0, "relation": "eq"}, "hits": []},
+        "aggregations": {"rating": bucket, "zz_extra": bucket, "category": bucket, "price": bucket, "brand": bucket},
+    }
+    result = parse_response(resp, SearchRequest(text="x"))
+    assert list(result.facets) == [*FACET_ORDER, "zz_extra"]
