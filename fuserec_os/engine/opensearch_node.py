@@ -554,10 +554,13 @@ def _ready_line(path: Path) -> dict[str, Any] | None:
 
 
 def _tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log, without Java stack frames (the exception and its causes stay)."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
+    kept = [line for line in text if not line.startswith(("\tat ", "\t... "))]
+    return "\n".join(kept[-lines:])
 
 
 def _log_tails(home: Path) -> str:

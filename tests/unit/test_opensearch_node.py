@@ -139,7 +139,10 @@ def test_the_ready_line_is_found_among_the_jvms_warnings(tmp_path: Path) -> None
 def test_a_jvm_that_dies_fails_at_once_quoting_its_logs(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / "logs").mkdir(parents=True)
-    (home / "logs" / osn.LAUNCHER_LOG).write_text("fuserec-node: OpenSearch failed to start: boom\n")
+    frames = "".join(f"\tat org.opensearch.X.m{i}(X.java:{i})\n" for i in range(40))
+    (home / "logs" / osn.LAUNCHER_LOG).write_text(
+        f"fuserec-node: OpenSearch failed to start: boom\n{frames}Caused by: java.io.IOException: disk\n{frames}"
+    )
     (home / osn.NODE_LOG).write_text("[ERROR][o.o.b.Bootstrap] the disk is on fire\n")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -147,6 +150,7 @@ def test_a_jvm_that_dies_fails_at_once_quoting_its_logs(tmp_path: Path) -> None:
         osn._wait_ready(home / "logs" / osn.LAUNCHER_LOG, lambda: dead.poll() is None, 300.0, home)
     assert "exited while starting" in str(err.value)
     assert "failed to start: boom" in str(err.value) and "the disk is on fire" in str(err.value)
+    assert "Caused by: java.io.IOException: disk" in str(err.value) and "\tat " not in str(err.value)
 
 
 def test_the_java_command_binds_loopback_ports_chosen_by_the_kernel(tmp_path: Path) -> None:
