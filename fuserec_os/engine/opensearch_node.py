@@ -345,6 +345,8 @@ def java_command(
 ) -> list[str]:
     """The ``java`` command line that runs the node (port 0: the kernel picks a free one)."""
     target = engine_dir / "target"
+    if _bytes(heap_min) > _bytes(heap):  # a small -Xmx must not fail against the default -Xms
+        heap_min = heap
     flags = [
         # the JVM's own warnings to stderr only: stdout carries the ready line
         "-Xlog:disable",
@@ -382,6 +384,14 @@ def java_command(
     # the launcher's jar, not target/classes: class-data sharing accepts only jars on the class path
     classpath = os.pathsep.join([str(launcher_jar(engine_dir)), str(target / "dependency" / "*")])
     return [str(jdk.java), *flags, "-cp", classpath, *args]
+
+
+def _bytes(size: str) -> int:
+    """A JVM memory size (``512m``, ``1g``, ``1048576``) in bytes; 0 when unreadable (the JVM will say why)."""
+    match = re.fullmatch(r"(\d+)([kKmMgGtT]?)", size.strip())
+    if not match:
+        return 0
+    return int(match.group(1)) * 1024 ** " kmgt".index(match.group(2).lower() or " ")
 
 
 def start_node(

@@ -159,6 +159,8 @@ def test_the_java_command_binds_loopback_ports_chosen_by_the_kernel(tmp_path: Pa
     assert cmd[cmd.index("--http-port") + 1] == "0" and cmd[cmd.index("--transport-port") + 1] == "0"
     assert cmd[-1] == "--exit-on-stdin-close"
     assert osn.MAIN_CLASS in cmd
+    small = osn.java_command(osn.Jdk(tmp_path, 25), tmp_path / "home", heap="256m")
+    assert "-Xms256m" in small and "-Xmx256m" in small
     assert any(a.startswith("-XX:SharedArchiveFile=") and a.endswith("java25.jsa") for a in cmd)
     assert not any("SharedArchive" in a for a in osn.java_command(osn.Jdk(tmp_path, 17), tmp_path / "home"))
 
