@@ -298,9 +298,13 @@ def render_version(info: VersionInfo, gate: Mapping[str, Any] | None = None) -> 
     if info.config:
         lines.append("config:")
         width = max(len(str(k)) for k in info.config) + 1
-        for key, value in info.config.items():
+        # keys sorted, nested ones too: engines differ in whether a stored object keeps its key order
+        for key, value in sorted(info.config.items()):
             items = (
-                [f"{k} " + (f"({_plain(v)})" if isinstance(v, Mapping) else _plain(v)) for k, v in value.items()]
+                [
+                    f"{k} " + (f"({_plain(dict(sorted(v.items())))})" if isinstance(v, Mapping) else _plain(v))
+                    for k, v in sorted(value.items())
+                ]
                 if isinstance(value, Mapping)
                 else [_plain(value)]
             )
