@@ -218,6 +218,10 @@ def probe_busy_engine(shop: Shop) -> tuple[bool, str]:
     shop.fuserec("engine", "start")
     pid = shop.engine_pid()
     os.kill(pid, signal.SIGSTOP)
+    for _ in range(250):  # delivered asynchronously: wait until the kernel says stopped
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T":
+            break
+        time.sleep(0.02)
     try:
         shop.env["FUSEREC_ENGINE_WAIT"] = "3"
         status = shop.fuserec("engine", "status")

@@ -130,6 +130,11 @@ def _alive(pid: int) -> bool:
     return emb.pid_alive(pid)
 
 
+def _process_state(pid: int) -> str:
+    """The kernel's one-letter state of ``pid`` (``T``: stopped by a signal)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def _until(check: Callable[[], bool], what: str, limit: float = 60.0) -> None:
     """Poll ``check`` (a bound, not a timing assertion: it only keeps a broken build from hanging)."""
     deadline = time.monotonic() + limit
@@ -162,6 +167,8 @@ def test_a_busy_engine_is_busy_not_gone_commands_wait_and_stop_saves_it(embedded
     cli("ingest", "products", str(_catalog(tmp_path / "c.jsonl")), "--no-progress")
     pid = _record(state)["pid"]
     os.kill(pid, signal.SIGSTOP)  # alive, but answers nothing: what a long ingest looks like from outside
+    # the signal is delivered asynchronously: under load the engine may still answer a request or two
+    _until(lambda: _process_state(pid) == "T", "the engine to be stopped by SIGSTOP")
     try:
         status = cli("engine", "status", "--json", ok=False)
         assert status.exit_code != 0
