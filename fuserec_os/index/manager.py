@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.client import engine_errors, error_reason
-from fuserec_os.errors import IndexStateError, MappingError
+from fuserec_os.errors import FuserecError, IndexStateError, MappingError, extended
 from fuserec_os.index.mappings import MappingSpec
 
 
@@ -227,6 +227,18 @@ def prune(client: OpenSearch, alias: str, keep: int = 2) -> list[str]:
 def delete_index(client: OpenSearch, name: str) -> None:
     with engine_errors(f"deleting index {name}"):
         client.indices.delete(index=name, params={"ignore_unavailable": "true"})
+
+
+def discard_unfinished(client: OpenSearch, index: str, failure: FuserecError) -> FuserecError:
+    """Delete ``index`` after ``failure`` left it unfinished; the error to raise, the original failure first.
+
+    A cleanup that fails too (the engine died) is added after the original message, never instead of it.
+    """
+    try:
+        delete_index(client, index)
+    except FuserecError as err:
+        return extended(failure, f"Then removing the unfinished index {index} failed too: {err}")
+    return failure
 
 
 def _mapping_version(client: OpenSearch, index: str) -> int | None:

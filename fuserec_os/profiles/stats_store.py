@@ -37,7 +37,7 @@ from opensearchpy import exceptions as osx
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError
+from fuserec_os.errors import EngineError, FuserecError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
@@ -245,6 +245,8 @@ def replace_stats(
     try:
         n = _write_into(client, index, _docs_of(stats), chunk_size, refresh=True)
         old = manager.swap_alias(client, alias, index)
+    except FuserecError as exc:
+        raise manager.discard_unfinished(client, index, exc) from exc
     except Exception:
         with contextlib.suppress(Exception):  # the original error matters more
             manager.delete_index(client, index)

@@ -20,7 +20,7 @@ from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError, IndexStateError
+from fuserec_os.errors import EngineError, FuserecError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.compute import UserProfile, iso_utc, to_utc
@@ -171,8 +171,11 @@ def write_product_vectors(
         n = bulk_or_raise(client, actions, target=index, what="product vector", chunk_size=chunk_size)
         _refresh(client, index)
         old = manager.swap_alias(client, alias, index)
+    except FuserecError as exc:
+        raise manager.discard_unfinished(client, index, exc) from exc
     except Exception:
-        manager.delete_index(client, index)
+        with contextlib.suppress(Exception):  # the original error matters more
+            manager.delete_index(client, index)
         raise
     for name in old:
         with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter

@@ -48,3 +48,36 @@ def test_other_engine_errors_carry_type_and_reason() -> None:
     mapped = map_engine_error(osx.RequestError(400, "illegal_argument_exception", info), "creating x")
     assert isinstance(mapped, EngineError)
     assert "illegal_argument_exception: bad thing" in str(mapped) and "creating x" in str(mapped)
+
+
+def test_a_failed_cleanup_follows_the_original_failure_never_replaces_it() -> None:
+    from opensearchpy import exceptions as osx
+
+    from fuserec_os.errors import EngineError, FuserecError
+    from fuserec_os.index.manager import discard_unfinished
+
+    class DeadIndices:
+        def delete(self, **_: object) -> None:
+            raise osx.ConnectionError("N/A", "connection refused", Exception("connection refused"))
+
+    class DeadClient:
+        indices = DeadIndices()
+
+    original = EngineError("OpenSearch refused bulk indexing into vectors-v1-1: 400 mapper_parsing_exception")
+    raised = discard_unfinished(DeadClient(), "vectors-v1-1", original)  # type: ignore[arg-type]
+    assert isinstance(raised, FuserecError)
+    text = str(raised)
+    assert text.startswith(str(original).rstrip("."))  # the original failure first
+    assert "Then removing the unfinished index vectors-v1-1 failed too" in text and "refused" in text
+
+    deleted: list[str] = []
+
+    class LiveIndices:
+        def delete(self, index: str, **_: object) -> None:
+            deleted.append(index)
+
+    class LiveClient:
+        indices = LiveIndices()
+
+    assert discard_unfinished(LiveClient(), "vectors-v1-2", original) is original  # type: ignore[arg-type]
+    assert deleted == ["vectors-v1-2"]
