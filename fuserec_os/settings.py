@@ -51,6 +51,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FUSEREC_OPENSEARCH_TIMEOUT", "30", "Request timeout in seconds."),
     Setting("FUSEREC_OPENSEARCH_RETRIES", "3", "Retries on connection errors and timeouts."),
     Setting("FUSEREC_INDEX_PREFIX", "", "Prefix for every alias and index (multi-tenant clusters), e.g. 'shop1-'."),
+    Setting(
+        "FUSEREC_ENGINE",
+        "osmem",
+        "What 'fuserec engine start' starts without --engine: osmem (in-memory dev engine) or opensearch "
+        "(a real single-node OpenSearch; needs a JDK 21+ and Maven).",
+    ),
     Setting("FUSEREC_STATE_DIR", ".fuserec", "Where the embedded engine records its address and saved data."),
     Setting(
         "FUSEREC_ENGINE_WAIT",
@@ -61,6 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FUSEREC_CONFIG", None, "Ranking config YAML (search field boosts, facets, ...). Unset: defaults."),
 )
 _KNOWN = {s.name for s in SETTINGS}
+ENGINE_KINDS = ("osmem", "opensearch")
+"""What ``fuserec engine start`` can run in the background (FUSEREC_ENGINE, ``--engine``)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ class Settings:
     index_prefix: str = ""
     state_dir: Path = Path(".fuserec")
     engine_wait: int = 120
+    engine: str = "osmem"
+    """What ``engine start`` starts without ``--engine``: one of :data:`ENGINE_KINDS`."""
     mappings_dir: Path | None = None
     config_path: Path | None = None
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -169,6 +179,12 @@ class Settings:
         config_path = Path(config).expanduser() if config else None
         if config_path is not None and not config_path.is_file():
             raise ConfigError(f"FUSEREC_CONFIG={config!r}: no such file (expected a ranking config YAML).")
+        engine = (get("FUSEREC_ENGINE") or "osmem").lower()
+        if engine not in ENGINE_KINDS:
+            raise ConfigError(
+                f"FUSEREC_ENGINE={get('FUSEREC_ENGINE')!r} is not an engine 'fuserec engine start' can run "
+                f"(expected one of: {', '.join(ENGINE_KINDS)})."
+            )
         return cls(
             opensearch_urls=urls,
             user=user,
@@ -180,6 +196,7 @@ class Settings:
             index_prefix=prefix,
             state_dir=Path(get("FUSEREC_STATE_DIR") or ".fuserec").expanduser(),
             engine_wait=int(_parse_number("FUSEREC_ENGINE_WAIT", get("FUSEREC_ENGINE_WAIT"), 120, int)),
+            engine=engine,
             mappings_dir=mappings_dir,
             config_path=config_path,
             warnings=tuple(warnings),

@@ -53,6 +53,7 @@ def setting_rows(s: Settings) -> list[Row]:
         "FUSEREC_OPENSEARCH_RETRIES": s.retries,
         "FUSEREC_INDEX_PREFIX": s.index_prefix,
         "FUSEREC_STATE_DIR": str(s.state_dir),
+        "FUSEREC_ENGINE": s.engine,
         "FUSEREC_ENGINE_WAIT": s.engine_wait,
         "FUSEREC_MAPPINGS_DIR": path(s.mappings_dir),
         "FUSEREC_CONFIG": path(s.config_path),

@@ -1,4 +1,4 @@
-"""``fuserec engine``: start, inspect and stop the embedded in-memory dev engine (osmem) in the background."""
+"""``fuserec engine``: start, inspect and stop a background engine: osmem (in-memory) or a real OpenSearch node."""
 
 from __future__ import annotations
 
@@ -12,39 +12,90 @@ from fuserec_os.commands.common import State, dump, json_option, note, pass_stat
 
 @click.group()
 def engine() -> None:
-    """Run the embedded in-memory dev engine in the background (not for production).
+    """Run a local engine in the background (not for production): osmem or a real OpenSearch node.
 
-    Without FUSEREC_OPENSEARCH_URL every command uses this engine if it is running (waiting up to
-    FUSEREC_ENGINE_WAIT s while it is busy or starting), or, when nothing was ever saved, a temporary one that
-    keeps nothing. 'stop' saves all indices to the state folder; the next 'start' reloads them.
+    Without FUSEREC_OPENSEARCH_URL every command uses the engine 'start' recorded if it is running (waiting up
+    to FUSEREC_ENGINE_WAIT s while it is busy or starting), or, when nothing was ever saved, a temporary osmem
+    that keeps nothing. osmem (the default) is in memory: 'stop' saves all indices to the state folder and the
+    next 'start' reloads them. 'start --engine opensearch' (or FUSEREC_ENGINE=opensearch) runs a real
+    single-node OpenSearch instead (needs a JDK 21+ and Maven); its data stays on disk in the state folder.
     """
 
 
 @engine.command("start")
 @click.option(
+    "--engine",
+    "kind",
+    type=click.Choice(["osmem", "opensearch"]),
+    default=None,
+    help="osmem: the in-memory dev engine; opensearch: a real single-node OpenSearch (JDK 21+ and Maven) "
+    "[default: FUSEREC_ENGINE, else osmem].",
+)
+@click.option(
+    "--heap",
+    default=None,
+    metavar="SIZE",
+    help="The OpenSearch node's Java heap (-Xmx), e.g. 2g [default: 1g]. Only with --engine opensearch.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     help="Seconds to wait for the engine to be ready while its process is alive "
-    "[default: 60 + 5 per MB of saved data]. A process that dies fails the start at once.",
+    "[default: 60 + 5 per MB of saved data; OpenSearch: 300]. A process that dies fails the start at once.",
 )
 @json_option
 @pass_state
-def engine_start(state: State, timeout: float | None, as_json: bool) -> None:
-    """Start the embedded engine on a free loopback port (reloads what 'stop' saved).
+def engine_start(state: State, kind: str | None, heap: str | None, timeout: float | None, as_json: bool) -> None:
+    """Start the engine on a free loopback port: osmem (reloads what 'stop' saved) or OpenSearch.
 
-    It is recorded as 'starting' at once, so 'status' and 'stop' see it while it loads. Damaged saved
+    osmem is recorded as 'starting' at once, so 'status' and 'stop' see it while it loads. Damaged saved
     indices are moved aside (and named) so the others load; an engine that stopped without saving (crashed or
-    killed) is reported with the time of the last save.
+    killed) is reported with the time of the last save. OpenSearch is built once (Maven), then started and
+    recorded when it is ready (yellow), its data in the state folder's opensearch-node/.
+
+    If an engine of the other kind is running, it is left alone: said (exit 0) without --engine, refused
+    (exit 2) with it.
     """
     from fuserec_os.engine import embedded as emb
 
     settings = state.settings
+    explicit = kind is not None
+    kind = kind or settings.engine
+    if heap is not None and kind != "opensearch":
+        raise click.UsageError("--heap is for --engine opensearch (osmem has no heap to size)")
     if not settings.embedded:
-        note("note: FUSEREC_OPENSEARCH_URL is set, so commands use that cluster, not the embedded engine.")
-    res = emb.start_background(settings.state_dir, timeout=timeout, notify=lambda m: note(f"fuserec: {m}"))
+        note("note: FUSEREC_OPENSEARCH_URL is set, so commands use that cluster, not the engine started here.")
+    res = emb.start_background(
+        settings.state_dir,
+        timeout=timeout,
+        notify=lambda m: note(f"fuserec: {m}"),
+        kind=kind,
+        heap=heap,
+        explicit=explicit,
+    )
     st = res.state
+    if st.kind == "opensearch":
+        data_dir = f"{st.home}/data" if st.home else "?"
+        data: dict[str, Any] = {
+            "kind": "opensearch",
+            "url": st.url,
+            "pid": st.pid,
+            "version": st.version,
+            "started_at": st.started_at,
+            "state": res.status,
+            "already_running": res.already_running,
+            "data": data_dir,
+        }
+        if as_json:
+            dump(data)
+            return
+        verb = "already running" if res.already_running else "started"
+        other = f" (asked for {kind}; 'fuserec engine stop' first to switch)" if kind != st.kind else ""
+        click.echo(f"OpenSearch {st.version} {verb} at {st.url} (pid {st.pid}){other}; its data stays in {data_dir}/")
+        return
     data = {
+        "kind": "embedded",
         "url": st.url,
         "pid": st.pid,
         "started_at": st.started_at,
@@ -60,6 +111,8 @@ def engine_start(state: State, timeout: float | None, as_json: bool) -> None:
         dump(data)
         return
     verb = "already running" if res.already_running else "started"
+    if kind != st.kind:
+        verb += f" (asked for {kind}; 'fuserec engine stop' first to switch)"
     busy = " but busy (it did not answer in time; it is alive)" if res.status == "busy" else ""
     loaded = f", loaded the save of {st.saved_at}" if st.saved_at and not res.already_running else ""
     click.echo(f"embedded engine {verb} at {st.url} (pid {st.pid}){busy}{loaded}; state in {settings.state_dir}/")
@@ -89,7 +142,8 @@ def engine_status(state: State, as_json: bool) -> None:
         saved = data_path(settings.state_dir)
         crash = emb.read_crash(settings.state_dir)
         data = {
-            "kind": "embedded",
+            "kind": "opensearch" if st is not None and st.kind == "opensearch" else "embedded",
+            "version": st.version if st else None,
             "state": live.state,
             "running": live.state != "stopped",
             "reason": live.reason if live.state in ("busy", "starting") else None,
@@ -113,6 +167,13 @@ def engine_status(state: State, as_json: bool) -> None:
         dump(data)
     elif data["kind"] == "cluster":
         click.echo(f"cluster at {data['url']} (OpenSearch {data['version']}) is reachable")
+    elif data["kind"] == "opensearch":
+        click.echo(
+            f"OpenSearch {data['version']} {data['state']} at {data['url']} (pid {data['pid']}, since "
+            f"{data['started_at']}){': ' + str(data['reason']) if data['reason'] else ''}"
+        )
+        for name, docs in sorted(indices.items()):
+            click.echo(f"  {name}: {docs} docs")
     elif data["state"] == "running":
         click.echo(f"embedded engine running at {data['url']} (pid {data['pid']}, since {data['started_at']})")
         for name, docs in sorted(indices.items()):
@@ -130,8 +191,11 @@ def engine_status(state: State, as_json: bool) -> None:
         )
     else:
         saved_note = f"; saved data in {data['saved_data']} will be loaded" if data["saved_data"] else ""
+        node_data = emb.opensearch_home(settings.state_dir) / "data"
+        if node_data.is_dir() and any(node_data.iterdir()):
+            saved_note += f"; 'fuserec engine start --engine opensearch' uses the OpenSearch data in {node_data}/"
         click.echo(f"embedded engine not running (start it with 'fuserec engine start'{saved_note})")
-    if data["kind"] == "embedded" and data["state"] != "running":
+    if data["kind"] != "cluster" and data["state"] != "running":
         sys.exit(1)
 
 
@@ -141,6 +205,8 @@ def engine_status(state: State, as_json: bool) -> None:
 @pass_state
 def engine_stop(state: State, no_save: bool, as_json: bool) -> None:
     """Save every index (settings, mappings, aliases, docs) to the state folder, then stop the engine.
+
+    An OpenSearch node keeps its data on disk: it is just stopped (SIGTERM; it flushes and closes).
 
     A busy engine is waited for (FUSEREC_ENGINE_WAIT s) so it can be saved; if it cannot be saved it is left
     running and the command fails saying so (--no-save stops it anyway). A still-starting engine is stopped
@@ -161,6 +227,14 @@ def engine_stop(state: State, no_save: bool, as_json: bool) -> None:
         if crash is not None:
             note(f"fuserec: {crash['message']}; 'fuserec engine start' loads the last save")
             sys.exit(1)
+        return
+    rec = res.record
+    if rec is not None and rec.kind == "opensearch":
+        data_dir = f"{rec.home}/data" if rec.home else "?"
+        if as_json:
+            dump({"stopped": True, "was": res.was, "kind": "opensearch", "version": rec.version, "data": data_dir})
+        else:
+            click.echo(f"stopped OpenSearch {rec.version}; its data stays in {data_dir}/ (the next start uses it)")
         return
     report = res.saved
     data: dict[str, Any] = {"stopped": True, "was": res.was, "saved": None}

@@ -8,6 +8,11 @@ documents) in osmem's seed format under ``<state_dir>/engine-data/`` and the nex
 (``-seed``; see :mod:`fuserec_os.engine.saved`). Nothing here is for production: no persistence between
 saves, no auth, and search latency grows with index size.
 
+The same record can name a real single-node OpenSearch instead (``kind: opensearch``, started by
+``fuserec engine start --engine opensearch`` through :func:`start_opensearch`): its data lives on disk under
+``<state_dir>/opensearch-node/``, so ``stop`` saves nothing and a vanished node is no crash; everything else
+(pid and start time, the probe, busy/gone) is the same.
+
 Under load osmem is slow, not dead: a large ingest can keep ``GET /`` from answering for seconds, and
 reloading ~16 MB of saved documents takes 30 s on a quiet 2-core machine and much longer on a busy one. So:
 
@@ -56,7 +61,7 @@ from fuserec_os.engine.saved import (
     set_aside_damaged,
     utc_now,
 )
-from fuserec_os.errors import EngineUnavailableError, FuserecError
+from fuserec_os.errors import ConfigError, EngineUnavailableError, FuserecError
 
 STATE_FILE = "engine.json"
 CRASH_FILE = "engine.crashed.json"
@@ -97,6 +102,13 @@ class EngineState:
     """The process's start time (``/proc/<pid>/stat`` field 22, clock ticks since boot): a recycled pid differs."""
     saved_at: str | None = None
     """When the data it loaded was saved (None: it started empty): what a crash falls back to."""
+    kind: str = "osmem"
+    """``osmem`` (the in-memory engine; records written before there was a choice) or ``opensearch`` (a real
+    single-node OpenSearch from :mod:`fuserec_os.engine.opensearch_node`, its data on disk in :attr:`home`)."""
+    version: str | None = None
+    """The OpenSearch version an ``opensearch`` engine reported when it started."""
+    home: str | None = None
+    """An ``opensearch`` engine's folder (data, logs, ``node.json``)."""
 
 
 def state_path(state_dir: Path) -> Path:
@@ -116,6 +128,9 @@ def read_state(state_dir: Path) -> EngineState | None:
             state=str(raw.get("state", "running")),
             pid_start=int(pid_start) if pid_start is not None else None,
             saved_at=raw.get("saved_at"),
+            kind=str(raw.get("kind") or "osmem"),
+            version=raw.get("version"),
+            home=raw.get("home"),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -287,7 +302,7 @@ def _forget_gone(state_dir: Path, record: EngineState) -> None:
     with _locked(state_dir):
         if not _same(read_state(state_dir), record):
             return
-        if record.state == "running":
+        if record.state == "running" and record.kind == "osmem":  # an OpenSearch node keeps its data on disk
             crash = {
                 "pid": record.pid,
                 "started_at": record.started_at,
@@ -396,18 +411,35 @@ def start_background(
     addr: str = "127.0.0.1:0",
     timeout: float | None = None,
     notify: Notify = _silent,
+    kind: str = "osmem",
+    heap: str | None = None,
+    explicit: bool = False,
 ) -> StartResult:
     """Start osmem detached (it survives this process), loading saved indices; wait until it is ready.
 
     ``timeout`` (default :func:`default_start_timeout` of the saved data) bounds the wait while the process
     lives; a process that dies fails the start at once with the end of its log. A failed start stops what it
     launched. Damaged saved indices are set aside (``notify`` names them), and a previous crash is said.
+
+    ``kind="opensearch"``: a real single-node OpenSearch instead (:func:`start_opensearch`; ``heap`` is its
+    -Xmx). When an engine of the other kind is recorded it is left alone: reported as already running, or,
+    when ``explicit`` (``--engine`` named the kind), refused with ConfigError.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     with _locked(state_dir):
         live = check_engine(state_dir)
+        if live.record is not None and live.record.kind != kind:
+            if explicit:
+                raise ConfigError(
+                    f"{describe(live.record)} is {live.state} for {state_dir}/ (pid {live.record.pid}); "
+                    f"stop it first ('fuserec engine stop') to start {kind} instead."
+                )
+            return StartResult(live.record, already_running=True, status=live.state)
         if live.state in ("running", "busy") and live.record is not None:
             return StartResult(live.record, already_running=True, status=live.state)
+        if kind == "opensearch":
+            record = start_opensearch(state_dir, heap, timeout)
+            return StartResult(record, already_running=False, status="running")
         crash = read_crash(state_dir)
         quarantined: list[Quarantined] = []
         if live.state == "starting" and live.record is not None:
@@ -454,6 +486,49 @@ def start_background(
         quarantined=quarantined,
         previous_crash=crash if launched else None,
     )
+
+
+OPENSEARCH_HOME = "opensearch-node"
+
+
+def opensearch_home(state_dir: Path) -> Path:
+    """Where an ``opensearch`` engine keeps its data, logs and ``node.json``."""
+    return state_dir / OPENSEARCH_HOME
+
+
+def describe(record: EngineState) -> str:
+    """``the embedded engine`` or ``OpenSearch 3.9.0``: what a record names, in words."""
+    if record.kind == "opensearch":
+        return f"OpenSearch {record.version or '?'}"
+    return "the embedded engine (osmem)"
+
+
+def start_opensearch(state_dir: Path, heap: str | None = None, timeout: float | None = None) -> EngineState:
+    """Start a real single-node OpenSearch detached, data under ``state_dir/opensearch-node``, and record it.
+
+    Builds the launcher first if needed (Maven, once); waits until the node is yellow. Raises
+    EngineUnavailableError (from :mod:`fuserec_os.engine.opensearch_node`) naming what is missing (a JDK 21+,
+    Maven) and how to get it. ``timeout``: how long the JVM may take to report ready (default 300 s). Call with
+    the lock held.
+    """
+    from fuserec_os.engine import opensearch_node as osn
+
+    node = osn.start_node(
+        opensearch_home(state_dir), heap=heap or osn.DEFAULT_HEAP, detach=True, startup_timeout=timeout or 300.0
+    )
+    record = EngineState(
+        url=node.url,
+        pid=node.pid,
+        started_at=utc_now(),
+        binary=f"OpenSearch {node.version} on Java {node.java}",
+        state="running",
+        pid_start=process_start_time(node.pid),
+        kind="opensearch",
+        version=node.version,
+        home=str(node.home),
+    )
+    _write_json(state_path(state_dir), asdict(record))
+    return record
 
 
 def _launch(state_dir: Path, addr: str) -> EngineState:
@@ -590,6 +665,12 @@ def stop_background(
     record = live.record
     was = live.state
     report = None
+    if record.kind == "opensearch":  # its data is on disk already: nothing to save; SIGTERM flushes and closes
+        _terminate(record, grace=max(grace, 30.0))
+        if record.home:
+            (Path(record.home) / "node.json").unlink(missing_ok=True)
+        _replace_record(state_dir, record, None)
+        return StopResult(stopped=True, was=was, record=record)
     if save and live.state != "starting":
         live = wait_for_engine(state_dir, wait, notify, live)
         if live.state == "stopped":
