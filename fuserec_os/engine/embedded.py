@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 
 from opensearchpy import OpenSearch
 
+from fuserec_os.engine.opensearch_node import pid_alive  # one liveness check for both engines
 from fuserec_os.engine.saved import (
     Quarantined,
     SaveReport,
@@ -183,21 +184,6 @@ def _replace_record(state_dir: Path, old: EngineState, new: EngineState | None) 
             state_path(state_dir).unlink(missing_ok=True)
         else:
             _write_json(state_path(state_dir), asdict(new))
-        return True
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (an exited process nobody reaped yet) still answers kill(0): look at /proc where we can.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
         return True
 
 
