@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -239,6 +240,29 @@ def discard_unfinished(client: OpenSearch, index: str, failure: FuserecError) ->
     except FuserecError as err:
         return extended(failure, f"Then removing the unfinished index {index} failed too: {err}")
     return failure
+
+
+def replace_behind_alias(client: OpenSearch, spec: MappingSpec, alias: str, write: Callable[[str], int]) -> int:
+    """Fill a fresh index with ``write(index)``, point ``alias`` at it in one atomic call, delete the old ones.
+
+    For stores rebuilt whole (product vectors, query statistics): readers see the old data until the swap and
+    never a mix. On failure the new index is deleted and the live data is unchanged; a cleanup that fails too
+    is reported after the original failure (:func:`discard_unfinished`). Returns what ``write`` returned.
+    """
+    index = create_index(client, spec, alias, attach=False)
+    try:
+        n = write(index)
+        old = swap_alias(client, alias, index)
+    except FuserecError as exc:
+        raise discard_unfinished(client, index, exc) from exc
+    except Exception:
+        with contextlib.suppress(Exception):  # a bug, not an engine failure: its traceback matters more
+            delete_index(client, index)
+        raise
+    for name in old:
+        with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter
+            delete_index(client, name)
+    return n
 
 
 def _mapping_version(client: OpenSearch, index: str) -> int | None:

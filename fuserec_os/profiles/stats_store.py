@@ -22,7 +22,6 @@ keys of an older build never survive.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -37,7 +36,7 @@ from opensearchpy import exceptions as osx
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError, FuserecError
+from fuserec_os.errors import EngineError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
@@ -241,20 +240,12 @@ def replace_stats(
 
     The old index is deleted after the swap; on failure the new one is deleted and the live stats are unchanged.
     """
-    index = manager.create_index(client, spec or load_stats_mapping(), alias, attach=False)
-    try:
-        n = _write_into(client, index, _docs_of(stats), chunk_size, refresh=True)
-        old = manager.swap_alias(client, alias, index)
-    except FuserecError as exc:
-        raise manager.discard_unfinished(client, index, exc) from exc
-    except Exception:
-        with contextlib.suppress(Exception):  # the original error matters more
-            manager.delete_index(client, index)
-        raise
-    for name in old:
-        with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter
-            manager.delete_index(client, name)
-    return n
+    return manager.replace_behind_alias(
+        client,
+        spec or load_stats_mapping(),
+        alias,
+        lambda index: _write_into(client, index, _docs_of(stats), chunk_size, refresh=True),
+    )
 
 
 def add_events(

@@ -10,7 +10,6 @@ swaps the alias in one atomic call (then deletes the old index), so vectors of t
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError, FuserecError, IndexStateError
+from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.compute import UserProfile, iso_utc, to_utc
@@ -157,30 +156,22 @@ def write_product_vectors(
     """
     spec = spec or load_named_mapping(PRODUCT_VECTORS_MAPPING)
     stamp = iso_utc(to_utc(as_of))
-    index = manager.create_index(client, spec, alias, attach=False)
-    actions = (
-        {
-            "_op_type": "index",
-            "_index": index,
-            "_id": pid,
-            "_source": {"product_id": pid, "vector": [float(x) for x in np.asarray(vec)], "as_of": stamp},
-        }
-        for pid, vec in vectors.items()
-    )
-    try:
+
+    def write(index: str) -> int:
+        actions = (
+            {
+                "_op_type": "index",
+                "_index": index,
+                "_id": pid,
+                "_source": {"product_id": pid, "vector": [float(x) for x in np.asarray(vec)], "as_of": stamp},
+            }
+            for pid, vec in vectors.items()
+        )
         n = bulk_or_raise(client, actions, target=index, what="product vector", chunk_size=chunk_size)
         _refresh(client, index)
-        old = manager.swap_alias(client, alias, index)
-    except FuserecError as exc:
-        raise manager.discard_unfinished(client, index, exc) from exc
-    except Exception:
-        with contextlib.suppress(Exception):  # the original error matters more
-            manager.delete_index(client, index)
-        raise
-    for name in old:
-        with contextlib.suppress(Exception):  # the swap succeeded; a leftover index is only clutter
-            manager.delete_index(client, name)
-    return n
+        return n
+
+    return manager.replace_behind_alias(client, spec, alias, write)
 
 
 def read_product_vectors(client: OpenSearch, alias: str) -> dict[str, np.ndarray]:
