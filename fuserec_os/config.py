@@ -19,9 +19,10 @@ from fuserec_os.errors import ConfigError
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.rerank.stage import RerankSettings
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search", "events", "profiles", "features", "model")
+SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RankingConfig:
     profiles: ProfilesConfig = field(default_factory=ProfilesConfig)
     features: FeatureSet = field(default_factory=lambda: FeatureSet.from_config(None))
     model: ModelConfig = field(default_factory=ModelConfig)
+    rerank: RerankSettings = field(default_factory=RerankSettings)
     source: str = "built-in defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -83,6 +85,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             profiles=ProfilesConfig.from_dict(raw.get("profiles")),
             features=FeatureSet.from_config(raw.get("features")),
             model=ModelConfig.from_dict(raw.get("model")),
+            rerank=RerankSettings.from_dict(raw.get("rerank")),
             source=source,
             raw=raw,
         )
