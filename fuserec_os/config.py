@@ -19,10 +19,11 @@ from fuserec_os.errors import ConfigError
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.rerank.rules import RulesConfig
 from fuserec_os.rerank.stage import RerankSettings
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank")
+SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank", "rules")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class RankingConfig:
     features: FeatureSet = field(default_factory=lambda: FeatureSet.from_config(None))
     model: ModelConfig = field(default_factory=ModelConfig)
     rerank: RerankSettings = field(default_factory=RerankSettings)
+    rules: RulesConfig = field(default_factory=RulesConfig)
     source: str = "built-in defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -86,6 +88,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             features=FeatureSet.from_config(raw.get("features")),
             model=ModelConfig.from_dict(raw.get("model")),
             rerank=RerankSettings.from_dict(raw.get("rerank")),
+            rules=RulesConfig.from_dict(raw.get("rules")),
             source=source,
             raw=raw,
         )

@@ -1,12 +1,13 @@
 """``fuserec config``: validate and show the deployment settings and the ranking config in force.
 
 Every documented setting and every key of every ranking section is shown, one line each (a map is one line per
-entry, with its key dotted: ``profiles.weights.purchase``; the feature list is one entry per scope), with where
-the value came from: ``env``, ``.env`` or ``default`` for a setting (:attr:`Settings.sources`), ``file`` or
-``default`` for the ranking config (:meth:`RankingConfig.set_in_file`). Text output is for a person (no Python
-reprs: ``unset``, ``yes``/``no``, lists joined with ``, ``, ranges as ``from..to``); ``--json`` holds the same
-rows as JSON values. Passwords are masked, the one in FUSEREC_OPENSEARCH_PASSWORD and any in a cluster URL.
-Nothing here contacts the engine.
+entry, with its key dotted: ``profiles.weights.purchase``, ``rules.boosts.running shoes.P1``; an empty map is one
+line showing ``none``; the feature list is one entry per scope), with where the value came from: ``env``,
+``.env`` or ``default`` for a setting (:attr:`Settings.sources`), ``file`` or ``default`` for the ranking config
+(:meth:`RankingConfig.set_in_file`; a map entry the defaults lack can only be from the file). Text output is
+for a person (no Python reprs: ``unset``, ``yes``/``no``, lists joined with ``, ``, ranges as ``from..to``);
+``--json`` holds the same rows as JSON values. Passwords are masked, the one in FUSEREC_OPENSEARCH_PASSWORD
+and any in a cluster URL. Nothing here contacts the engine.
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ if TYPE_CHECKING:
     from fuserec_os.config import RankingConfig
     from fuserec_os.settings import Settings
 
-RANKING_SECTIONS = ("search", "events", "profiles", "features", "model")
+RANKING_SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules")
 # values in these keys are (from, to) ranges, shown ``from..to`` with an open end left empty
 _RANGES = frozenset({"search.price_ranges", "search.rating_ranges"})
+_ABSENT = object()  # a map entry the built-in defaults do not have
 _WRAP = 44  # value column: longer lists wrap at ", " onto continuation lines
 
 
 class Row(NamedTuple):
     key: str
-    value: Any  # a JSON value: None, bool, int, float, str, or a list of those (ranges: lists of pairs)
+    value: Any  # a JSON value: None, bool, int, float, str, a list of those (ranges: lists of pairs), or {}
     source: str
 
 
@@ -69,6 +71,21 @@ def ranking_rows(ranking: RankingConfig) -> dict[str, list[Row]]:
     def source(*path: str) -> str:
         return "file" if ranking.set_in_file(*path) else "default"
 
+    def flatten(key: str, path: tuple[str, ...], value: Any, default: Any) -> Iterator[Row]:
+        """A map becomes one row per entry (nested maps too: ``rules.boosts.running shoes.P1``); an empty map
+        one row showing ``none``. An entry the defaults do not have can only come from the file (its key may be
+        written differently there, e.g. a query before normalisation)."""
+        if isinstance(value, Mapping):
+            if not value:
+                yield Row(key, {}, source(*path))
+                return
+            for k, v in value.items():
+                d = default.get(k, _ABSENT) if isinstance(default, Mapping) else _ABSENT
+                yield from flatten(f"{key}.{k}", (*path, str(k)), v, d)
+            return
+        yield Row(key, _json(value), "file" if default is _ABSENT else source(*path))
+
+    defaults = type(ranking)()
     sections: dict[str, list[Row]] = {}
     for name in RANKING_SECTIONS:
         section = getattr(ranking, name)
@@ -83,12 +100,10 @@ def ranking_rows(ranking: RankingConfig) -> dict[str, list[Row]]:
                 if not f.init or f.name.startswith("_"):
                     continue
                 key, value = f"{name}.{f.name}", getattr(section, f.name)
+                default = getattr(getattr(defaults, name), f.name)
                 if key == "search.fields":  # (field, boost) pairs: a map in the YAML
-                    value = dict(value)
-                if isinstance(value, Mapping):
-                    rows.extend(Row(f"{key}.{k}", _json(v), source(name, f.name, str(k))) for k, v in value.items())
-                else:
-                    rows.append(Row(key, _json(value), source(name, f.name)))
+                    value, default = dict(value), dict(default)
+                rows.extend(flatten(key, (name, f.name), value, default))
         sections[name] = rows
     return sections
 
@@ -109,12 +124,12 @@ def text(value: Any, key: str = "") -> str:
         return "yes" if value else "no"
     if isinstance(value, str):
         return value if value else "empty"
+    if isinstance(value, (list, Mapping)) and not value:
+        return "none"
     if isinstance(value, list):
-        if not value:
-            return "none"
         if key in _RANGES:
             return ", ".join(f"{'' if lo is None else text(lo)}..{'' if hi is None else text(hi)}" for lo, hi in value)
-        return ", ".join(text(v) for v in value)
+        return ", ".join("-" if v is None else text(v) for v in value)  # a free pin position: -
     return str(value)
 
 

@@ -32,6 +32,9 @@ def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> N
     assert cfg.model == defaults.model and cfg.features == defaults.features
     assert cfg.events.canonical_type("order") == "purchase"
     assert cfg.events.canonical_type("ADD-TO-CART") == "add_to_cart"
+    assert cfg.rules.out_of_stock == "demote" and cfg.rules.max_per_brand_first_page == 4
+    assert cfg.rules.pins == {"running shoes": ("P000123", None, "P000456")}
+    assert cfg.rules.boosts == {"running shoes": {"P000789": 5, "P000042": "top"}}
 
 
 def test_changed_boost_is_applied() -> None:
@@ -56,6 +59,8 @@ def test_changed_boost_is_applied() -> None:
         ({"events": {"type_aliases": {"x": "bogus"}}}, "'bogus' is not an event type"),
         ({"features": ["bm25", "bm52"]}, "bm52"),
         ({"model": {"hiden": [64]}}, "hiden"),
+        ({"rules": {"pinz": {}}}, r"x\.yaml: unknown rules setting\(s\) rules\.pinz"),
+        ({"rules": {"pins": {"q": ["P1", "P1"]}}}, r"rules\.pins\.q: P1 is pinned twice"),
         ({"model": {"loss": "hinge"}}, "hinge"),
         ({"model": {"min_searches": 50}}, r"model\.min_searches: 50 must be a mapping"),
         ({"model": {"min_searches": {"tset": 5}}}, r"unknown model\.min_searches\.tset .*train, valid, test"),

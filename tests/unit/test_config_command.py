@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from fuserec_os.settings import SETTINGS
 
-SECTIONS = ("search", "events", "profiles", "features", "model")
+SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules")
 DUMMY_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
 PASSWORD = "s3cr3t-Pa55word"
 
@@ -67,6 +67,10 @@ def test_every_setting_and_every_ranking_section_is_shown(tmp_path: Path, base_e
     assert shown["search.minimum_should_match"] == ("unset", "default")
     assert shown["search.price_ranges"][0].startswith("..25.0, 25.0..50.0")
     assert shown["FUSEREC_OPENSEARCH_VERIFY_CERTS"] == ("yes", "default")
+    assert shown["rerank.window"] == ("100", "default")
+    assert shown["rules.out_of_stock"] == ("demote", "default")
+    assert shown["rules.max_per_brand_first_page"] == ("unset", "default")
+    assert shown["rules.pins"] == ("none", "default") and shown["rules.boosts"] == ("none", "default")
     for scope in ("query_item", "item", "user", "cross"):
         assert f"features ({scope})" in out
     assert "user_history, user_views" in out
@@ -104,6 +108,10 @@ model:
   hidden: [64, 32]
   loss: auto
 features: [bm25, rating, user_history, cat_affinity]
+rules:
+  max_per_brand_first_page: 3
+  pins: {Running  Shoes: [P1, null, P3]}
+  boosts: {running shoes: {P7: top, P8: 2}}
 """
 
 
@@ -128,6 +136,11 @@ def test_ranking_keys_set_in_the_file_show_file_others_default(tmp_path: Path, b
     assert shown["features (user)"] == ("user_history", "file")
     assert shown["features (query_item)"] == ("bm25", "file")
     assert shown["events.type_aliases.order"] == ("purchase", "default")
+    assert shown["rules.out_of_stock"] == ("demote", "default")
+    assert shown["rules.max_per_brand_first_page"] == ("3", "file")
+    assert shown["rules.pins.running shoes"] == ("P1, -, P3", "file")  # the query as normalised
+    assert shown["rules.boosts.running shoes.P7"] == ("top", "file")
+    assert shown["rules.boosts.running shoes.P8"] == ("2", "file")
 
     sections = json.loads(run(tmp_path, env, "--json").stdout)["ranking"]["sections"]
     assert set(sections) == set(SECTIONS)
@@ -135,6 +148,8 @@ def test_ranking_keys_set_in_the_file_show_file_others_default(tmp_path: Path, b
     assert sections["model"]["model.hidden"] == {"value": [64, 32], "source": "file"}
     assert sections["search"]["search.price_ranges"]["value"][0] == [None, 25.0]
     assert sections["features"]["features (cross)"] == {"value": ["cat_affinity"], "source": "file"}
+    assert sections["rules"]["rules.pins.running shoes"] == {"value": ["P1", None, "P3"], "source": "file"}
+    assert sections["rules"]["rules.boosts.running shoes.P8"] == {"value": 2, "source": "file"}
 
 
 def test_text_output_has_no_python_reprs(tmp_path: Path, base_env: dict[str, str]) -> None:
