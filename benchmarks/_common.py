@@ -1,9 +1,21 @@
-"""Shared plumbing for the benchmarks: the engine, machine info, statistics, JSON results, summaries.
+"""Shared plumbing for the benchmarks: the engines, machine info, statistics, JSON results, summaries.
 
-Engine: ``FUSEREC_BENCH_OPENSEARCH_URL`` (optionally with ``FUSEREC_BENCH_OPENSEARCH_USER``/``_PASSWORD``/
-``_VERIFY_CERTS``/``_CA_CERTS``) points the benchmarks at a real cluster; unset, a fresh in-memory
-osmem-server is started for the run and stopped afterwards. Every index a benchmark creates has a unique
-``fuserec-bench-<random>-`` prefix and is deleted at the end, so a shared cluster is left as it was.
+Engines (``--engines`` of search.py and ingest.py; :func:`parse_engines`, :func:`open_bench_engines`):
+
+* ``osmem``: a fresh in-memory osmem-server (the embedded engine, an imitation of OpenSearch's REST API),
+  started for the run and stopped afterwards;
+* ``opensearch``: a real single-node OpenSearch (the version ``engines/opensearch/pom.xml`` pins) started by
+  ``fuserec_os.engine.opensearch_node.start_node`` in a temporary home (fresh data, ``--heap``), stopped and
+  its folder deleted afterwards whatever happens (also on Ctrl-C; the JVM also exits by itself if this
+  process dies). Needs a JDK 21+ and, for the first build of the launcher, Maven: without them
+  :func:`check_engines` raises ``EngineUnavailableError`` naming what is missing, before anything is measured;
+* ``cluster``: ``FUSEREC_BENCH_OPENSEARCH_URL`` (optionally with ``FUSEREC_BENCH_OPENSEARCH_USER``/
+  ``_PASSWORD``/``_VERIFY_CERTS``/``_CA_CERTS``), e.g. a docker-compose cluster.
+
+Several engines are opened one after the other, never together, so they do not compete for the CPUs.
+``open_bench_engine()`` (no kind) is what the single-engine benchmarks use: the cluster if
+``FUSEREC_BENCH_OPENSEARCH_URL`` is set, else a fresh osmem-server. Every index a benchmark creates has a
+unique ``fuserec-bench-<random>-`` prefix and is deleted at the end, so a shared cluster is left as it was.
 
 Results go to ``benchmarks/results/<name>.json`` (git-ignored) with the machine, library and engine versions
 and a UTC timestamp, so numbers from different machines or engines are never compared blindly.
@@ -11,14 +23,16 @@ and a UTC timestamp, so numbers from different machines or engines are never com
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
 import platform
 import sys
+import tempfile
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -29,6 +43,7 @@ from opensearchpy import OpenSearch
 
 from fuserec_os.engine import close_osmem
 from fuserec_os.engine.client import make_client
+from fuserec_os.errors import EngineUnavailableError
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.settings import Settings
 
@@ -38,20 +53,36 @@ MAPPING_FILE = REPO / "mappings" / "products.json"
 URL_ENV = "FUSEREC_BENCH_OPENSEARCH_URL"
 
 
+ENGINE_KINDS = ("osmem", "opensearch", "cluster")
+DEFAULT_ENGINES = ("osmem", "opensearch")
+DEFAULT_HEAP = "1g"
+
+ENGINES_HELP = (
+    "comma-separated engines to measure, one after the other: osmem (a fresh in-memory osmem-server, the "
+    "embedded engine), opensearch (a real single-node OpenSearch started for the run in a temporary folder "
+    "with fresh data and stopped afterwards; needs a JDK 21+ and, for its first build, Maven), cluster "
+    f"(the cluster at {URL_ENV}). Default: {','.join(DEFAULT_ENGINES)}"
+)
+
+
 @dataclass
 class BenchEngine:
     """A connected engine for one benchmark run."""
 
     client: OpenSearch
     url: str
-    kind: str  # "osmem" (started for this run) or "cluster" (FUSEREC_BENCH_OPENSEARCH_URL)
+    kind: str  # "osmem" or "opensearch" (started for this run), or "cluster" (FUSEREC_BENCH_OPENSEARCH_URL)
     info: dict[str, Any] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"fuserec-bench-{uuid.uuid4().hex[:8]}-")
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the node's heap and start-up time
 
     @property
     def version(self) -> str:
         v = self.info.get("version", {})
-        return f"{v.get('distribution', 'opensearch')} {v.get('number', '?')}"
+        answers = f"{v.get('distribution', 'opensearch')} {v.get('number', '?')}"
+        if self.kind == "osmem":
+            return f"osmem-server {self.extra.get('osmem_server', '?')} (answers as {answers})"
+        return answers
 
     def describe(self) -> dict[str, Any]:
         v = self.info.get("version", {})
@@ -61,6 +92,7 @@ class BenchEngine:
             "distribution": v.get("distribution", "opensearch"),
             "version": v.get("number"),
             "lucene_version": v.get("lucene_version"),
+            **self.extra,
         }
 
     def cleanup(self) -> None:
@@ -70,40 +102,194 @@ class BenchEngine:
             self.client.indices.delete(index=name, params={"ignore_unavailable": "true"})
 
 
+def parse_engines(text: str) -> tuple[str, ...]:
+    """``"osmem,opensearch"`` -> ``("osmem", "opensearch")``: known kinds, in the order given, no repeats.
+
+    Raises ValueError naming the valid kinds (argparse shows it as the option's error).
+    """
+    kinds = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if not kinds:
+        raise ValueError(f"name at least one engine: {', '.join(ENGINE_KINDS)}")
+    unknown = [k for k in kinds if k not in ENGINE_KINDS]
+    if unknown:
+        raise ValueError(f"unknown engine {', '.join(unknown)}; choose from {', '.join(ENGINE_KINDS)}")
+    repeated = sorted({k for k in kinds if kinds.count(k) > 1})
+    if repeated:
+        raise ValueError(f"engine named twice: {', '.join(repeated)}")
+    return tuple(kinds)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"5000,50000"`` (``_`` and ``k`` allowed: ``50_000``, ``50k``) -> ``(5000, 50000)``, each >= 1, no repeats."""
+    sizes = []
+    for part in (p.strip().lower().replace("_", "") for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            size = int(part[:-1]) * 1000 if part.endswith("k") else int(part)
+        except ValueError:
+            raise ValueError(f"not a whole number of documents: {part!r}") from None
+        if size < 1:
+            raise ValueError(f"sizes must be >= 1, got {size}")
+        if size in sizes:
+            raise ValueError(f"size named twice: {size}")
+        sizes.append(size)
+    if not sizes:
+        raise ValueError("name at least one size, e.g. 5000,50000")
+    return tuple(sizes)
+
+
+def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type=`` that reports ``parse``'s ValueError message as the option's error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = parse.__name__.removeprefix("parse_")  # argparse names the type in its messages
+    return convert
+
+
+def check_engines(kinds: Sequence[str]) -> None:
+    """Fail before anything is measured if an engine cannot run: raises EngineUnavailableError (opensearch:
+    no JDK 21+, no Maven for the first build, a failed build; cluster: FUSEREC_BENCH_OPENSEARCH_URL unset).
+
+    Builds the OpenSearch launcher if it is missing or stale, so the first start later is not slowed by it.
+    """
+    if "cluster" in kinds and not os.environ.get(URL_ENV, "").strip():
+        raise EngineUnavailableError(f"--engines cluster needs {URL_ENV} (the cluster's URL); it is not set")
+    if "opensearch" in kinds:
+        from fuserec_os.engine import opensearch_node
+
+        jdk = opensearch_node.find_jdk(javac=False)
+        opensearch_node.build_launcher(jdk=jdk if jdk.has_javac else None)
+
+
 @contextmanager
-def open_bench_engine() -> Iterator[BenchEngine]:
-    """The engine to measure against: the configured cluster, or a fresh osmem-server stopped afterwards."""
-    url = os.environ.get(URL_ENV, "").strip()
-    if url:
-        values = {"FUSEREC_OPENSEARCH_URL": url}
-        for key in ("USER", "PASSWORD", "VERIFY_CERTS", "CA_CERTS"):
-            value = os.environ.get(f"FUSEREC_BENCH_OPENSEARCH_{key}")
-            if value:
-                values[f"FUSEREC_OPENSEARCH_{key}"] = value
-        settings = Settings.from_values(values)
-        client = make_client(settings)
-        engine = BenchEngine(client=client, url=url, kind="cluster", info=dict(client.info()))
+def open_bench_engine(kind: str | None = None, *, heap: str = DEFAULT_HEAP) -> Iterator[BenchEngine]:
+    """One engine to measure against, closed (and anything started for it stopped) on leaving the block.
+
+    ``kind`` None: the configured cluster if FUSEREC_BENCH_OPENSEARCH_URL is set, else a fresh osmem-server.
+    """
+    if kind is None:
+        kind = "cluster" if os.environ.get(URL_ENV, "").strip() else "osmem"
+    if kind == "cluster":
+        with _open_cluster() as engine:
+            yield engine
+    elif kind == "osmem":
+        with _open_osmem() as engine:
+            yield engine
+    elif kind == "opensearch":
+        with _open_opensearch(heap) as engine:
+            yield engine
+    else:
+        raise ValueError(f"unknown engine kind {kind!r}; choose from {', '.join(ENGINE_KINDS)}")
+
+
+def open_bench_engines(kinds: Sequence[str], *, heap: str = DEFAULT_HEAP) -> Generator[BenchEngine, None, None]:
+    """Each engine of ``kinds`` in turn: opened, yielded, closed before the next one opens.
+
+    Checks every engine first (:func:`check_engines`), so a missing JDK fails the run before osmem is
+    measured. Use it under ``contextlib.closing`` so that an exception or Ctrl-C in the loop body closes
+    the open engine at once::
+
+        with closing(open_bench_engines(kinds)) as engines:
+            for engine in engines:
+                ...
+    """
+    check_engines(kinds)
+    for kind in kinds:
+        with open_bench_engine(kind, heap=heap) as engine:
+            yield engine
+
+
+@contextmanager
+def _connected(client: OpenSearch, url: str, kind: str, **extra: Any) -> Iterator[BenchEngine]:
+    """A BenchEngine over ``client``, closed afterwards. On a cluster (which outlives the run) every index the
+    run created is deleted too; a failing deletion never hides the failure that ended the run."""
+    try:
+        engine = BenchEngine(client=client, url=url, kind=kind, info=dict(client.info()), extra=extra)
+        if kind != "cluster":  # started for this run: its indices go with it
+            yield engine
+            return
         try:
             yield engine
-        finally:
-            try:
+        except BaseException:
+            with suppress(Exception):
                 engine.cleanup()
-            finally:
-                client.close()
-        return
+            raise
+        engine.cleanup()
+    finally:
+        client.close()
 
+
+@contextmanager
+def _open_cluster() -> Iterator[BenchEngine]:
+    url = os.environ.get(URL_ENV, "").strip()
+    if not url:
+        raise EngineUnavailableError(f"{URL_ENV} is not set")
+    values = {"FUSEREC_OPENSEARCH_URL": url}
+    for key in ("USER", "PASSWORD", "VERIFY_CERTS", "CA_CERTS"):
+        value = os.environ.get(f"FUSEREC_BENCH_OPENSEARCH_{key}")
+        if value:
+            values[f"FUSEREC_OPENSEARCH_{key}"] = value
+    settings = Settings.from_values(values)
+    with _connected(make_client(settings), url, "cluster") as engine:
+        yield engine
+
+
+@contextmanager
+def _open_osmem() -> Iterator[BenchEngine]:
     from osmem_server import OsmemServer
 
     server = OsmemServer.start(japanese=False)
     try:
         client = make_client(Settings(), [server.url])
-        engine = BenchEngine(client=client, url=server.url, kind="osmem", info=dict(client.info()))
-        try:
+        with _connected(client, server.url, "osmem", osmem_server=_version("osmem-server")) as engine:
             yield engine
-        finally:
-            client.close()
     finally:
         close_osmem(server)
+
+
+@contextmanager
+def _open_opensearch(heap: str) -> Iterator[BenchEngine]:
+    from fuserec_os.engine import opensearch_node
+
+    with tempfile.TemporaryDirectory(prefix="fuserec-bench-node-") as home:
+        print(f"starting OpenSearch (heap {heap}) in {home} ...", flush=True)
+        # a child of this process: it also exits if this process dies without stopping it
+        node = opensearch_node.start_node(Path(home), heap=heap, detach=False)
+        try:
+            print(
+                f"OpenSearch {node.version} at {node.url} (pid {node.pid}, started in {node.started_in:.1f} s, "
+                f"RSS {node.rss_mb()} MiB)",
+                flush=True,
+            )
+            extra = {"heap": heap, "java": node.java, "started_in_s": node.started_in, "rss_mb_at_start": node.rss_mb()}
+            with _connected(make_client(Settings(), [node.url]), node.url, "opensearch", **extra) as engine:
+                yield engine
+        finally:
+            node.stop()
+
+
+def describe_engine(desc: dict[str, Any]) -> str:
+    """``osmem-server 0.9 (answers as opensearch 3.8.0)`` / ``opensearch 3.9.0, Lucene 10.5.1, heap 1g, ...``."""
+    answers = f"{desc.get('distribution', 'opensearch')} {desc.get('version', '?')}"
+    if desc["kind"] == "osmem":
+        return f"osmem-server {desc.get('osmem_server', '?')} in memory (answers as {answers})"
+    parts = [answers, f"Lucene {desc.get('lucene_version', '?')}"]
+    if desc["kind"] == "opensearch":
+        parts += [f"heap {desc.get('heap')}", f"Java {desc.get('java')}", f"started in {desc.get('started_in_s')} s"]
+    parts.append(desc["url"])
+    return ", ".join(parts)
+
+
+def osmem_run(runs: Sequence[Mapping[str, Any]], size: int) -> Mapping[str, Any] | None:
+    """The osmem run of ``size`` among a benchmark's runs (each with ``size`` and ``engine.kind``), if any:
+    what the other engines' side-by-side ratios divide by."""
+    return next((r for r in runs if r["size"] == size and r["engine"]["kind"] == "osmem"), None)
 
 
 def load_spec() -> MappingSpec:
@@ -190,17 +376,49 @@ def write_results(name: str, payload: Mapping[str, Any], results_dir: Path | Non
 
 def print_summary(title: str, rows: Sequence[tuple[str, str]], engine: BenchEngine | None = None) -> None:
     """A readable block: a title, the engine and machine, then aligned ``label  value`` rows."""
-    info = machine_info()
     width = max((len(label) for label, _ in rows), default=0)
     print()
     print(f"== {title} ==")
     if engine is not None:
         print(f"engine: {engine.version} ({engine.kind}, {engine.url})")
+    print_machine()
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    sys.stdout.flush()
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> list[str]:
+    """Aligned text table lines: a header, a rule, then the rows. ``align`` has one letter per column, ``l``
+    or ``r`` (default: the first column left, the others right, as they hold numbers). Every row must have
+    as many cells as ``headers``."""
+    align = align or "l" + "r" * (len(headers) - 1)
+    if len(align) != len(headers) or set(align) - {"l", "r"}:
+        raise ValueError(f"align {align!r} needs one l or r per column ({len(headers)})")
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"row {list(row)} has {len(row)} cells, the header {len(headers)}")
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [str(c).ljust(w) if a == "l" else str(c).rjust(w) for c, w, a in zip(cells, widths, align, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+
+
+def ratio_text(numerator: float | None, denominator: float | None) -> str:
+    """``numerator/denominator`` as ``"0.81x"``; ``"-"`` when either is missing, zero or not finite."""
+    if numerator is None or denominator is None or not denominator:
+        return "-"
+    value = numerator / denominator
+    return f"{value:.2f}x" if math.isfinite(value) else "-"
+
+
+def print_machine() -> None:
+    """One line: usable CPUs, Python and the client and osmem versions."""
+    info = machine_info()
     v = info["versions"]
     print(
         f"machine: {info['usable_cpus']} usable CPU(s) of {info['cpu_count']}, Python {info['python']}, "
         f"opensearch-py {v['opensearch-py']}, osmem-server {v['osmem-server']}"
     )
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
-    sys.stdout.flush()
