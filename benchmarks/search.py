@@ -13,8 +13,9 @@ highlighting mostly on, as a shop UI sends. The same catalog and queries go to e
 * baseline: ``client.search(index=alias, body=body)`` with ``body`` built by ``build_query`` before the
   clock starts, so it pays no building or parsing cost.
 
-After a warm-up (50 queries, both sides, untimed) each timed query runs on both sides back to back,
-alternating which goes first. Both sides must return the same ids and totals (checked for every query).
+After a warm-up (300 queries per engine and size, both sides, untimed: a fresh JVM needs it) each timed
+query runs on both sides back to back, alternating which goes first. Both sides must return the same ids
+and totals (checked for every query).
 Separately, the pure Python cost per query (request + ``build_query``, and ``parse_response`` of the
 recorded engine answer) is timed without I/O. The target, per engine and size: overhead (ours - baseline)
 at the median <= 1 ms.
@@ -119,7 +120,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     sizes.add_argument("--n", type=int, default=None, help="one size only: the same as --sizes N")
     p.add_argument("--queries", type=int, default=500, help="timed queries per run (default: 500)")
-    p.add_argument("--warmup", type=int, default=50, help="untimed warm-up queries, both sides (default: 50)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=300,
+        help="untimed warm-up queries per engine and size, both sides (default: 300: a fresh JVM needs a few hundred "
+        "queries before its JIT settles, or the first size measured pays for it)",
+    )
     p.add_argument("--seed", type=int, default=7, help="seed for the catalog and the query mix (default: 7)")
     p.add_argument("--heap", default=DEFAULT_HEAP, help=f"the opensearch node's -Xmx (default: {DEFAULT_HEAP})")
     p.add_argument(
