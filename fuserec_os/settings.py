@@ -65,6 +65,20 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("FUSEREC_MAPPINGS_DIR", None, "Folder of mapping files (default: the repo's mappings/ folder)."),
     Setting("FUSEREC_CONFIG", None, "Ranking config YAML (search field boosts, facets, ...). Unset: defaults."),
+    Setting("FUSEREC_PROXY_USER_HEADER", "X-Fuserec-User-Id", "Header 'fuserec serve' reads the shopper's id from."),
+    Setting(
+        "FUSEREC_PROXY_API_KEY",
+        None,
+        "If set, every proxy request (but /_fuserec/health) must carry it in the X-Fuserec-Api-Key header.",
+    ),
+    Setting("FUSEREC_PROXY_MAX_BODY", "1048576", "Largest request body the proxy accepts, in bytes (413 above)."),
+    Setting("FUSEREC_PROXY_RELOAD_SECONDS", "30", "How often the proxy polls the registry's active model version."),
+    Setting(
+        "FUSEREC_PROXY_ALLOW",
+        None,
+        "Write/admin endpoints the proxy forwards instead of refusing (403), comma-separated 'METHOD /path-glob' "
+        "or '/path-glob' entries, e.g. 'POST /_bulk,PUT /shop1-products*/_doc/*'.",
+    ),
 )
 _KNOWN = {s.name for s in SETTINGS}
 ENGINE_KINDS = ("osmem", "opensearch")
@@ -89,6 +103,11 @@ class Settings:
     """What ``engine start`` starts without ``--engine``: one of :data:`ENGINE_KINDS`."""
     mappings_dir: Path | None = None
     config_path: Path | None = None
+    proxy_user_header: str = "X-Fuserec-User-Id"
+    proxy_api_key: str | None = field(default=None, repr=False)
+    proxy_max_body: int = 1_048_576
+    proxy_reload_seconds: float = 30.0
+    proxy_allow: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=(), compare=False)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Env var name -> ``"env"`` (the process environment), ``".env"`` or ``"default"`` for every documented
@@ -185,6 +204,15 @@ class Settings:
                 f"FUSEREC_ENGINE={get('FUSEREC_ENGINE')!r} is not an engine 'fuserec engine start' can run "
                 f"(expected one of: {', '.join(ENGINE_KINDS)})."
             )
+        header = get("FUSEREC_PROXY_USER_HEADER") or "X-Fuserec-User-Id"
+        if not all(c.isalnum() or c in "-_" for c in header) or not header.isascii():
+            raise ConfigError(
+                f"FUSEREC_PROXY_USER_HEADER={header!r} is not a header name (letters, digits, '-' and '_')."
+            )
+        max_body = int(_parse_number("FUSEREC_PROXY_MAX_BODY", get("FUSEREC_PROXY_MAX_BODY"), 1_048_576, int))
+        if max_body < 1024:
+            raise ConfigError(f"FUSEREC_PROXY_MAX_BODY={max_body}: must be at least 1024 bytes.")
+        allow = tuple(a.strip() for a in (get("FUSEREC_PROXY_ALLOW") or "").split(",") if a.strip())
         return cls(
             opensearch_urls=urls,
             user=user,
@@ -199,6 +227,13 @@ class Settings:
             engine=engine,
             mappings_dir=mappings_dir,
             config_path=config_path,
+            proxy_user_header=header,
+            proxy_api_key=get("FUSEREC_PROXY_API_KEY"),
+            proxy_max_body=max_body,
+            proxy_reload_seconds=_parse_number(
+                "FUSEREC_PROXY_RELOAD_SECONDS", get("FUSEREC_PROXY_RELOAD_SECONDS"), 30.0, float
+            ),
+            proxy_allow=allow,
             warnings=tuple(warnings),
             sources={
                 d.name: (origins or {}).get(d.name, "env") if get(d.name) is not None else "default" for d in SETTINGS
@@ -277,7 +312,7 @@ def redact(text: str, settings: Settings | None) -> str:
     """
     if settings is None:
         return text
-    secrets = {settings.password or ""}
+    secrets = {settings.password or "", settings.proxy_api_key or ""}
     for url in settings.opensearch_urls:
         pw = urlsplit(url).password
         if pw:

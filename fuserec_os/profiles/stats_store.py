@@ -56,6 +56,8 @@ __all__ = [
     "read_meta",
     "read_view",
     "replace_stats",
+    "view_doc_ids",
+    "view_from_sources",
     "write_stats",
 ]
 
@@ -368,11 +370,28 @@ def read_view(client: OpenSearch, alias: str, query_norm: str, *, smoothing: flo
 
     ``smoothing``: None uses the stored one (the build's).
     """
-    query = normalize_query(query_norm or "")
-    ids = [f"q:{query}", *(f"t:{t}" for t in terms(query))] if query else []
+    query, ids = view_doc_ids(query_norm)
     if not ids:
         return QueryStatsView(query, smoothing=10.0 if smoothing is None else float(smoothing))
-    sources = _mget_sources(client, alias, [META_ID, *(doc_id(i) for i in ids)])
+    return view_from_sources(query, _mget_sources(client, alias, ids), smoothing=smoothing)
+
+
+def view_doc_ids(query_norm: str) -> tuple[str, list[str]]:
+    """The normalised query and the ids of the docs one request's view needs (meta first); [] for no query.
+
+    Pure, for callers doing their own I/O (the proxy's async ``_mget``); :func:`read_view` uses it.
+    """
+    query = normalize_query(query_norm or "")
+    ids = [f"q:{query}", *(f"t:{t}" for t in terms(query))] if query else []
+    return query, [META_ID, *(doc_id(i) for i in ids)] if ids else []
+
+
+def view_from_sources(
+    query: str, sources: Iterable[Mapping[str, Any]], *, smoothing: float | None = None
+) -> QueryStatsView:
+    """The :class:`QueryStatsView` of normalised ``query`` from the ``_source`` of the docs found (pure)."""
+    if not query:
+        return QueryStatsView(query, smoothing=10.0 if smoothing is None else float(smoothing))
     meta: Mapping[str, Any] = {}
     docs = []
     for source in sources:

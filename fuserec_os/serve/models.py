@@ -1,0 +1,151 @@
+"""The model a proxy replica serves, and hot reload from the registry.
+
+:class:`ModelHolder` holds the current :class:`LoadedModel` (or None: engine order). A request takes the
+holder's :meth:`~ModelHolder.stage` once and uses it to the end, so a swap in the middle of a request never
+mixes two versions. :class:`Reloader` polls the registry's active version in a background thread; a new version
+is loaded (reading the catalog) and warmed on a scoring batch there, then swapped in one assignment. A version
+that fails either step is refused (logged, counted, remembered) and the current one keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fuserec_os.rerank.stage import LoadedModel, RerankSettings, RerankStage, RuleSet
+
+log = logging.getLogger("fuserec.serve")
+
+Loader = Callable[[str], LoadedModel]
+"""Builds a loaded, not yet warmed, model for a registry version (raises when it cannot)."""
+ActiveVersion = Callable[[], "str | None"]
+
+
+class ModelHolder:
+    """The current model and the stage built around it, swapped atomically."""
+
+    def __init__(self, settings: RerankSettings, rules: RuleSet | None = None) -> None:
+        self.settings = settings
+        self.rules = rules
+        self._stage = RerankStage(None, settings, rules)
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._stage.model
+
+    @property
+    def version(self) -> str | None:
+        model = self._stage.model
+        return model.version if model is not None else None
+
+    def stage(self) -> RerankStage:
+        """The stage to use for one whole request (one attribute read: atomic)."""
+        return self._stage
+
+    def swap(self, model: LoadedModel | None) -> LoadedModel | None:
+        """Serve ``model`` from now on; returns the previous one (not closed: requests may still use it)."""
+        with self._lock:
+            old = self._stage.model
+            self._stage = RerankStage(model, self.settings, self.rules)
+        return old
+
+
+class Reloader:
+    """Polls ``active_version`` every ``interval`` seconds and swaps in what it names (see the module docstring)."""
+
+    def __init__(
+        self,
+        holder: ModelHolder,
+        active_version: ActiveVersion,
+        loader: Loader,
+        interval: float,
+        *,
+        on_result: Callable[[str, str | None], None] | None = None,
+    ) -> None:
+        self.holder = holder
+        self.active_version = active_version
+        self.loader = loader
+        self.interval = interval
+        self.on_result = on_result or (lambda result, version: None)
+        self.refused: dict[str, str] = {}
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._check_lock = threading.Lock()
+
+    def check(self) -> str | None:
+        """One poll: load and swap when the active version changed. Returns what happened (for tests/logs)."""
+        with self._check_lock:
+            try:
+                wanted = self.active_version()
+            except Exception as exc:  # registry unreachable: keep serving what we have
+                self.last_error = f"reading the active version: {exc}"
+                log.warning("fuserec serve: %s", self.last_error)
+                return "registry_error"
+            current = self.holder.version
+            if wanted == current:
+                return None
+            if wanted is None:
+                self.holder.swap(None)
+                self.on_result("unloaded", current)
+                log.warning("fuserec serve: no active model in the registry any more: engine order")
+                return "unloaded"
+            if wanted in self.refused:
+                return "refused"
+            try:
+                model = self.loader(wanted)
+                model.warm()
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                self.refused[wanted] = reason
+                self.last_error = f"model {wanted} refused: {reason}"
+                self.on_result("refused", wanted)
+                log.error("fuserec serve: model %s refused (still serving %s): %s", wanted, current or "none", reason)
+                return "refused"
+            self.holder.swap(model)
+            self.on_result("loaded", wanted)
+            log.warning("fuserec serve: now serving model %s (was %s)", wanted, current or "none")
+            return "loaded"
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="fuserec-model-reload", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def registry_loader(client: Any, prefix: str, products_alias: str) -> tuple[ActiveVersion, Loader]:
+    """The registry's active version and a loader for a version: artifact + catalog -> :class:`LoadedModel`.
+
+    Replaceable by the rerank stage's own loader (``fuserec_os.rerank.loader``) once it exists.
+    """
+    from fuserec_os.index.products import read_products
+    from fuserec_os.rerank.artifact import ModelArtifact
+    from fuserec_os.rerank.registry import ModelRegistry
+
+    registry = ModelRegistry(client, prefix)
+
+    def active() -> str | None:
+        if not client.indices.exists(index=registry.alias):
+            return None
+        return registry.active_version()
+
+    def load(version: str) -> LoadedModel:
+        _, blob = registry.get(version)
+        artifact = ModelArtifact.from_bytes(blob)
+        products = read_products(client, products_alias, "loading a model")
+        return LoadedModel.build(version, artifact, products)
+
+    return active, load

@@ -1,0 +1,387 @@
+"""The personalized search: what a request asks for (pure analysis) and the async flow around the stage.
+
+:func:`plan_search` reads a ``_search`` request and says whether it can be personalized (a relevance-ranked
+page: no explicit non-score sort, no ``size: 0``, no scroll, point in time or ``search_after``), which text
+the features see, and which of its clauses are filters that behavioural candidates must also satisfy (a bool
+query's ``filter``/``must_not``, a ``post_filter``, or no query at all; anything else: no behavioural
+candidates, and the response says so).
+
+:func:`personalized_search` runs the engine query (``from: 0``, ``size: window``, everything else untouched)
+concurrently with the profile and query-statistics ``_mget``; once the statistics are in, the behavioural
+candidates (the request's filters plus an ``ids`` clause) are fetched while the main query may still run. The
+stage reranks; the page is cut from the reranked order, then engine order after the window minus what was
+already shown (:func:`~fuserec_os.rerank.stage.page_slice`).
+
+The shopper's id only ever travels as a document id in an ``_mget`` body (JSON-encoded): never inside a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fuserec_os.profiles.compute import UserProfile
+from fuserec_os.profiles.query_stats import QueryStatsView
+from fuserec_os.profiles.stats_store import view_doc_ids, view_from_sources
+from fuserec_os.profiles.store import _profile
+from fuserec_os.rerank.stage import EngineHit, RerankStage, StageInput, StageResult, page_slice
+from fuserec_os.serve.engine import AsyncEngine, EngineResponse
+from fuserec_os.serve.errors import bad_request
+
+MAX_RESULT_WINDOW = 10_000
+_TEXT_QUERIES = (
+    "match", "match_phrase", "match_phrase_prefix", "match_bool_prefix", "multi_match", "query_string",
+    "simple_query_string", "combined_fields",
+)  # fmt: skip
+_BOOL_KEYS = {"must", "should", "filter", "must_not", "minimum_should_match", "boost", "_name"}
+_PASS_BODY_KEYS = {"pit": "point in time", "search_after": "search_after", "scroll": "scroll"}
+
+
+@dataclass
+class SearchPlan:
+    """A personalizable ``_search``: the body without from/size, the page, the text, the reusable filters."""
+
+    body: dict[str, Any]
+    params: list[tuple[str, str]]
+    offset: int
+    size: int
+    text: str
+    filters: list[Any] | None
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The JSON object of a search body ({} when empty); a 400 naming the problem otherwise."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"failed to parse the request body as JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _is_score_sort(sort: Any) -> bool:
+    items = sort if isinstance(sort, list) else [sort]
+    for item in items:
+        if item == "_score":
+            continue
+        if isinstance(item, dict) and list(item) == ["_score"]:
+            spec = item["_score"]
+            order = spec if isinstance(spec, str) else spec.get("order", "desc") if isinstance(spec, dict) else None
+            if order == "desc":
+                continue
+        return False
+    return True
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise bad_request(f"[{name}] must be a whole number >= 0, got {value!r}")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"[{name}] must be a whole number >= 0, got {value!r}") from None
+    if n < 0 or (isinstance(value, float) and n != value):
+        raise bad_request(f"[{name}] must be a whole number >= 0, got {value!r}")
+    return n
+
+
+def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> SearchPlan | str:
+    """A :class:`SearchPlan`, or the reason the request passes through unchanged."""
+    names = {k for k, _ in params}
+    if "scroll" in names:
+        return "scroll"
+    if "sort" in names:
+        return "sort in the URL"
+    for key, what in _PASS_BODY_KEYS.items():
+        if key in body:
+            return what
+    if "sort" in body and not _is_score_sort(body["sort"]):
+        return "explicit sort"
+    p = dict(params)
+    offset = _int(p.get("from", body.get("from", 0)), "from")
+    size = _int(p.get("size", body.get("size", 10)), "size")
+    if size == 0:
+        return "size 0"
+    rest = [(k, v) for k, v in params if k not in ("from", "size")]
+    clean = {k: v for k, v in body.items() if k not in ("from", "size")}
+    notes: list[str] = []
+    if "q" in p:
+        text, filters = p["q"], None
+        notes.append("behavioural candidates skipped: a q= query's filters cannot be told from its text")
+    else:
+        query = body.get("query")
+        text = " ".join(dict.fromkeys(t for t in _texts(query) if t.strip()))
+        filters = _filters(query)
+        if filters is None:
+            notes.append("behavioural candidates skipped: the query's filters cannot be told from its scoring clauses")
+        elif "post_filter" in body:
+            filters.append(body["post_filter"])
+        if filters is not None and "min_score" in body:
+            filters = None
+            notes.append("behavioural candidates skipped: min_score")
+    return SearchPlan(clean, rest, offset, size, text, filters, notes)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _filters(query: Any) -> list[Any] | None:
+    """The request's filter clauses (reusable for behavioural candidates), or None when they cannot be told."""
+    if query is None:
+        return []
+    if not isinstance(query, dict) or len(query) != 1:
+        return None
+    ((kind, spec),) = query.items()
+    if kind == "match_all":
+        return []
+    if kind == "bool" and isinstance(spec, dict) and set(spec) <= _BOOL_KEYS:
+        out = _as_list(spec.get("filter"))
+        must_not = _as_list(spec.get("must_not"))
+        if must_not:
+            out.append({"bool": {"must_not": must_not}})
+        return out
+    return None
+
+
+def _texts(query: Any) -> list[str]:
+    """The text the shopper typed, from the query's full-text clauses (scoring parts only)."""
+    out: list[str] = []
+    if isinstance(query, list):
+        for q in query:
+            out += _texts(q)
+        return out
+    if not isinstance(query, dict):
+        return out
+    for kind, spec in query.items():
+        if kind in _TEXT_QUERIES and isinstance(spec, dict):
+            if isinstance(spec.get("query"), str):
+                out.append(spec["query"])
+            else:
+                for value in spec.values():
+                    if isinstance(value, str):
+                        out.append(value)
+                    elif isinstance(value, dict) and isinstance(value.get("query"), str):
+                        out.append(value["query"])
+        elif kind == "bool" and isinstance(spec, dict):
+            out += _texts(spec.get("must")) + _texts(spec.get("should"))
+        elif kind in ("function_score", "constant_score", "boosting", "dis_max") and isinstance(spec, dict):
+            out += _texts(spec.get("query")) + _texts(spec.get("positive")) + _texts(spec.get("queries"))
+    return out
+
+
+def behavioural_ids(view: QueryStatsView | None, k: int) -> list[str]:
+    """Up to ``k`` products engaged after the exact query, then after its terms, most engaged first."""
+    if view is None or k <= 0:
+        return []
+    out: dict[str, None] = {}
+    for kv in [v for v in (view.exact, *view.terms) if v is not None]:
+        if not kv.pos:
+            continue
+        engaged = kv.counts[: kv.n, :3].sum(axis=1)
+        ranked = sorted(((float(engaged[i]), pid) for pid, i in kv.pos.items() if engaged[i] > 0), key=lambda t: -t[0])
+        for _, pid in ranked:
+            out.setdefault(pid, None)
+            if len(out) >= k:
+                return list(out)
+    return list(out)
+
+
+def _hit(raw: Mapping[str, Any], *, behavioural: bool = False) -> EngineHit:
+    score = raw.get("_score")
+    return EngineHit(
+        id=str(raw.get("_id")),
+        score=None if behavioural or score is None else float(score),
+        source=raw.get("_source") or {},
+        raw=raw,
+    )
+
+
+@dataclass
+class Personalized:
+    """What :func:`personalized_search` produced: the response body (or the engine's error), and the result."""
+
+    status: int
+    body: Any
+    result: StageResult | None = None
+    page_ids: list[str] = field(default_factory=list)
+    engine_response: EngineResponse | None = None
+
+
+@dataclass
+class Stores:
+    profiles_alias: str
+    stats_alias: str
+
+
+async def fetch_profile(engine: AsyncEngine, alias: str, user_id: str) -> UserProfile | None:
+    status, data, _ = await engine.json("POST", f"/{alias}/_mget", {"ids": [user_id]})
+    if status == 404:
+        return None
+    if status != 200:
+        raise RuntimeError(f"reading the profile: engine answered {status}")
+    for doc in data.get("docs", []):
+        if doc.get("error") or not doc.get("found"):
+            return None
+        return _profile(doc["_source"])
+    return None
+
+
+async def fetch_stats(engine: AsyncEngine, alias: str, text: str) -> QueryStatsView | None:
+    query, ids = view_doc_ids(text)
+    if not ids:
+        return None
+    status, data, _ = await engine.json("POST", f"/{alias}/_mget", {"ids": ids})
+    if status == 404:
+        return None
+    if status != 200:
+        raise RuntimeError(f"reading query statistics: engine answered {status}")
+    sources = [d["_source"] for d in data.get("docs", []) if d.get("found") and not d.get("error")]
+    return view_from_sources(query, sources)
+
+
+async def personalized_search(
+    engine: AsyncEngine,
+    stage: RerankStage,
+    stores: Stores,
+    index: str,
+    plan: SearchPlan,
+    *,
+    user_id: str,
+    window: int,
+    request_id: str,
+    client_auth: str | None = None,
+) -> Personalized:
+    t0 = time.perf_counter()
+    settings = stage.settings
+    need = plan.offset + plan.size
+    k = settings.behavioural_k if plan.filters is not None else 0
+    main_size = window if need <= window else min(need + k, max(MAX_RESULT_WINDOW, need))
+    main_body = {**plan.body, "from": 0, "size": main_size}
+    notes = list(plan.notes)
+
+    main_task = asyncio.ensure_future(
+        engine.request(
+            "POST", f"/{index}/_search", params=plan.params, content=json.dumps(main_body).encode(),
+            client_auth=client_auth,
+        )
+    )  # fmt: skip
+    profile_task = asyncio.ensure_future(fetch_profile(engine, stores.profiles_alias, user_id))
+    stats_task = asyncio.ensure_future(fetch_stats(engine, stores.stats_alias, plan.text))
+
+    async def behavioural() -> list[Mapping[str, Any]]:
+        view = await stats_task
+        ids = behavioural_ids(view, k)
+        if not ids or plan.filters is None:
+            return []
+        body: dict[str, Any] = {
+            "query": {"bool": {"filter": [*copy.deepcopy(plan.filters), {"ids": {"values": ids}}]}},
+            "size": len(ids),
+            "track_total_hits": False,
+        }
+        for key in ("_source", "stored_fields", "docvalue_fields", "fields"):
+            if key in plan.body:
+                body[key] = plan.body[key]
+        status, data, _ = await engine.json("POST", f"/{index}/_search", body, client_auth=client_auth)
+        if status != 200:
+            raise RuntimeError(f"behavioural candidates: engine answered {status}")
+        order = {pid: i for i, pid in enumerate(ids)}
+        hits = list(data.get("hits", {}).get("hits", []))
+        return sorted(hits, key=lambda h: order.get(str(h.get("_id")), len(order)))
+
+    behav_task = asyncio.ensure_future(behavioural())
+    side: list[asyncio.Future[Any]] = [profile_task, stats_task, behav_task]
+    try:
+        main = await main_task
+    except BaseException:
+        for t in side:
+            t.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+        raise
+    t_main = time.perf_counter()
+    if main.status != 200:
+        for t in side:
+            t.cancel()
+        await asyncio.gather(*side, return_exceptions=True)
+        return Personalized(main.status, None, engine_response=main)
+    data = main.json()
+    budget_s = settings.budget_ms / 1000.0
+    done, pending = await asyncio.wait(side, timeout=budget_s)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    io_ms = (time.perf_counter() - t_main) * 1000
+    timed_out = bool(pending)
+
+    def outcome(task: asyncio.Future[Any], what: str) -> Any:
+        if task not in done:
+            return None
+        exc = task.exception()
+        if exc is not None:
+            notes.append(f"{what} unavailable: {exc}")
+            return None
+        return task.result()
+
+    profile = outcome(profile_task, "profile")
+    stats = outcome(stats_task, "query statistics")
+    behav_raw = outcome(behav_task, "behavioural candidates") or []
+    all_hits = list(data.get("hits", {}).get("hits", []))
+    window_raw: list[Mapping[str, Any]] = []
+    seen: set[str] = set()
+    for h in all_hits[:window]:
+        hid = str(h.get("_id"))
+        if hid not in seen:
+            seen.add(hid)
+            window_raw.append(h)
+    behav = [_hit(h, behavioural=True) for h in behav_raw if str(h.get("_id")) not in seen]
+    inp = StageInput(
+        query=plan.text,
+        hits=[_hit(h) for h in window_raw],
+        offset=plan.offset,
+        size=plan.size,
+        user_id=user_id,
+        behavioural=behav,
+        profile=profile,
+        stats=stats,
+        elapsed_ms=io_ms if not timed_out else max(io_ms, settings.budget_ms + 0.001),
+    )
+    result = stage.run(inp, window=window)
+    (_start, _stop), tail, skip = page_slice(plan.offset, plan.size, len(result.order))
+    shown = {h.id for h in result.order}
+    tail_raw = [h for h in all_hits[window:] if str(h.get("_id")) not in shown][skip : skip + tail] if tail else []
+    page: list[dict[str, Any]] = []
+    for rh in result.hits:
+        raw = dict(rh.hit.raw or {})
+        if result.applied and rh.blended_score is not None:
+            raw["_score"] = rh.blended_score
+        page.append(raw)
+    page += [dict(h) for h in tail_raw]
+    hits_obj = data.setdefault("hits", {})
+    hits_obj["hits"] = page
+    if result.applied:
+        scores = [h.blended_score for h in result.order if h.blended_score is not None]
+        hits_obj["max_score"] = max(scores) if scores else hits_obj.get("max_score")
+    info = result.info()
+    info["timings_ms"] = {
+        "engine": round(main.elapsed_ms, 3),
+        "personal_io": round(io_ms, 3),
+        **info["timings_ms"],
+        "total": round((time.perf_counter() - t0) * 1000, 3),
+    }
+    all_notes = [*notes, *info.pop("notes", [])]
+    if timed_out:
+        all_notes.append("profile/statistics fetch exceeded the latency budget")
+    data["fuserec"] = {"request_id": request_id, **info, **({"notes": all_notes} if all_notes else {})}
+    return Personalized(200, data, result, [str(h.get("_id")) for h in page], main)
