@@ -59,6 +59,11 @@ def setting_rows(s: Settings) -> list[Row]:
         "FUSEREC_ENGINE_WAIT": s.engine_wait,
         "FUSEREC_MAPPINGS_DIR": path(s.mappings_dir),
         "FUSEREC_CONFIG": path(s.config_path),
+        "FUSEREC_PROXY_USER_HEADER": s.proxy_user_header,
+        "FUSEREC_PROXY_API_KEY": MASK if s.proxy_api_key else None,
+        "FUSEREC_PROXY_MAX_BODY": s.proxy_max_body,
+        "FUSEREC_PROXY_RELOAD_SECONDS": s.proxy_reload_seconds,
+        "FUSEREC_PROXY_ALLOW": list(s.proxy_allow) or None,
     }
     # a KeyError here means a setting was added to SETTINGS but not to this table
     return [Row(d.name, values[d.name], s.sources.get(d.name, "default")) for d in SETTINGS]

@@ -377,3 +377,91 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflo
     first, last = proc.stdout.strip().splitlines()[-2:]
     assert json.loads(first)["status"] == 200 and json.loads(first)["fuserec"]["model_version"] == "v1"
     assert json.loads(last) == []
+
+
+def test_engine_stopped_gives_503_and_the_proxy_recovers_when_it_is_back(world: Settings) -> None:
+    """Its own osmem engine (also when the suite runs against a real cluster): stopped, then started again."""
+    import httpx
+    from osmem_server import OsmemServer
+
+    from fuserec_os.engine import close_osmem
+
+    from .proxy_helpers import free_port
+
+    port = free_port()
+    server = OsmemServer.start(japanese=False, addr=f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    settings = replace(world, opensearch_urls=(url,), timeout=5.0)
+    try:
+        with RunningProxy(_app(settings, urls=(url,), load_at_start=False)) as p:
+            c = p.client(max_retries=0)
+            assert c.info()["version"]["number"]
+            close_osmem(server)
+            with pytest.raises(osx.TransportError) as err:
+                c.search(index="anything", body={"query": {"match_all": {}}})
+            assert err.value.status_code == 503
+            assert err.value.info["error"]["type"] == "engine_unavailable_exception"
+            assert httpx.get(f"{p.url}/_fuserec/health").status_code == 503
+            server = OsmemServer.start(japanese=False, addr=f"127.0.0.1:{port}")
+            assert c.info()["version"]["number"]  # no restart of the proxy
+            assert httpx.get(f"{p.url}/_fuserec/health").json()["status"] == "ok"
+            c.close()
+    finally:
+        close_osmem(server)
+
+
+def test_hot_reload_under_traffic_swaps_without_a_failed_request_and_refuses_a_corrupt_model(
+    world: Settings, client: OpenSearch
+) -> None:
+    import threading
+    import time
+
+    import httpx
+
+    alias = world.alias("products")
+    url_path = f"/{alias}/_search"
+    with RunningProxy(_app(world, reload_seconds=0.2)) as p:
+        assert p.proxy.holder.version == "v1"
+        failures: list[str] = []
+        versions: list[str | None] = []
+        stop = threading.Event()
+
+        def traffic() -> None:
+            with httpx.Client(base_url=p.url, timeout=30) as h:
+                while not stop.is_set():
+                    r = h.post(url_path, json={**SHOES, "size": 5}, headers={USER: FAN})
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code} {r.text[:200]}")
+                    else:
+                        versions.append(r.json()["fuserec"]["model_version"])
+
+        threads = [threading.Thread(target=traffic) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            v2 = register(client, world.index_prefix, brand_artifact(weight=5.0).to_bytes())
+            deadline = time.monotonic() + 60
+            while p.proxy.holder.version != v2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert p.proxy.holder.version == v2
+            time.sleep(0.5)
+            bad = register(client, world.index_prefix, b"PK\x03\x04 not a model at all", promote=False)
+            from fuserec_os.rerank.registry import ModelRegistry
+
+            ModelRegistry(client, world.index_prefix).promote(bad, force=True)
+            deadline = time.monotonic() + 60
+            while bad not in p.proxy.reloader.refused and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert not failures, failures[:3]
+        assert bad in p.proxy.reloader.refused and p.proxy.holder.version == v2
+        assert versions[0] == "v1" and versions[-1] == v2 and set(versions) == {"v1", v2}
+        metrics = httpx.get(f"{p.url}/_fuserec/metrics").text
+        assert 'fuserec_model_reloads_total{result="refused"} 1' in metrics
+        print(f"hot reload: {len(versions)} requests during two reloads, none failed")
+        ModelRegistry(client, world.index_prefix).promote("v1", force=True)  # other tests expect v1

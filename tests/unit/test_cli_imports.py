@@ -41,7 +41,15 @@ def top_packages(modules: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["--version"], ["model", "--help"], ["ingest", "events", "--help"], ["config", "--help"]]
+    "args",
+    [
+        ["--help"],
+        ["--version"],
+        ["model", "--help"],
+        ["ingest", "events", "--help"],
+        ["config", "--help"],
+        ["serve", "--help"],
+    ],
 )
 def test_help_and_version_load_no_heavy_library_and_no_pipeline_stage(args: list[str], tmp_path: Path) -> None:
     modules, output = loaded_by(args, tmp_path)
