@@ -24,5 +24,6 @@ USER fuserec
 
 ENTRYPOINT ["fuserec"]
 # Default: the end-to-end demo (needs FUSEREC_OPENSEARCH_URL, or it uses a temporary embedded engine).
-# The HTTP proxy comes later and will become the default command.
+# The query proxy: docker run -p 9400:9400 -e FUSEREC_OPENSEARCH_URL=... fuserec-os:dev serve --host 0.0.0.0
+EXPOSE 9400
 CMD ["demo"]
