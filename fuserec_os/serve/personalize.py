@@ -38,6 +38,7 @@ _TEXT_QUERIES = (
     "match", "match_phrase", "match_phrase_prefix", "match_bool_prefix", "multi_match", "query_string",
     "simple_query_string", "combined_fields",
 )  # fmt: skip
+_PURE_TEXT = {"match", "match_phrase", "multi_match", "combined_fields"}  # no filter syntax (query_string has)
 _BOOL_KEYS = {"must", "should", "filter", "must_not", "minimum_should_match", "boost", "_name"}
 _PASS_BODY_KEYS = {"pit": "point in time", "search_after": "search_after", "scroll": "scroll"}
 
@@ -144,8 +145,8 @@ def _filters(query: Any) -> list[Any] | None:
     if not isinstance(query, dict) or len(query) != 1:
         return None
     ((kind, spec),) = query.items()
-    if kind == "match_all":
-        return []
+    if kind == "match_all" or kind in _PURE_TEXT:
+        return []  # a lone full-text clause: scoring only, nothing to filter by
     if kind == "bool" and isinstance(spec, dict) and set(spec) <= _BOOL_KEYS:
         out = _as_list(spec.get("filter"))
         must_not = _as_list(spec.get("must_not"))

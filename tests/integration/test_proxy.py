@@ -229,7 +229,10 @@ def test_behavioural_candidates_respect_the_filters(world: Settings, proxied: Op
     unfiltered = proxied.search(index=alias, body={"query": {"bool": {"must": [{"match": {"title": "zoomies"}}]}}},
                                 headers={USER: FAN})  # fmt: skip
     assert set(_ids(unfiltered)) == {"X-SANDAL", "X-SANDAL-OOS"}
-    opaque = proxied.search(index=alias, body={"query": {"match": {"title": "zoomies"}}}, headers={USER: FAN})
+    lone = proxied.search(index=alias, body={"query": {"match": {"title": "zoomies"}}}, headers={USER: FAN})
+    assert set(_ids(lone)) == {"X-SANDAL", "X-SANDAL-OOS"}  # a lone match clause has no filters to respect
+    fs = {"function_score": {"query": {"match": {"title": "zoomies"}}}}
+    opaque = proxied.search(index=alias, body={"query": fs}, headers={USER: FAN})
     assert _ids(opaque) == [] and any("behavioural candidates skipped" in n for n in opaque["fuserec"]["notes"])
 
 
