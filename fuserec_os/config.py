@@ -20,7 +20,7 @@ from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.rerank.rules import RulesConfig
-from fuserec_os.rerank.stage import RerankSettings
+from fuserec_os.rerank.settings import RerankSettings
 from fuserec_os.search.request import SearchConfig
 
 SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank", "rules")

@@ -34,12 +34,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fuserec_os.behaviour.config import check_keys
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.errors import ConfigError
-from fuserec_os.rerank.stage import RankedHit
+
+if TYPE_CHECKING:  # annotations only: the config imports this module, and a plain search loads no pandas
+    from fuserec_os.rerank.stage import RankedHit
 
 __all__ = ["OUT_OF_STOCK", "TOP", "BusinessRules", "RulesConfig"]
 

@@ -31,8 +31,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from fuserec_os.behaviour.config import check_keys
-from fuserec_os.errors import ConfigError
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
@@ -40,6 +38,7 @@ from fuserec_os.profiles.compute import UserProfile
 from fuserec_os.profiles.query_stats import QueryStatsView
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import minmax
+from fuserec_os.rerank.settings import RerankSettings
 
 __all__ = [
     "FALLBACKS",
@@ -67,62 +66,6 @@ FALLBACKS: Mapping[str, str] = {
 }
 """Every value :attr:`StageResult.fallback` can take, with what it means (shown by ``--explain``, counted by the
 proxy's metrics). ``no_user``/``no_profile`` still apply the model (``applied`` is True) through its gate."""
-
-
-# ------------------------------------------------------------------------------------------ settings
-
-
-@dataclass(frozen=True)
-class RerankSettings:
-    """The ``rerank`` section of the ranking YAML.
-
-    ``window``: engine candidates reranked per request (pushed into the engine query's ``size``), capped by
-    ``max_window``; ``behavioural_k``: products engaged after the query added on top, filtered by the request's
-    filters; ``budget_ms``: the stage's latency budget (fetching profile and statistics, features, scoring),
-    past which engine order is returned.
-    """
-
-    enabled: bool = True
-    window: int = 100
-    max_window: int = 1000
-    behavioural_k: int = 20
-    budget_ms: float = 25.0
-    explain_top: int = 3
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"rerank.enabled: {self.enabled!r} must be true or false")
-        for key in ("window", "max_window", "explain_top"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"rerank.{key}: {value!r} must be a whole number >= 1")
-        if not isinstance(self.behavioural_k, int) or isinstance(self.behavioural_k, bool) or self.behavioural_k < 0:
-            raise ConfigError(f"rerank.behavioural_k: {self.behavioural_k!r} must be a whole number >= 0")
-        if self.window > self.max_window:
-            raise ConfigError(f"rerank.window: {self.window} is above rerank.max_window ({self.max_window})")
-        b = self.budget_ms
-        if not isinstance(b, (int, float)) or isinstance(b, bool) or not math.isfinite(b) or b < 0:
-            raise ConfigError(f"rerank.budget_ms: {b!r} must be a number >= 0 (milliseconds)")
-
-    def clamp_window(self, requested: int | None) -> int:
-        """The window for one request; a request may ask for a smaller or larger one up to ``max_window``.
-
-        Raises ConfigError naming the parameter when ``requested`` is outside ``1..max_window``.
-        """
-        if requested is None:
-            return self.window
-        if isinstance(requested, bool) or not isinstance(requested, int) or not 1 <= requested <= self.max_window:
-            raise ConfigError(f"window: {requested!r} must be a whole number from 1 to {self.max_window}")
-        return requested
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any] | None) -> RerankSettings:
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise ConfigError("'rerank' must be a mapping (e.g. rerank: {window: 100, budget_ms: 25})")
-        check_keys("rerank", raw, ("enabled", "window", "max_window", "behavioural_k", "budget_ms", "explain_top"))
-        return cls(**dict(raw))
 
 
 # ------------------------------------------------------------------------------------------ data between stages

@@ -107,6 +107,8 @@ profiles:
 model:
   hidden: [64, 32]
   loss: auto
+rerank:
+  window: 200
 features: [bm25, rating, user_history, cat_affinity]
 rules:
   max_per_brand_first_page: 3
@@ -133,6 +135,9 @@ def test_ranking_keys_set_in_the_file_show_file_others_default(tmp_path: Path, b
     assert shown["model.hidden"] == ("64, 32", "file")
     assert shown["model.loss"] == ("auto", "file")
     assert shown["model.dropout"] == ("0.5", "default")
+    assert shown["rerank.window"] == ("200", "file")
+    assert shown["rerank.budget_ms"] == ("25.0", "default")
+    assert shown["rerank.enabled"] == ("yes", "default")
     assert shown["features (user)"] == ("user_history", "file")
     assert shown["features (query_item)"] == ("bm25", "file")
     assert shown["events.type_aliases.order"] == ("purchase", "default")
