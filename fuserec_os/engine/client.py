@@ -44,6 +44,9 @@ def make_client(settings: Settings, urls: Sequence[str] | None = None) -> OpenSe
         "max_retries": settings.retries,
         "retry_on_timeout": settings.retries > 0,
         "http_compress": False,
+        # the rerank pipeline reads the profile and statistics beside the engine query from a thread pool:
+        # keep a connection per concurrent request instead of urllib3's default single one
+        "pool_maxsize": 10,
     }
     if settings.user:
         kwargs["http_auth"] = (settings.user, settings.password or "")

@@ -42,11 +42,18 @@ _RAGGED_MAX = 8_000  # stored tf-idf entries up to which a NumPy gather beats sc
 
 @dataclass(frozen=True)
 class Candidates:
-    """One result list: product ids with engine score and rank (float, NaN where the engine had none)."""
+    """One result list: product ids with engine score and rank (float, NaN where the engine had none).
+
+    ``score_range``: (lowest, highest) engine score of the engine's top window the list was taken from, what
+    ``bm25_norm`` scales by. Training passes the range of the engine's top ``engine_k`` and serving the range
+    of its window, so a product gets the same ``bm25_norm`` whether the list is a logged page of 10 or a window
+    of 100 (without it, the list's own scored candidates are used: a page of 10 would stretch to [0, 1]).
+    """
 
     product_ids: Sequence[str]
     engine_scores: np.ndarray
     engine_ranks: np.ndarray
+    score_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.product_ids)
@@ -56,6 +63,11 @@ class Candidates:
             raise ValueError(f"{n} product ids but {len(scores)} engine scores and {len(ranks)} engine ranks")
         object.__setattr__(self, "engine_scores", scores)
         object.__setattr__(self, "engine_ranks", ranks)
+        if self.score_range is not None:
+            lo, hi = (float(x) for x in self.score_range)
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+                raise ValueError(f"score_range {self.score_range!r} must be two finite numbers, lowest first")
+            object.__setattr__(self, "score_range", (lo, hi))
 
     def __len__(self) -> int:
         return len(self.product_ids)
@@ -123,8 +135,11 @@ def _engine(r: _Req) -> _Values:
     no_s = np.isnan(s)
     norm = np.zeros(r.n)
     if not no_s.all():
-        scored = s[~no_s]
-        lo, hi = float(scored.min()), float(scored.max())
+        if r.cands.score_range is not None:
+            lo, hi = r.cands.score_range
+        else:
+            scored = s[~no_s]
+            lo, hi = float(scored.min()), float(scored.max())
         norm = (s - lo) / (hi - lo) if hi > lo else np.ones(r.n)  # all tie: all at the top
     with np.errstate(invalid="ignore"):
         rank = np.log1p(ranks)

@@ -54,7 +54,12 @@ def _defs(*rows: tuple[str, str, str]) -> Mapping[str, FeatureDef]:
 FEATURES: Mapping[str, FeatureDef] = _defs(
     # --- the engine hit
     ("bm25", "query_item", "raw engine text score; missing for behavioural candidates the engine did not return"),
-    ("bm25_norm", "query_item", "engine score min-max scaled over the list's scored candidates (1.0 when all tie)"),
+    (
+        "bm25_norm",
+        "query_item",
+        "engine score min-max scaled over the engine's top window (training: its top engine_k; serving: the "
+        "window), or over the list's scored candidates when no range is given (1.0 when all tie)",
+    ),
     ("engine_rank", "query_item", "log1p of the engine rank; missing when the engine did not rank the product"),
     (
         "title_term_share",

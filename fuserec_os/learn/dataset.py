@@ -289,6 +289,7 @@ def build_dataset(
                 product_ids=cands,
                 engine_scores=np.array([scores.get(p, math.nan) for p in cands], dtype=np.float64),
                 engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
+                score_range=_score_range(ranked),
             )
             now = pd.Timestamp(row["timestamp"])
             ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm))
@@ -331,6 +332,13 @@ def build_dataset(
         cuts=(valid_from, test_from),
         seconds=time.monotonic() - started,
     )
+
+
+def _score_range(ranked: Sequence[tuple[str, float]]) -> tuple[float, float] | None:
+    """(lowest, highest) engine score of the engine's top ``engine_k``: what serving's window gives ``bm25_norm``
+    (see :class:`~fuserec_os.features.assemble.Candidates`), so a shown page of 10 is scaled as online."""
+    values = [float(s) for _, s in ranked if math.isfinite(float(s))]
+    return (min(values), max(values)) if values else None
 
 
 def _add_behavioural(acc: dict[str, dict[str, int]], events: pd.DataFrame) -> None:

@@ -163,6 +163,37 @@ class QueryStatsView:
         counts = self.exact.lookup(product_ids)
         return self.exact.rates(counts, self.prior_query, self.smoothing), counts[:, 0]
 
+    def engaged(self, k: int, exclude: Iterable[str] = ()) -> list[str]:
+        """Up to ``k`` products engaged after this query, best first: the behavioural candidates of a search.
+
+        Engagement is clicks + carts + purchases (each event once, as training's candidate lists count them).
+        Products engaged after the exact query come first, by engagement; then those engaged after its terms,
+        by engagement summed over the terms (a product seen under "trail runner" helps "trail shoes"). Ties
+        break by product id, so the list is deterministic. ``exclude`` (e.g. the engine's window) is skipped.
+        """
+        if k <= 0:
+            return []
+        skip = set(exclude)
+        out: list[str] = []
+
+        def ranked(views: Sequence[_KeyView]) -> list[str]:
+            total: dict[str, float] = {}
+            for kv in views:
+                events = kv.counts[: kv.n, :3].sum(axis=1)
+                for pid, row in kv.pos.items():
+                    if row < kv.n and events[row] > 0:
+                        total[pid] = total.get(pid, 0.0) + float(events[row])
+            return [p for p, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+        for group in ((self.exact,) if self.exact is not None else (), self.terms):
+            for pid in ranked(group):
+                if pid not in skip:
+                    skip.add(pid)
+                    out.append(pid)
+                    if len(out) >= k:
+                        return out
+        return out
+
     def term_rates(self, product_ids: Sequence[str]) -> np.ndarray | None:
         """Rates [n, 3] averaged over the query's seen terms, or None when no term was seen."""
         if not self.terms:

@@ -62,6 +62,7 @@ FALLBACKS: Mapping[str, str] = {
     "not_relevance": "the request sorts by something other than relevance: passed through",
     "budget": "the latency budget was exceeded: engine order",
     "model_error": "the model or its features failed: engine order",
+    "store_error": "reading the profile or the query statistics failed: engine order",
     "beyond_window": "the page lies after the reranked window: engine order",
 }
 """Every value :attr:`StageResult.fallback` can take, with what it means (shown by ``--explain``, counted by the
@@ -221,10 +222,11 @@ def _engine_order(hits: Sequence[EngineHit]) -> list[RankedHit]:
     return [RankedHit(h, i, i, h.score) for i, h in enumerate(hits, start=1)]
 
 
-Describe = Callable[[str, float, EngineHit, UserProfile | None], str]
+Describe = Callable[[str, float, EngineHit, UserProfile | None, str], str]
+"""(feature column, its value in X, the hit, the profile, the request's query) -> words (``rerank/explain.py``)."""
 
 
-def _plain(name: str, value: float, hit: EngineHit, user: UserProfile | None) -> str:
+def _plain(name: str, value: float, hit: EngineHit, user: UserProfile | None, query: str) -> str:
     return name.replace("_", " ")
 
 
@@ -268,6 +270,7 @@ class RerankStage:
                 [h.id for h in cands_hits],
                 np.array([math.nan if h.score is None else float(h.score) for h in cands_hits], dtype=np.float64),
                 np.array([i + 1 if i < len(inp.hits) else math.nan for i in range(len(cands_hits))], dtype=np.float64),
+                score_range=_window_range(inp.hits),
             )
             now = inp.now if inp.now is not None else pd.Timestamp.now(tz="UTC")
             ctx = RequestContext(query=inp.query, user=inp.profile, now=now, stats=inp.stats)
@@ -297,7 +300,8 @@ class RerankStage:
                 row = contributions[pos - 1]
                 top = np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top]
                 explanation = tuple(
-                    (self.describe(names[j], float(feats.X[int(i), j]), hit, inp.profile), float(row[j])) for j in top
+                    (self.describe(names[j], float(feats.X[int(i), j]), hit, inp.profile, inp.query), float(row[j]))
+                    for j in top
                 )
             ranked.append(
                 RankedHit(
@@ -325,6 +329,13 @@ class RerankStage:
         elif inp.profile is None:
             fallback = "no_profile"
         return self._result(inp, ranked, True, fallback, model.version, win, timings, t0, notes)
+
+    def engine_order(self, inp: StageInput, reason: str, notes: tuple[str, ...] = ()) -> StageResult:
+        """Engine order for ``inp``, saying why (``reason`` in :data:`FALLBACKS`): what a caller returns when it
+        decides not to run the model at all (a price sort, a failed profile read)."""
+        if reason not in FALLBACKS:
+            raise ValueError(f"reason {reason!r} is not one of {', '.join(FALLBACKS)}")
+        return self._fallback(inp, reason, len(inp.hits) or self.settings.window, {}, time.perf_counter(), notes)
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -366,6 +377,12 @@ class RerankStage:
             behavioural_added=len(inp.behavioural) if applied else 0,
             notes=notes,
         )
+
+
+def _window_range(hits: Sequence[EngineHit]) -> tuple[float, float] | None:
+    """The engine window's score range: ``bm25_norm`` is scaled by it, as training scales by its top engine_k."""
+    scores = [float(h.score) for h in hits if h.score is not None and math.isfinite(float(h.score))]
+    return (min(scores), max(scores)) if scores else None
 
 
 def _renumber(hit: RankedHit, pos: int) -> RankedHit:

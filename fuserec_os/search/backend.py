@@ -3,15 +3,22 @@
 ``SearchBackend.from_env().search("running shoes", filters={"brand": "Nike"}, page=1, size=10)``
 builds the DSL with the pure query builder, runs one ``_search`` through the products alias and parses the
 answer. Engine errors become our own (QueryError for a request the engine refuses, EngineUnavailableError
-when it is down), never raw transport exceptions. ``user_id`` is accepted now; personalization uses it
-once the reranker lands.
+when it is down), never raw transport exceptions.
+
+Personalization: with a ``user_id`` (or ``explain=True``) and a :class:`Personalizer`, the search goes through
+the rerank stage instead (:mod:`fuserec_os.rerank.pipeline`): the engine's top window, the user's profile and
+the query's statistics, the active model, one page out with what happened in ``SearchResult.personalization``.
+This package does not import the stage (retrieval sits below personalization, ``tests/unit/test_layout.py``):
+the personalizer is injected, and :meth:`SearchBackend.from_env` wires the default one, imported only on the
+first personalized search, so a backend that never sees a user id never loads pandas or the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as osx
@@ -33,6 +40,9 @@ class Hit:
     score: float | None
     source: dict[str, Any]
     highlights: dict[str, list[str]] = field(default_factory=dict)
+    ranking: dict[str, Any] | None = None
+    """Personalized searches only: engine_rank, engine_score, model_score, blended_score, new_rank and
+    (with explain) ``explanation``: [{"feature": words, "contribution": signed number}], largest first."""
 
 
 @dataclass(frozen=True)
@@ -50,21 +60,47 @@ class SearchResult:
     page: int
     size: int
     warnings: tuple[str, ...] = ()
+    personalization: dict[str, Any] | None = None
+    """Personalized searches only: what the rerank stage did (``StageResult.info()``: applied, fallback, model
+    version, window, behavioural candidates, timings per step)."""
 
     @property
     def ids(self) -> list[str]:
         return [h.id for h in self.hits]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "total": self.total,
             "page": self.page,
             "size": self.size,
             "took_ms": self.took_ms,
             "warnings": list(self.warnings),
-            "hits": [{"id": h.id, "score": h.score, "source": h.source, "highlights": h.highlights} for h in self.hits],
+            "hits": [_hit_dict(h) for h in self.hits],
             "facets": {k: [{"key": b.key, "count": b.count} for b in v] for k, v in self.facets.items()},
         }
+        if self.personalization is not None:
+            out["personalization"] = self.personalization
+        return out
+
+
+def _hit_dict(h: Hit) -> dict[str, Any]:
+    out = {"id": h.id, "score": h.score, "source": h.source, "highlights": h.highlights}
+    if h.ranking is not None:
+        out["ranking"] = h.ranking
+    return out
+
+
+class Personalizer(Protocol):
+    """Runs a search through the rerank stage (:class:`fuserec_os.rerank.pipeline.Pipeline` is the one we ship).
+
+    Must never fail a search for a personalization reason (no model, no profile, a model error): it returns
+    engine order and says why in ``SearchResult.personalization``. Engine errors of the search itself propagate
+    as they do for a plain search.
+    """
+
+    def execute(self, backend: SearchBackend, req: SearchRequest, *, explain: bool = False) -> SearchResult: ...
+
+    def close(self) -> None: ...
 
 
 def parse_response(resp: Mapping[str, Any], req: SearchRequest, warnings: tuple[str, ...] = ()) -> SearchResult:
@@ -100,22 +136,60 @@ def parse_response(resp: Mapping[str, Any], req: SearchRequest, warnings: tuple[
 class SearchBackend:
     """Search the products alias. Thread-safe: it holds only the client and immutable config."""
 
-    def __init__(self, client: OpenSearch, alias: str = PRODUCTS, config: SearchConfig | None = None) -> None:
+    def __init__(
+        self,
+        client: OpenSearch,
+        alias: str = PRODUCTS,
+        config: SearchConfig | None = None,
+        personalizer: Personalizer | None = None,
+        *,
+        personalizer_factory: Callable[[SearchBackend], Personalizer] | None = None,
+    ) -> None:
+        """``personalizer``: the rerank pipeline; or ``personalizer_factory``, called with this backend on the
+        first personalized search (building the pipeline loads the model: nothing is paid until a user id
+        comes in)."""
         self.client = client
         self.alias = alias
         self.config = config or SearchConfig()
         self._engine: Engine | None = None
+        self._personalizer = personalizer
+        self._factory = personalizer_factory
+        self._lock = threading.Lock()
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> SearchBackend:
-        """Connect as the CLI does (FUSEREC_* settings, embedded engine when no URL); close() when done."""
+        """Connect as the CLI does (FUSEREC_* settings, embedded engine when no URL); close() when done.
+
+        Searches with a ``user_id`` are personalized by the registry's active model (loaded on the first one).
+        """
         settings = settings or Settings.from_env()
         engine = open_engine(settings)
-        backend = cls(engine.client, settings.alias(PRODUCTS), load_ranking_config(settings.config_path).search)
+        ranking = load_ranking_config(settings.config_path)
+        prefix = settings.index_prefix
+
+        def personalizer(backend: SearchBackend) -> Personalizer:
+            # the composition root: the one place retrieval reaches up to the rerank stage, lazily
+            from fuserec_os.rerank.pipeline import Pipeline
+
+            return Pipeline.from_config(backend.client, prefix, ranking)
+
+        backend = cls(engine.client, settings.alias(PRODUCTS), ranking.search, personalizer_factory=personalizer)
         backend._engine = engine
         return backend
 
+    @property
+    def personalizer(self) -> Personalizer | None:
+        """The personalizer, built on first use from its factory (once, also under concurrent searches)."""
+        if self._personalizer is None and self._factory is not None:
+            with self._lock:
+                if self._personalizer is None and self._factory is not None:
+                    self._personalizer = self._factory(self)
+        return self._personalizer
+
     def close(self) -> None:
+        if self._personalizer is not None:
+            self._personalizer.close()
+            self._personalizer = None
         if self._engine is not None:
             self._engine.close()
             self._engine = None
@@ -137,8 +211,13 @@ class SearchBackend:
         user_id: str | None = None,
         facets: bool = True,
         highlight: bool = True,
+        explain: bool = False,
     ) -> SearchResult:
-        """Run one search; raises QueryError for a bad request and EngineUnavailableError when down."""
+        """Run one search; raises QueryError for a bad request and EngineUnavailableError when down.
+
+        With ``user_id`` (or ``explain``) and a personalizer the page is reranked for that user (see the module
+        docstring); ``explain`` adds per hit the engine and new rank, the scores and the features in words.
+        """
         if filters is None:
             filters = Filters()
         elif not isinstance(filters, Filters):
@@ -153,13 +232,26 @@ class SearchBackend:
             facets=facets,
             highlight=highlight,
         )
-        return self.execute(req)
+        return self.execute(req, explain=explain)
 
-    def execute(self, req: SearchRequest) -> SearchResult:
+    def execute(self, req: SearchRequest, *, explain: bool = False) -> SearchResult:
+        """One search: personalized when it carries a user id (or ``explain``) and there is a personalizer."""
+        if req.user_id is not None or explain:
+            personalizer = self.personalizer
+            if personalizer is not None:
+                return personalizer.execute(self, req, explain=explain)
+        return self.execute_plain(req)
+
+    def execute_plain(self, req: SearchRequest) -> SearchResult:
+        """The engine's own order (one ``_search``), whatever the request's user."""
         built = build_query(req, self.config)
+        return parse_response(self.raw_search(built.body), req, built.warnings)
+
+    def raw_search(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One ``_search`` on the products alias with our error mapping (the personalizer's engine calls)."""
         with engine_errors(f"searching {self.alias}"):
             try:
-                resp = self.client.search(index=self.alias, body=built.body)
+                resp: dict[str, Any] = self.client.search(index=self.alias, body=dict(body))
             except osx.NotFoundError as exc:
                 raise QueryError(
                     f"no index behind '{self.alias}': run 'fuserec index create' and 'fuserec ingest products "
@@ -167,4 +259,4 @@ class SearchBackend:
                 ) from exc
             except osx.RequestError as exc:
                 raise QueryError(f"the engine refused the search: {error_reason(exc)}") from exc
-        return parse_response(resp, req, built.warnings)
+        return resp
