@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import pandas as pd
 from opensearchpy import OpenSearch
 
 from fuserec_os.behaviour.events import normalize_query
@@ -204,11 +205,15 @@ class Pipeline:
         stage: RerankStage,
         *,
         notes: tuple[str, ...] = (),
+        clock: Callable[[], pd.Timestamp] | None = None,
     ) -> None:
+        """``clock``: the request time features are computed at (default: now, UTC); the parity test replays
+        logged searches at their own time."""
         self.client = client
         self.aliases = aliases
         self.stage = stage
         self.load_notes = notes  # why there is no model, when loading failed (shown in every result's notes)
+        self.clock = clock
 
     @classmethod
     def from_config(
@@ -282,6 +287,7 @@ class Pipeline:
                 behavioural=behavioural,
                 profile=reads.profile,
                 stats=reads.stats,
+                now=self.clock() if self.clock is not None else None,
                 elapsed_ms=max(0.0, (reads.done - engine_done) * 1000),
             )
             result = self.stage.run(inp, window=window)
