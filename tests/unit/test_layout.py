@@ -39,8 +39,9 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "rerank": (("learn", "serve", "simulate", "commands"), "serving loads models without the trainer"),
     "serve": (("learn", "simulate", "commands"), "the request path never loads the trainer or the simulator"),
     "search": (
-        ("behaviour", "profiles", "features", "learn", "simulate", "commands"),
-        "retrieval is below personalization",
+        ("behaviour", "profiles", "features", "learn", "serve", "simulate", "commands"),
+        "retrieval is below personalization: the backend calls the rerank stage through its injected "
+        "Personalizer (only SearchBackend.from_env wires rerank.pipeline, lazily)",
     ),
     "simulate": (("learn", "commands"), "the simulator stands in for a shop, not for our training"),
 }
@@ -80,6 +81,29 @@ def test_stage_imports_only_upstream(stage: str) -> None:
         assert stage == "serve", f"fuserec_os/{stage}/ is gone: update RULES"
         return
     assert _violations(stage) == [], f"{stage}/ must not import downstream ({RULES[stage][1]})"
+
+
+def test_search_reaches_the_rerank_stage_only_inside_from_env() -> None:
+    """The one composition root: a module-level import of rerank/ would load pandas into every plain search."""
+
+    def rerank_imports(node: ast.AST) -> set[str]:
+        return {
+            n.module
+            for n in ast.walk(node)
+            if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("fuserec_os.rerank")
+        }
+
+    anywhere: dict[str, set[str]] = {}
+    in_from_env: set[str] = set()
+    for path in sorted((PACKAGE / "search").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if found := rerank_imports(tree):
+            anywhere[path.name] = found
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef) and fn.name == "from_env":
+                in_from_env |= rerank_imports(fn)
+    assert anywhere == {"backend.py": {"fuserec_os.rerank.pipeline"}}, anywhere
+    assert in_from_env == {"fuserec_os.rerank.pipeline"}
 
 
 def test_nothing_but_the_cli_imports_the_commands() -> None:
