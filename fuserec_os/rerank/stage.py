@@ -298,7 +298,7 @@ class RerankStage:
             explanation: tuple[tuple[str, float], ...] = ()
             if contributions is not None:
                 row = contributions[pos - 1]
-                top = np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top]
+                top = [j for j in np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top] if row[j] != 0]
                 explanation = tuple(
                     (self.describe(names[j], float(feats.X[int(i), j]), hit, inp.profile, inp.query), float(row[j]))
                     for j in top

@@ -134,7 +134,7 @@ def test_explain_gives_engine_rank_scores_and_features_in_words() -> None:
     assert top.model_score is not None and top.blended_score is not None and top.engine_score == 18.0
     words, contribution = top.explanation[0]
     assert words == "brand affinity: Kinetix" and contribution > 0
-    assert len(top.explanation) == 3  # explain_top
+    assert 1 <= len(top.explanation) <= 3 and all(c != 0 for _, c in top.explanation)  # explain_top, no zeros
     plain = stage().run(StageInput("socks", hits(), size=3, user_id="U1", profile=kinetix_fan(), now=NOW))
     assert plain.hits[0].explanation == ()
 
