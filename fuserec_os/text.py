@@ -11,12 +11,20 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-__all__ = ["stem", "terms"]
+__all__ = ["normalize_query", "stem", "terms"]
 
 _TOKEN = re.compile(r"[0-9a-z]+")
 _VOWELS = re.compile(r"[aeiouy]")
 _ES_AFTER = ("s", "x", "z", "ch", "sh")  # "boxes", "glasses", "watches": the plural adds -es
 _DOUBLE_KEEP = frozenset("lsz")  # "running" -> "run", but "falling" -> "fall"
+
+
+def normalize_query(text: str) -> str:
+    """Lower-cased, whitespace-collapsed query text: "Running  Shoes" and "running shoes" count as one query.
+
+    Here, with no pandas, because the config (business rules keyed by query) is read by every command.
+    """
+    return " ".join(text.lower().split())
 
 
 @lru_cache(maxsize=65536)

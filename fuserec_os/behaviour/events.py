@@ -38,6 +38,7 @@ from fuserec_os.index.validate import (
     parse_whole_number,
     show_value,
 )
+from fuserec_os.text import normalize_query
 
 __all__ = [
     "DEFAULT_EVENTS_CONFIG",
@@ -142,11 +143,6 @@ def format_timestamp(moment: datetime) -> str:
         moment.second,
         moment.microsecond // 1000,
     )
-
-
-def normalize_query(text: str) -> str:
-    """Lower-cased, whitespace-collapsed query text: "Running  Shoes" and "running shoes" count as one query."""
-    return " ".join(text.lower().split())
 
 
 def make_event_id(doc: Mapping[str, Any]) -> str:

@@ -47,7 +47,11 @@ def serve(state: State, host: str, port: int, workers: int, log_level: str) -> N
         f"'{settings.alias('products')}', user header {settings.proxy_user_header}, {workers} worker(s))"
     )
     if workers == 1:
-        options = ProxyOptions(urls=urls, rerank=ranking.rerank, events_cfg=ranking.events)
+        from fuserec_os.rerank.rules import BusinessRules
+
+        options = ProxyOptions(
+            urls=urls, rerank=ranking.rerank, rules=BusinessRules(ranking.rules), events_cfg=ranking.events
+        )
         uvicorn.run(create_app(settings, options), host=host, port=port, log_level=log_level)
         return
     # several processes: each builds its app from the environment (the .env file is passed on through it)

@@ -230,9 +230,12 @@ class Pipeline:
         notes): a broken registry never breaks search.
         """
         from fuserec_os.rerank.loader import load_active
+        from fuserec_os.rerank.rules import BusinessRules
 
         aliases = StoreAliases.for_prefix(prefix)
         settings: RerankSettings = ranking.rerank
+        if rules is None:
+            rules = BusinessRules(ranking.rules)
         model: LoadedModel | None = None
         notes: tuple[str, ...] = ()
         if settings.enabled:

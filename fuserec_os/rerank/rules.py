@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fuserec_os.behaviour.config import check_keys
-from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.errors import ConfigError
+from fuserec_os.text import normalize_query
 
 if TYPE_CHECKING:  # annotations only: the config imports this module, and a plain search loads no pandas
     from fuserec_os.rerank.stage import RankedHit

@@ -218,6 +218,10 @@ class LoadedModel:
 # ------------------------------------------------------------------------------------------ the stage
 
 
+_NO_RULES = frozenset({"not_relevance"})
+"""Fallbacks that return the engine's answer untouched (an explicit sort is the client's order)."""
+
+
 def _engine_order(hits: Sequence[EngineHit]) -> list[RankedHit]:
     return [RankedHit(h, i, i, h.score) for i, h in enumerate(hits, start=1)]
 
@@ -320,7 +324,7 @@ class RerankStage:
             try:
                 ranked, notes = self.rules.apply(_norm(inp.query), ranked, inp.size)
             except Exception as exc:
-                return self._fallback(inp, "model_error", win, timings, t0, (f"business rules: {exc}",))
+                return self._fallback(inp, "model_error", win, timings, t0, (f"business rules: {exc}",), rules=False)
             ranked = [_renumber(h, pos) for pos, h in enumerate(ranked, start=1)]
             timings["rules"] = (time.perf_counter() - t) * 1000
         fallback = None
@@ -347,8 +351,19 @@ class RerankStage:
         timings: dict[str, float],
         t0: float,
         notes: tuple[str, ...] = (),
+        *,
+        rules: bool = True,
     ) -> StageResult:
         ranked = _engine_order(inp.hits)
+        if rules and self.rules is not None and reason not in _NO_RULES:
+            # business rules hold without the model too: a pin or an out-of-stock drop must not vanish when
+            # the model is off, slow or broken
+            try:
+                ranked, rule_notes = self.rules.apply(_norm(inp.query), ranked, inp.size)
+                ranked = [_renumber(h, pos) for pos, h in enumerate(ranked, start=1)]
+                notes = (*notes, *rule_notes)
+            except Exception as exc:  # rules that fail leave engine order as it is
+                notes = (*notes, f"business rules: {exc}")
         version = self.model.version if self.model is not None else None
         return self._result(inp, ranked, False, reason, version, win, timings, t0, notes)
 

@@ -25,7 +25,8 @@ from starlette.routing import Route
 
 from fuserec_os.errors import ConfigError, FuserecError
 from fuserec_os.profiles.jobs import STATS_ALIAS
-from fuserec_os.rerank.stage import RerankSettings
+from fuserec_os.rerank.rules import BusinessRules
+from fuserec_os.rerank.stage import RerankSettings, RuleSet
 from fuserec_os.serve import personalize as pz
 from fuserec_os.serve.engine import AsyncEngine, response_headers
 from fuserec_os.serve.errors import ProxyError, bad_request, engine_unavailable, forbidden, too_large, unauthorized
@@ -55,6 +56,7 @@ class ProxyOptions:
 
     urls: tuple[str, ...] = ()
     rerank: RerankSettings | None = None
+    rules: RuleSet | None = None
     events_cfg: Any = None
     loader: Loader | None = None
     active_version: ActiveVersion | None = None
@@ -76,7 +78,7 @@ class Proxy:
         self.sync = make_client(settings, list(urls))
         self.products_alias = settings.alias("products")
         self.stores = pz.Stores(settings.alias("profiles"), settings.alias(STATS_ALIAS))
-        self.holder = ModelHolder(options.rerank or RerankSettings())
+        self.holder = ModelHolder(options.rerank or RerankSettings(), options.rules)
         self.events_cfg = options.events_cfg
         active, loader = registry_loader(self.sync, settings.index_prefix, self.products_alias)
         self.reloader = Reloader(
@@ -458,5 +460,7 @@ def app_from_env() -> Starlette:
 
     settings = Settings.from_env()
     ranking = load_ranking_config(settings.config_path)
-    options = ProxyOptions(urls=engine_urls(settings), rerank=ranking.rerank, events_cfg=ranking.events)
+    options = ProxyOptions(
+        urls=engine_urls(settings), rerank=ranking.rerank, rules=BusinessRules(ranking.rules), events_cfg=ranking.events
+    )
     return create_app(settings, options)

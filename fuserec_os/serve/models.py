@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from fuserec_os.rerank.explain import describe
 from fuserec_os.rerank.stage import LoadedModel, RerankSettings, RerankStage, RuleSet
 
 log = logging.getLogger("fuserec.serve")
@@ -29,7 +30,7 @@ class ModelHolder:
     def __init__(self, settings: RerankSettings, rules: RuleSet | None = None) -> None:
         self.settings = settings
         self.rules = rules
-        self._stage = RerankStage(None, settings, rules)
+        self._stage = RerankStage(None, settings, rules, describe)
         self._lock = threading.Lock()
 
     @property
@@ -49,7 +50,7 @@ class ModelHolder:
         """Serve ``model`` from now on; returns the previous one (not closed: requests may still use it)."""
         with self._lock:
             old = self._stage.model
-            self._stage = RerankStage(model, self.settings, self.rules)
+            self._stage = RerankStage(model, self.settings, self.rules, describe)
         return old
 
 
@@ -129,7 +130,8 @@ class Reloader:
 def registry_loader(client: Any, prefix: str, products_alias: str) -> tuple[ActiveVersion, Loader]:
     """The registry's active version and a loader for a version: artifact + catalog -> :class:`LoadedModel`.
 
-    Replaceable by the rerank stage's own loader (``fuserec_os.rerank.loader``) once it exists.
+    The same steps as :func:`fuserec_os.rerank.loader.build_loaded` without its warm-up: the reloader warms
+    the model itself, to refuse one that cannot score.
     """
     from fuserec_os.index.products import read_products
     from fuserec_os.rerank.artifact import ModelArtifact
