@@ -4,9 +4,9 @@ applies it (the :class:`~fuserec_os.rerank.stage.RuleSet` the rerank stage calls
 Rules reorder or drop the reranked candidates, never add one. They run in this fixed order, each on the
 previous one's output, so a later rule wins over an earlier one:
 
-1. **out of stock** (``out_of_stock``): ``keep``; ``demote`` (default) moves every product whose document says
-   ``in_stock: false`` after every other product, relative order kept; ``drop`` removes them. A product without
-   stock information counts as in stock.
+1. **out of stock** (``out_of_stock``): ``keep`` (default: a personalized list holds what the plain search
+   holds); ``demote`` moves every product whose document says ``in_stock: false`` after every other product,
+   relative order kept; ``drop`` removes them. A product without stock information counts as in stock.
 2. **brand cap** (``max_per_brand_first_page``, null = off): on the first page (the request's page size) at
    most N products of one brand; the extras move to just after the first page, relative order kept, and the
    next products fill their places. When too few other products exist to fill the page, the first extras stay
@@ -62,7 +62,7 @@ class RulesConfig:
     construction, so ``RulesConfig(pins={"Running  Shoes": ["P1"]})`` is the same as the YAML.
     """
 
-    out_of_stock: str = "demote"
+    out_of_stock: str = "keep"
     max_per_brand_first_page: int | None = None
     pins: Mapping[str, Sequence[str | None]] = field(default_factory=dict)
     boosts: Mapping[str, Mapping[str, int | str]] = field(default_factory=dict)

@@ -68,7 +68,7 @@ def test_every_setting_and_every_ranking_section_is_shown(tmp_path: Path, base_e
     assert shown["search.price_ranges"][0].startswith("..25.0, 25.0..50.0")
     assert shown["FUSEREC_OPENSEARCH_VERIFY_CERTS"] == ("yes", "default")
     assert shown["rerank.window"] == ("100", "default")
-    assert shown["rules.out_of_stock"] == ("demote", "default")
+    assert shown["rules.out_of_stock"] == ("keep", "default")
     assert shown["rules.max_per_brand_first_page"] == ("unset", "default")
     assert shown["rules.pins"] == ("none", "default") and shown["rules.boosts"] == ("none", "default")
     for scope in ("query_item", "item", "user", "cross"):
@@ -141,7 +141,7 @@ def test_ranking_keys_set_in_the_file_show_file_others_default(tmp_path: Path, b
     assert shown["features (user)"] == ("user_history", "file")
     assert shown["features (query_item)"] == ("bm25", "file")
     assert shown["events.type_aliases.order"] == ("purchase", "default")
-    assert shown["rules.out_of_stock"] == ("demote", "default")
+    assert shown["rules.out_of_stock"] == ("keep", "default")
     assert shown["rules.max_per_brand_first_page"] == ("3", "file")
     assert shown["rules.pins.running shoes"] == ("P1, -, P3", "file")  # the query as normalised
     assert shown["rules.boosts.running shoes.P7"] == ("top", "file")

@@ -45,9 +45,10 @@ def run(cfg: dict[str, Any], hits: list[RankedHit], query: str = "q", page_size:
 # ------------------------------------------------------------------------------------------ out of stock
 
 
-def test_out_of_stock_demoted_by_default_keeping_order() -> None:
+def test_out_of_stock_kept_by_default_and_demoted_keeping_order() -> None:
     hits = ranked("P1:A:x", "P2", "P3::x", "P4")
-    out, notes = BusinessRules().apply("q", hits, 10)
+    assert BusinessRules().apply("q", hits, 10) == (hits, ())  # default: what the plain search shows
+    out, notes = BusinessRules(RulesConfig(out_of_stock="demote")).apply("q", hits, 10)
     assert ids(out) == ["P2", "P4", "P1", "P3"]
     assert notes == ("demoted 2 out-of-stock products",)
     assert ids(hits) == ["P1", "P2", "P3", "P4"]  # the input list is not changed
@@ -236,7 +237,7 @@ def test_satisfies_the_stage_protocol_and_is_fast() -> None:
 def test_defaults_and_the_ranking_config_section() -> None:
     assert parse_ranking_config(None).rules == RulesConfig()
     cfg = RulesConfig()
-    assert (cfg.out_of_stock, cfg.max_per_brand_first_page) == ("demote", None)
+    assert (cfg.out_of_stock, cfg.max_per_brand_first_page) == ("keep", None)
     assert dict(cfg.pins) == {} and dict(cfg.boosts) == {}
     raw = {"rules": {"out_of_stock": "drop", "pins": {"Socks ": [123, "P2"]}, "boosts": {"socks": {"P3": 2}}}}
     rules = parse_ranking_config(raw, "x.yaml").rules
