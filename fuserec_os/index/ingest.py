@@ -18,6 +18,7 @@ reported first and the cleanup's after it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -182,6 +183,8 @@ def ingest_products(
     report.rejects_path = str(rejects.path) if rejects.count else None
     if replace:
         _finish_replace(client, report)
+    elif created and report.indexed == 0:
+        _discard_empty_first_index(client, report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -201,6 +204,9 @@ def _failed(client: OpenSearch, report: IngestReport, rejects: RejectsWriter, ex
             manager.delete_index(client, report.index)
         except FuserecError as err:
             cleanup = err
+    elif report.created_index and report.indexed == 0:
+        with contextlib.suppress(FuserecError):  # the original failure matters more
+            _discard_empty_first_index(client, report)
     notes: list[str] = []
     rejected = f", {report.rejected} rejected (reasons in {report.rejects_path})" if report.rejected else ", 0 rejected"
     if isinstance(exc, InputFileError):
@@ -209,6 +215,9 @@ def _failed(client: OpenSearch, report: IngestReport, rejects: RejectsWriter, ex
                 f"{report.read} row(s) were read before it ({report.indexed} indexed{rejected}) into the new "
                 f"index {report.index}."
             )
+        elif not report.created_index and report.message.startswith("nothing was indexed"):
+            notes.append(f"{report.read} row(s) were read before it{rejected}; {report.message}.")
+            notes.append(f"{fix_the_input(exc)} and run the same command again.")
         else:
             notes.append(
                 f"{report.read} row(s) were read before it: {report.indexed} indexed into {report.index} (alias "
@@ -241,6 +250,19 @@ def _failed(client: OpenSearch, report: IngestReport, rejects: RejectsWriter, ex
     if isinstance(failure, InputFileError):
         failure.report = report.as_dict()
     return failure
+
+
+def _discard_empty_first_index(client: OpenSearch, report: IngestReport) -> None:
+    """A first load that indexed nothing removes the index it created (and the alias with it), so the next
+    load starts fresh instead of finding an empty live index. Kept if someone else wrote to it meanwhile."""
+    if manager.count(client, report.index) > 0:
+        return
+    manager.delete_index(client, report.index)
+    report.created_index = False
+    report.message = (
+        f"nothing was indexed: the new index {report.index} was removed again, so alias {report.alias} still "
+        "does not exist; fix the rows (reasons in the rejects file) and run the same command again"
+    )
 
 
 def _delete_quietly(client: OpenSearch, name: str) -> None:

@@ -328,3 +328,29 @@ def test_cli_an_empty_file_is_one_error_whatever_the_format(cli: Cli, tmp_path: 
     assert outcomes[0] == (8, "error: FILE has no rows (nothing to ingest)")
     assert all(outcome[0] == 8 and outcome[1].startswith("error: FILE has no rows") for outcome in outcomes)
     assert outcomes[1] == outcomes[0]
+
+
+def test_a_first_load_whose_every_row_is_rejected_leaves_no_empty_index_behind_the_alias(
+    cli: Cli, client: OpenSearch, spec: MappingSpec, alias: str, tmp_path: Path
+) -> None:
+    rep = ingest_products(client, _write_csv(tmp_path / "bad.csv", BAD), spec, alias, progress=False)
+    assert (rep.read, rep.indexed, rep.rejected) == (2, 0, 2) and not rep.ok
+    assert not rep.created_index and "nothing was indexed" in rep.message
+    assert manager.alias_targets(client, alias) == []  # no alias over an empty index ...
+    assert manager.managed_indices(client, alias) == []  # ... and no empty index left over
+    assert Path(str(rep.rejects_path)).read_text().count("\n") == 2  # every row is in the rejects file
+
+    # the corrected file then loads as a first load would, without --replace
+    result = cli("ingest", "products", str(_write_csv(tmp_path / "good.csv", GOOD)), "--no-progress")
+    assert "created index" in result.stdout
+    assert client.count(index=alias)["count"] == 3
+
+
+def test_a_load_whose_every_row_is_rejected_keeps_the_live_index(
+    client: OpenSearch, spec: MappingSpec, alias: str, tmp_path: Path
+) -> None:
+    first = ingest_products(client, _write_csv(tmp_path / "good.csv", GOOD), spec, alias, progress=False)
+    rep = ingest_products(client, _write_csv(tmp_path / "bad.csv", BAD), spec, alias, progress=False)
+    assert rep.indexed == 0 and rep.index == first.index and not rep.created_index
+    assert manager.alias_targets(client, alias) == [first.index]
+    assert client.count(index=alias)["count"] == 3
