@@ -18,6 +18,7 @@ from typing import Any
 
 from fuserec_os.behaviour.event_store import ingest_events
 from fuserec_os.behaviour.search_log import ingest_impressions
+from fuserec_os.commands.ingest import month_range
 from fuserec_os.commands.profiles import profile_summary, render_profile
 from fuserec_os.commands.render import render_facets, render_hits
 from fuserec_os.config import RankingConfig, load_ranking_config
@@ -175,14 +176,14 @@ def _behaviour(
     outcome.events = rep.stored + rep.already_stored
     echo(
         f"   read {rep.read}, stored {rep.stored}, already stored {rep.already_stored}, rejected {rep.rejected} "
-        f"in {rep.seconds:.1f}s into {', '.join(rep.indices)}"
+        f"in {rep.seconds:.1f}s into {month_range(rep.indices)}"
     )
     echo(f"   and the search log (what each search showed, in order) behind '{aliases.searches}'")
     searches_spec = load_mapping(mapping_path(settings.resolved_mappings_dir(), "searches"), "searches")
     logged = ingest_impressions(engine.client, impressions_path, searches_spec, aliases.searches)
     echo(
         f"   read {logged.read}, stored {logged.stored}, already stored {logged.already_stored}, rejected "
-        f"{logged.rejected} in {logged.seconds:.1f}s into {', '.join(logged.indices)}"
+        f"{logged.rejected} in {logged.seconds:.1f}s into {month_range(logged.indices)}"
     )
 
     echo(f"== 11. build user profiles (decay half-life {ranking.profiles.half_life_days:g} days)")

@@ -245,15 +245,27 @@ def ingest_events_cmd(
         sys.exit(1)
 
 
+def month_range(names: list[str]) -> str:
+    """Monthly index names for a summary line: up to three listed, more as the first and the last month,
+    ``events-2019.10 … 2020.06 (9 monthly indices)``, so a log spanning years stays one line (--json lists all)."""
+    if len(names) <= 3:
+        return ", ".join(names)
+    ordered = sorted(names)
+    first, last = ordered[0], ordered[-1]
+    stem, _, _ = first.rpartition("-")
+    shown_last = last[len(stem) + 1 :] if last.startswith(stem + "-") else last
+    return f"{first} … {shown_last} ({len(ordered)} monthly indices)"
+
+
 def _print_events_report(rep: Any) -> None:
     click.echo(
         f"read {rep.read} rows, stored {rep.stored}, already stored {rep.already_stored}, "
         f"rejected {rep.rejected} in {rep.seconds:.1f}s ({rep.docs_per_second:.0f} docs/s) into {rep.alias}"
     )
     if rep.indices:
-        click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+        click.echo(f"  monthly indices: {month_range(rep.indices)}")
     if rep.created_indices:
-        click.echo(f"  created index(es): {', '.join(rep.created_indices)}")
+        click.echo(f"  created index(es): {month_range(rep.created_indices)}")
     if rep.duplicates_in_file:
         click.echo(f"  {rep.duplicates_in_file} identical repeat(s) of an event in the file, counted once")
     if rep.catalog_products is None:
@@ -337,7 +349,7 @@ def ingest_impressions_cmd(
             f"docs/s) into {rep.alias}"
         )
         if rep.indices:
-            click.echo(f"  monthly indices: {', '.join(rep.indices)}")
+            click.echo(f"  monthly indices: {month_range(rep.indices)}")
         if rep.duplicates_in_file:
             click.echo(f"  {rep.duplicates_in_file} identical repeat(s) of a search in the file, counted once")
         _print_ingest_tail(rep)
