@@ -31,6 +31,7 @@ from fuserec_os.behaviour.config import EventsConfig
 from fuserec_os.behaviour.events import (
     DEFAULT_EVENTS_CONFIG,
     EVENT_FIELDS,
+    EVENT_JOINERS,
     events_frame,
     normalize_event,
 )
@@ -57,7 +58,7 @@ from fuserec_os.behaviour.timeseries import ensure_month_index as _ensure_month_
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import InputFileError
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import progress_bar, read_rows
+from fuserec_os.index.readers import check_constants, progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
 from fuserec_os.index.validate import MAX_PRICE
 
@@ -130,6 +131,7 @@ def ingest_events(
     cfg: EventsConfig = DEFAULT_EVENTS_CONFIG,
     products_alias: str | None = None,
     column_map: Mapping[str, str] | None = None,
+    constants: Mapping[str, str] | None = None,
     rejects_path: str | Path | None = None,
     allow_rejects: bool = False,
     chunk_size: int = 1000,
@@ -141,7 +143,9 @@ def ingest_events(
 ) -> EventIngestReport:
     """Validate an events file and store its events in monthly indices behind ``alias`` (see the module doc).
 
-    ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=EVENT_FIELDS)``).
+    ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=EVENT_FIELDS)``);
+    ``query`` may take several columns joined with ``+``. ``constants`` (``{field: value}``, the CLI's ``--set``)
+    fills a field the file has no column for (``type: click``), checked like a cell before anything is read.
     With ``products_alias`` (existing), events about products not in the catalog are counted and quoted
     (up to 5 ids) but stored anyway: the catalog may simply be older than the events. A price above
     ``max_price`` (default 10,000,000) is rejected. A file that stops parsing part way raises an
@@ -149,7 +153,9 @@ def ingest_events(
     """
     started = time.monotonic()
     source = Path(source)
-    reader = read_rows(source, column_map)
+    consts = dict(constants or {})
+    check_constants(consts, lambda row: normalize_event(row, cfg, max_price=max_price))
+    reader = read_rows(source, column_map, joiners=EVENT_JOINERS, constants=consts)
     event_indices(client, alias)  # fails early, naming the fix, if the alias name is taken by an index
     rejects = RejectsWriter(Path(rejects_path) if rejects_path else default_rejects_path(source), "event_id")
     rejects.path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
@@ -157,7 +163,7 @@ def ingest_events(
         source=str(source),
         alias=alias,
         allow_rejects=allow_rejects,
-        ignored_columns=sorted(set(reader.columns) - set(EVENT_FIELDS)),
+        ignored_columns=reader.unknown_columns(EVENT_FIELDS),
     )
     catalog = catalog_product_ids(client, products_alias) if products_alias else None
     report.catalog_products = len(catalog) if catalog is not None else None

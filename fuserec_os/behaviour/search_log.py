@@ -283,7 +283,7 @@ def ingest_impressions(
         source=str(source),
         alias=alias,
         allow_rejects=allow_rejects,
-        ignored_columns=sorted(set(reader.columns) - set(IMPRESSION_FIELDS)),
+        ignored_columns=reader.unknown_columns(IMPRESSION_FIELDS),
     )
     months = MonthIndices(client, spec, alias, _WHAT)
     bar = progress_bar(reader, source, progress, progress_file)

@@ -100,6 +100,7 @@ def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: 
     with engine_errors(f"checking {what} index {name}"):
         if client.indices.exists(index=name):
             _attach(client, alias, name)
+            _add_new_fields(client, spec, name, what)
             return False
     body = spec.create_body()
     body["aliases"] = {alias: {}}
@@ -124,6 +125,32 @@ def ensure_month_index(client: OpenSearch, spec: MappingSpec, alias: str, name: 
         _remove_if_empty(client, name)
         raise
     return True
+
+
+def _add_new_fields(client: OpenSearch, spec: MappingSpec, name: str, what: str) -> None:
+    """An index made from an older version of the mapping gets the fields it lacks (a month written to again
+    after ``mappings/<what>.json`` gained fields: strict mappings would refuse documents carrying them).
+    Fields are only added, never changed, so older documents stay valid; the index then records the new version.
+    """
+    with engine_errors(f"reading the mapping of {what} index {name}"):
+        mapping = client.indices.get_mapping(index=name).get(name, {}).get("mappings", {})
+    version = mapping.get("_meta", {}).get("mapping_version")
+    if version is not None and int(version) >= spec.version:
+        return
+    have = mapping.get("properties", {})
+    missing = {k: v for k, v in spec.mappings.get("properties", {}).items() if k not in have}
+    meta = dict(mapping.get("_meta", {}))
+    meta.update({"mapping_name": spec.name, "mapping_version": spec.version})
+    try:
+        client.indices.put_mapping(index=name, body={"properties": missing, "_meta": meta})
+    except osx.TransportError as exc:
+        if isinstance(exc, osx.ConnectionError):
+            with engine_errors(f"adding fields to {what} index {name}"):
+                raise
+        raise MappingError(
+            f"{spec.path}: the engine refused to add {', '.join(missing) or 'no field'} to the existing {what} "
+            f"index {name} (mapping version {version} -> {spec.version}): {error_reason(exc)}"
+        ) from exc
 
 
 def _attach(client: OpenSearch, alias: str, name: str) -> None:

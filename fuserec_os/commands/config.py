@@ -80,6 +80,10 @@ def ranking_rows(ranking: RankingConfig) -> dict[str, list[Row]]:
         """A map becomes one row per entry (nested maps too: ``rules.boosts.running shoes.P1``); an empty map
         one row showing ``none``. An entry the defaults do not have can only come from the file (its key may be
         written differently there, e.g. a query before normalisation)."""
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a nested section: events.ratings
+            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+            if dataclasses.is_dataclass(default) and not isinstance(default, type):
+                default = {f.name: getattr(default, f.name) for f in dataclasses.fields(default) if f.init}
         if isinstance(value, Mapping):
             if not value:
                 yield Row(key, {}, source(*path))

@@ -31,6 +31,17 @@ _max_price_option = click.option(
 )
 
 
+def _set_option(example: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--set",
+        "constants",
+        metavar="FIELD=VALUE",
+        multiple=True,
+        help=f"One value for a field your file has no column for, on every row (repeatable), e.g. --set {example}. "
+        f"Checked like a cell of that column; the file must not have that column too. {what}",
+    )
+
+
 @contextmanager
 def _partial_report(as_json: bool) -> Iterator[None]:
     """With --json, a file that failed part way still prints what was done before it (the error follows)."""
@@ -55,8 +66,11 @@ def ingest() -> None:
     "--map",
     "column_map",
     metavar="FIELD=COLUMN,...",
-    help="Rename your columns onto ours, e.g. --map title=name,brand=manufacturer.",
+    help="Rename your columns onto ours, e.g. --map title=name,brand=manufacturer. title, description, "
+    "category and tags can take several columns joined with +: --map description=short_desc+long_desc "
+    "(non-empty values joined by a space; category by ' > ', tags by '|').",
 )
+@_set_option("currency=EUR", "Not product_id.")
 @click.option("--replace", is_flag=True, help="Load into a new index and swap the alias only if the load succeeded.")
 @click.option("--allow-rejects", is_flag=True, help="Exit 0 (and swap, with --replace) even if rows were rejected.")
 @click.option(
@@ -74,6 +88,7 @@ def ingest_products_cmd(
     state: State,
     file: Path,
     column_map: str | None,
+    constants: tuple[str, ...],
     replace: bool,
     allow_rejects: bool,
     rejects_path: Path | None,
@@ -95,13 +110,23 @@ def ingest_products_cmd(
 
     Bad rows go to the rejects file with every reason; the rest are indexed. Exits 1 if any row was
     rejected (unless --allow-rejects), 8 if the file has no rows or stops parsing part way (the error says
-    what was indexed before it). Re-running the same file is idempotent (doc id = product_id).
+    what was indexed before it). Re-running the same file is idempotent (doc id = product_id). A first
+    load that indexes nothing leaves no index behind: fix the file and run the same command again.
+
+    \b
+    Examples:
+      fuserec ingest products catalog.csv
+      fuserec ingest products shop.csv --map product_id=sku,title=name,description=short_desc+long_desc
+      fuserec ingest products feed.jsonl --set currency=EUR --replace
     """
     from fuserec_os.index.ingest import ingest_products
-    from fuserec_os.index.readers import parse_column_map
+    from fuserec_os.index.readers import parse_column_map, parse_constants
     from fuserec_os.index.validate import PRODUCT_FIELDS
 
     cmap = parse_column_map(column_map, PRODUCT_FIELDS) if column_map else None
+    consts = parse_constants(
+        constants, PRODUCT_FIELDS, not_settable={"product_id": "it is the document id, one per product"}
+    )
     spec = state.mapping()
     with state.engine() as eng, _partial_report(as_json):
         rep = ingest_products(
@@ -110,6 +135,7 @@ def ingest_products_cmd(
             spec,
             state.settings.alias(PRODUCTS),
             column_map=cmap,
+            constants=consts,
             replace=replace,
             allow_rejects=allow_rejects,
             rejects_path=rejects_path,
@@ -183,7 +209,12 @@ def _print_ingest_tail(rep: Any) -> None:
 
 
 @ingest.command("events")
-@_log_ingest_options("user_id=visitor,type=event_type,timestamp=ts", "Events", _max_price_option)
+@_log_ingest_options(
+    "user_id=visitor,type=event_type,timestamp=ts (query can take several columns: query=genre+tag)",
+    "Events",
+    _set_option("type=click", "Not event_id or request_id."),
+    _max_price_option,
+)
 def ingest_events_cmd(
     state: State,
     file: Path,
@@ -191,6 +222,7 @@ def ingest_events_cmd(
     allow_rejects: bool,
     rejects_path: Path | None,
     chunk_size: int,
+    constants: tuple[str, ...],
     max_price: float,
     no_progress: bool,
     as_json: bool,
@@ -201,11 +233,20 @@ def ingest_events_cmd(
     Required columns: user_id, type, product_id, timestamp (ISO 8601 with any timezone, or epoch
     seconds/ms; stored as UTC; more than 1 day in the future is rejected).
     Optional: event_id, session_id, query, position (rank shown, >= 1), price (>= 0, at most --max-price),
-    quantity (>= 1), request_id (ties a click to the search that showed it).
+    quantity (>= 1), request_id (ties a click to the search that showed it), rating (an explicit rating,
+    0-5 by default), query_time (when the search was made; not after the event's timestamp), source
+    (where the event came from, e.g. web or app).
 
     \b
     type is one of view, click, add_to_cart, purchase (any case), or an alias such as page_view, cart,
-    order or checkout (events.type_aliases in FUSEREC_CONFIG adds more).
+    order or checkout (events.type_aliases in FUSEREC_CONFIG adds more). A log without a type column
+    gets one with --set type=click, or from its rating: by default a rating >= 4 counts as a purchase
+    and a lower one as a view (events.ratings in FUSEREC_CONFIG); the rating is stored too.
+
+    \b
+    Without a request_id (and no search log), training derives the searches: the events of one user
+    after the same normalised query, each within events.derived_search_gap_minutes (30) of the previous
+    one (by query_time when given), are one search.
 
     Events are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'events' alias. Without an
     event_id column, each event's id is derived from its content, so re-running a file stores nothing twice
@@ -213,12 +254,20 @@ def ingest_events_cmd(
     for other content is rejected, naming both rows. Events about products missing from the catalog are
     stored anyway and reported with examples. Bad rows go to the rejects file with every reason; exits 1 if
     any row was rejected (unless --allow-rejects), 8 if the file has no rows or stops parsing part way.
+
+    \b
+    Examples:
+      fuserec ingest events events.jsonl
+      fuserec ingest events clicks.csv --map user_id=visitor,product_id=sku,timestamp=ts,query=search_term \\
+          --set type=click --set source=web
+      fuserec ingest events ratings.csv --map user_id=userId,product_id=movieId,query=tag
     """
     from fuserec_os.behaviour.event_store import ingest_events
-    from fuserec_os.behaviour.events import EVENT_FIELDS
-    from fuserec_os.index.readers import parse_column_map
+    from fuserec_os.behaviour.events import EVENT_FIELDS, NOT_SETTABLE
+    from fuserec_os.index.readers import parse_column_map, parse_constants
 
     cmap = parse_column_map(column_map, EVENT_FIELDS) if column_map else None
+    consts = parse_constants(constants, EVENT_FIELDS, not_settable=NOT_SETTABLE)
     settings = state.settings
     events_cfg = state.ranking.events
     spec = state.mapping("events")
@@ -231,6 +280,7 @@ def ingest_events_cmd(
             cfg=events_cfg,
             products_alias=settings.alias(PRODUCTS),
             column_map=cmap,
+            constants=consts,
             rejects_path=rejects_path,
             allow_rejects=allow_rejects,
             chunk_size=chunk_size,

@@ -33,9 +33,9 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineUnavailableError, FuserecError, InputFileError, extended
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.index.readers import fix_the_input, progress_bar, read_rows
+from fuserec_os.index.readers import check_constants, fix_the_input, progress_bar, read_rows
 from fuserec_os.index.rejects import RejectsWriter, bulk_error_reason, default_rejects_path
-from fuserec_os.index.validate import MAX_POPULARITY, MAX_PRICE, PRODUCT_FIELDS, normalize_product
+from fuserec_os.index.validate import MAX_POPULARITY, MAX_PRICE, PRODUCT_FIELDS, PRODUCT_JOINERS, normalize_product
 
 
 @dataclass
@@ -86,6 +86,7 @@ def ingest_products(
     alias: str,
     *,
     column_map: Mapping[str, str] | None = None,
+    constants: Mapping[str, str] | None = None,
     replace: bool = False,
     allow_rejects: bool = False,
     rejects_path: str | Path | None = None,
@@ -102,10 +103,17 @@ def ingest_products(
     ``max_price`` and ``max_popularity`` bound those fields (defaults :data:`~fuserec_os.index.validate.MAX_PRICE`,
     10,000,000, and :data:`~fuserec_os.index.validate.MAX_POPULARITY`, 1e12): a row above is rejected with the
     reason, as a unit or export mistake that would otherwise sort first.
+
+    ``column_map`` is ``{our_field: their_column}``; ``title``, ``description``, ``category`` and ``tags`` may
+    take several columns joined with ``+`` (:data:`~fuserec_os.index.validate.PRODUCT_JOINERS`).
+    ``constants`` (``{field: value}``, the CLI's ``--set``) fills a field the file has no column for, checked
+    like a cell before anything is read.
     """
     started = time.monotonic()
     source = Path(source)
-    reader = read_rows(source, column_map)
+    consts = dict(constants or {})
+    check_constants(consts, lambda row: normalize_product(row, max_price=max_price, max_popularity=max_popularity))
+    reader = read_rows(source, column_map, joiners=PRODUCT_JOINERS, constants=consts)
     rejects = RejectsWriter(Path(rejects_path) if rejects_path else default_rejects_path(source))
     rejects.path.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
     if replace:
@@ -119,7 +127,7 @@ def ingest_products(
         created_index=created,
         replace=replace,
         allow_rejects=allow_rejects,
-        ignored_columns=sorted(set(reader.columns) - set(PRODUCT_FIELDS)),
+        ignored_columns=reader.unknown_columns(PRODUCT_FIELDS),
     )
     bar = progress_bar(reader, source, progress, progress_file)
     seen_ids: set[str] = set()

@@ -20,7 +20,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,10 +35,12 @@ __all__ = [
     "PARSE_ERROR_KEY",
     "RAW_LINE_KEY",
     "TableReader",
+    "check_constants",
     "detect_format",
     "fix_the_input",
     "no_rows_error",
     "parse_column_map",
+    "parse_constants",
     "read_rows",
 ]
 
@@ -62,7 +64,9 @@ def parse_column_map(spec: str | None, allowed: Iterable[str] = PRODUCT_FIELDS) 
 
     ``allowed`` is the set of our field names, passed in so other ingests (e.g. events) can reuse
     this with their own fields. Errors name the offending item, because a typo in one of several
-    items is otherwise hard to spot.
+    items is otherwise hard to spot. A column may be several columns joined with ``+``
+    (``description=short_desc+long_desc``); the reader checks them against the file and the
+    fields that can take several columns (see :class:`TableReader`).
     """
     if spec is None or not spec.strip():
         return {}
@@ -87,6 +91,65 @@ def parse_column_map(spec: str | None, allowed: Iterable[str] = PRODUCT_FIELDS) 
             )
         mapping[field] = column
     return mapping
+
+
+def parse_constants(
+    items: Iterable[str], allowed: Iterable[str], *, not_settable: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Parse repeated ``--set field=value`` into ``{our_field: value}``: one value for a column the file lacks
+    (``--set type=click``, ``--set source=web``). The value is validated like a cell by the ingest that uses it.
+
+    ``not_settable`` names fields that cannot be one constant, with why (an id differs on every row).
+    """
+    allowed_names = tuple(allowed)
+    refused = dict(not_settable or {})
+    constants: dict[str, str] = {}
+    for raw_item in items:
+        item = raw_item.strip()
+        field, sep, value = item.partition("=")
+        field, value = field.strip(), value.strip()
+        if not sep or not field or not value:
+            raise InputFileError(f"--set {item!r} is not field=value (e.g. --set type=click)")
+        if field not in allowed_names:
+            settable = [f for f in allowed_names if f not in refused]
+            raise InputFileError(
+                f"--set {item}: {field!r} is not a field we know (expected one of: {', '.join(settable)})"
+            )
+        if field in refused:
+            raise InputFileError(f"--set {item}: {field} cannot be one value for every row ({refused[field]})")
+        if field in constants:
+            raise InputFileError(f"--set {item}: {field} is already set to {constants[field]!r} (set it once)")
+        constants[field] = value
+    return constants
+
+
+def check_constants(
+    constants: Mapping[str, Any], normalize: Callable[[Mapping[str, Any]], tuple[Any, list[str]]]
+) -> None:
+    """Validate ``--set`` values as cells of a row holding only them (``normalize`` is the ingest's row
+    validator): a bad value is an InputFileError naming it and what would be valid, before anything is read."""
+    if not constants:
+        return
+    _, reasons = normalize(dict(constants))
+    for reason in reasons:
+        field, _, why = reason.partition(":")
+        if field in constants:
+            raise InputFileError(f"--set {field}={constants[field]}: {why.strip()}")
+
+
+def _join_values(values: Iterable[Any], sep: str) -> str | None:
+    """Several cells as one text value: the non-empty ones (list items flattened), in order, joined by ``sep``;
+    None when every one is empty, so the field counts as absent like an empty cell."""
+    parts: list[str] = []
+    for value in values:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if item is None or (isinstance(item, float) and item != item):  # None or NaN: no value
+                continue
+            text = item.strip() if isinstance(item, str) else str(item)
+            if text:
+                parts.append(text)
+    return sep.join(parts) if parts else None
 
 
 # --- format detection -------------------------------------------------------------------------
@@ -137,7 +200,15 @@ class TableReader:
     else None: counting would mean reading a big CSV twice.
     """
 
-    def __init__(self, path: Path, fmt: str, column_map: Mapping[str, str] | None, chunk_size: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: str,
+        column_map: Mapping[str, str] | None,
+        chunk_size: int,
+        joiners: Mapping[str, str] | None = None,
+        constants: Mapping[str, Any] | None = None,
+    ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.path = path
@@ -158,29 +229,58 @@ class TableReader:
         self.source_columns = source_columns
         if self.total_rows == 0:
             raise no_rows_error(path)
-        self._configure_map(dict(column_map or {}))
+        self._configure_map(dict(column_map or {}), dict(joiners or {}), dict(constants or {}))
 
     # -- column map ---------------------------------------------------------------------------
-    def _configure_map(self, column_map: dict[str, str]) -> None:
+    def _configure_map(self, column_map: dict[str, str], joiners: dict[str, str], constants: dict[str, Any]) -> None:
         """Work out once how a source row becomes an output row, so per-row work stays tiny.
 
         Their column is renamed to our field (copied if mapped to several fields). A source column
         that already carries the name of a mapped field is dropped, as the map says the data for
-        that field lives elsewhere and keeping both would silently pick one.
+        that field lives elsewhere and keeping both would silently pick one. A field mapped to
+        ``a+b`` (only the fields in ``joiners``, each with its separator) gets the non-empty values
+        of those columns joined; the columns themselves are then not reported as unknown. A field in
+        ``constants`` gets that value on every row; the file must not have a column for it too.
         """
         present = set(self.source_columns)
+        listing = ", ".join(self.source_columns) or "(none)"
+        singles: dict[str, str] = {}
+        combined: dict[str, tuple[str, ...]] = {}
         for field, column in column_map.items():
-            if column not in present:
-                listing = ", ".join(self.source_columns) or "(none)"
+            if column in present:
+                singles[field] = column
+                continue
+            parts = tuple(part.strip() for part in column.split("+"))
+            if len(parts) < 2 or not all(parts):
                 raise InputFileError(
                     f"--map {field}={column}: column {column!r} is not in {self.path} (its columns: {listing})"
                 )
+            missing = [part for part in parts if part not in present]
+            if missing:
+                raise InputFileError(
+                    f"--map {field}={column}: column(s) {', '.join(repr(m) for m in missing)} not in {self.path} "
+                    f"(its columns: {listing})"
+                )
+            if field not in joiners:
+                can = ", ".join(joiners) if joiners else "no field of this file"
+                raise InputFileError(
+                    f"--map {field}={column}: {field} takes one column; several columns joined with + can fill {can}"
+                )
+            combined[field] = parts
+        for field in constants:
+            if field in column_map:
+                raise InputFileError(
+                    f"--set {field}=... and --map {field}={column_map[field]}: give {field} one source, a column or "
+                    "a value"
+                )
         targets: dict[str, list[str]] = {}
-        for field, column in column_map.items():
+        for field, column in singles.items():
             targets.setdefault(column, []).append(field)
         self._targets = {column: tuple(fields) for column, fields in targets.items()}
         self._shadowed = frozenset(f for f, c in column_map.items() if f != c) - set(targets)
-        self._identity = not column_map
+        self._combined = tuple((field, parts, joiners[field]) for field, parts in combined.items())
+        self._constants = dict(constants)
+        self._identity = not column_map and not constants
         plan: list[tuple[str, int]] = []
         for index, column in enumerate(self.source_columns):
             if column in self._shadowed:
@@ -188,7 +288,27 @@ class TableReader:
             for name in self._targets.get(column, (column,)):
                 plan.append((name, index))
         self._plan = plan
-        self.columns = [name for name, _ in plan]
+        position = {column: i for i, column in enumerate(self.source_columns)}
+        self._combined_at = tuple(
+            (field, tuple(position[p] for p in parts), sep) for field, parts, sep in self._combined
+        )
+        self.columns = [name for name, _ in plan] + [field for field, _, _ in self._combined]
+        clash = [field for field in constants if field in self.columns]
+        if clash:
+            field = clash[0]
+            raise InputFileError(
+                f"--set {field}={constants[field]}: {self.path} has a column {field!r} already (drop --set {field}, "
+                f"or --map {field} from the column you mean)"
+            )
+        self.columns += list(constants)
+        used = {column for _, parts, _ in self._combined for column in parts}
+        #: Source columns read only to be joined into a field (not "unknown", though not fields themselves).
+        self.joined_columns = frozenset(used - set(self._targets))
+
+    def unknown_columns(self, fields: Iterable[str]) -> list[str]:
+        """Output columns that are none of ``fields`` (reported as ignored), leaving out joined source columns."""
+        known = set(fields)
+        return sorted(c for c in set(self.columns) - known if c not in self.joined_columns)
 
     def _remap(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """Rename one free-form (JSON) row; always a new dict. Values are kept as parsed (NaN too)."""
@@ -204,6 +324,9 @@ class TableReader:
             else:
                 for name in names:
                     out[name] = value
+        for field, parts, sep in self._combined:
+            out[field] = _join_values((row.get(part) for part in parts), sep)
+        out.update(self._constants)
         return out
 
     def _rows_from_columns(self, data: list[list[Any]]) -> Iterator[dict[str, Any]]:
@@ -213,9 +336,13 @@ class TableReader:
             for values in zip(*data, strict=True):
                 yield dict(zip(names, values, strict=True))
         else:
-            plan = self._plan
+            plan, combined, constants = self._plan, self._combined_at, self._constants
             for values in zip(*data, strict=True):
-                yield {name: values[index] for name, index in plan}
+                row = {name: values[index] for name, index in plan}
+                for field, indices, sep in combined:
+                    row[field] = _join_values((values[i] for i in indices), sep)
+                row.update(constants)
+                yield row
 
     # -- iteration ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -433,13 +560,23 @@ def _json_text(value: Any) -> str:
         return repr(value)[:1000]
 
 
-def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, chunk_size: int = 5000) -> TableReader:
+def read_rows(
+    path: str | Path,
+    column_map: Mapping[str, str] | None = None,
+    *,
+    chunk_size: int = 5000,
+    joiners: Mapping[str, str] | None = None,
+    constants: Mapping[str, Any] | None = None,
+) -> TableReader:
     """Open an input table and return its rows as ``(row_number, row_dict)`` pairs.
 
     Row numbers count data rows from 1 as a person would (the CSV header is not a row), so reject
     reports can be matched against the file. The file is checked (exists, format, header, at least
     one row, mapped columns present) here, before any row is handed out, so a wrong command fails
     fast and an empty file is the same InputFileError in every format.
+
+    ``joiners`` (field -> separator) names the fields a ``column_map`` entry ``a+b`` may fill with
+    several columns; ``constants`` (field -> value) sets a field the file has no column for on every row.
     """
     file_path = Path(path)
     if not file_path.exists():
@@ -449,7 +586,7 @@ def read_rows(path: str | Path, column_map: Mapping[str, str] | None = None, *, 
     fmt = detect_format(file_path)
     if file_path.stat().st_size == 0:
         raise no_rows_error(file_path)
-    return TableReader(file_path, fmt, column_map, chunk_size)
+    return TableReader(file_path, fmt, column_map, chunk_size, joiners, constants)
 
 
 def fix_the_input(exc: BaseException) -> str:

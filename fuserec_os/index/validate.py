@@ -63,6 +63,10 @@ PRODUCT_FIELDS: tuple[str, ...] = (
     "popularity",
 )
 
+#: Fields that several source columns can fill (``--map description=short_desc+long_desc``), with what goes
+#: between the non-empty values: text is joined by a space, a category path by " > ", tags by "|".
+PRODUCT_JOINERS: dict[str, str] = {"title": " ", "description": " ", "category": " > ", "tags": "|"}
+
 #: Fields without which a document is useless for search (no id to upsert by, nothing to match).
 REQUIRED_FIELDS: tuple[str, ...] = ("product_id", "title")
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from fuserec_os.behaviour.config import EVENT_TYPES
-from fuserec_os.behaviour.events import EVENT_FIELDS
+from fuserec_os.behaviour.events import CLICK_LOG_FIELDS as EVENT_FIELDS
 from fuserec_os.simulate.catalog import (
     BRANDS,
     CATEGORY_TREE,

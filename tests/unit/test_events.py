@@ -56,10 +56,16 @@ def test_minimal_event_is_normalised_with_a_generated_id() -> None:
     assert len(doc["event_id"]) == 20 and int(doc["event_id"], 16) >= 0
 
 
+_TYPE_HINT = " (give a type column, a rating column that sets it, or one type for every row: --set type=click)"
+
+
 def test_required_fields_are_all_reported_at_once() -> None:
     doc, reasons = normalize_event({"query": "shoes"}, now=NOW)
     assert doc is None
-    assert reasons == [f"{f}: required, missing or empty" for f in ("user_id", "type", "product_id", "timestamp")]
+    assert reasons == [
+        f"{f}: required, missing or empty" + (_TYPE_HINT if f == "type" else "")
+        for f in ("user_id", "type", "product_id", "timestamp")
+    ]
     assert set(REQUIRED_EVENT_FIELDS) <= set(EVENT_FIELDS)
     assert bad(user_id="   ") == ["user_id: required, missing or empty"]
     assert bad(timestamp="NaN") == ["timestamp: required, missing or empty"]

@@ -1,0 +1,98 @@
+"""Real-shaped logs loaded with CLI options only (no glue code): constants, joined columns, ratings, query time,
+older month indices gaining the new fields, and training on searches derived from events without request ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from opensearchpy import OpenSearch
+
+from fuserec_os.behaviour.event_store import read_events
+from fuserec_os.index.mappings import load_mapping
+from fuserec_os.settings import Settings
+
+from .conftest import REPO, Cli
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_cli_a_click_log_without_type_column_loads_with_set(
+    cli: Cli, client: OpenSearch, settings: Settings, tmp_path: Path
+) -> None:
+    src = _write(
+        tmp_path / "clicks.csv",
+        "visitor,sku,ts,search_term,searched_at\n"
+        "v1,P1,2024-05-01T10:00:30Z,usb cable,2024-05-01T10:00:00Z\n"
+        "v1,P2,2024-05-01T10:01:00Z,usb cable,2024-05-01T10:00:00Z\n"
+        "v2,P3,2024-06-02T08:00:00Z,hdmi,\n",
+    )
+    result = cli(
+        "ingest", "events", str(src), "--no-progress",
+        "--map", "user_id=visitor,product_id=sku,timestamp=ts,query=search_term,query_time=searched_at",
+        "--set", "type=click", "--set", "source=web",
+    )  # fmt: skip
+    assert "read 3 rows, stored 3" in result.stdout and "ignored" not in result.stdout
+    events = read_events(client, settings.alias("events"))
+    assert list(events["type"]) == ["click", "click", "click"]
+    assert events["query_time"].notna().tolist() == [True, True, False]
+    stored = client.search(index=settings.alias("events"), body={"query": {"term": {"source": "web"}}})
+    assert len(stored["hits"]["hits"]) == 3
+
+    bad = cli("ingest", "events", str(src), "--set", "type=clik", "--map", "user_id=visitor", ok=False)
+    assert bad.exit_code != 0 and "--set type=clik: 'clik' is not a known event type (expected one of view" in (
+        bad.stderr + bad.stdout
+    )
+    unknown = cli("ingest", "events", str(src), "--set", "kind=click", ok=False)
+    assert "'kind' is not a field we know (expected one of: " in unknown.stderr + unknown.stdout
+
+
+def test_cli_a_rating_log_maps_ratings_to_types_and_keeps_the_values(
+    cli: Cli, client: OpenSearch, settings: Settings, tmp_path: Path
+) -> None:
+    src = _write(
+        tmp_path / "ratings.csv",
+        "userId,movieId,rating,timestamp,tag\n"
+        "1,M1,4.5,1714557600,sci-fi\n"
+        "1,M2,3.0,1714557660,sci-fi\n"
+        "2,M1,5,1714557720,space opera\n"
+        "2,M3,9,1714557780,space opera\n",
+    )
+    result = cli(
+        "ingest", "events", str(src), "--no-progress", "--allow-rejects",
+        "--map", "user_id=userId,product_id=movieId,query=tag",
+    )  # fmt: skip
+    assert "read 4 rows, stored 3" in result.stdout and "rejected 1" in result.stdout
+    events = read_events(client, settings.alias("events")).sort_values("rating")
+    assert list(zip(events["rating"], events["type"], strict=True)) == [
+        (3.0, "view"),
+        (4.5, "purchase"),
+        (5.0, "purchase"),
+    ]
+    [reject] = [json.loads(line) for line in (tmp_path / "ratings.csv.rejects.jsonl").read_text().splitlines()]
+    assert reject["row"] == 4 and reject["reasons"] == [
+        "rating: '9' is outside the rating scale, expected a number from 0 to 5 (events.ratings.min / max)"
+    ]
+
+
+def test_a_month_index_from_the_first_events_mapping_gains_the_new_fields(
+    cli: Cli, client: OpenSearch, settings: Settings, tmp_path: Path
+) -> None:
+    spec = load_mapping(REPO / "mappings" / "events.json", "events")
+    old = json.loads(json.dumps(spec.create_body()))
+    for name in ("rating", "query_time", "source"):
+        del old["mappings"]["properties"][name]
+    old["mappings"]["_meta"]["mapping_version"] = 1
+    alias = settings.alias("events")
+    old["aliases"] = {alias: {}}
+    client.indices.create(index=f"{alias}-2024.05", body=old)
+
+    src = _write(tmp_path / "r.csv", "user_id,product_id,rating,timestamp\nu1,P1,4,2024-05-03T10:00:00Z\n")
+    cli("ingest", "events", str(src), "--no-progress")
+    mapping = client.indices.get_mapping(index=f"{alias}-2024.05")[f"{alias}-2024.05"]["mappings"]
+    assert {"rating", "query_time", "source"} <= set(mapping["properties"])
+    assert mapping["_meta"]["mapping_version"] == spec.version
+    assert read_events(client, alias)["rating"].tolist() == [4.0]
