@@ -1,8 +1,9 @@
 """Training examples from logged searches, with every feature computed as of the search (no leakage).
 
 A *logged search* is one impression (request id, user, query, time, the products shown in order) or, when no
-impressions are logged, a request id seen on events that carry a query (candidates then come from the
-engine's top-K plus the products engaged earlier after the same normalised query: BM25 misses a share of what
+impressions are logged, a request id seen on events that carry a query; events with a query and no request id
+form searches by user, normalised query and time (:func:`derive_request_ids`). Candidates then come from the
+engine's top-K plus the products engaged earlier after the same normalised query (BM25 misses a share of what
 shoppers want, and a reranker cannot rank what it never sees). Labels are graded from the events that carry
 the search's request id: purchase 3 > add_to_cart 2 > click 1 > shown 0.
 
@@ -16,6 +17,7 @@ inside the training period; none into validation or test).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from fuserec_os.behaviour.config import DEFAULT_DERIVED_SEARCH_GAP_MINUTES
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.errors import ConfigError
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
@@ -37,6 +40,7 @@ from fuserec_os.rerank.blend import Gate
 from fuserec_os.timefmt import utc_iso
 
 GRADES: Mapping[str, int] = {"click": 1, "add_to_cart": 2, "purchase": 3}
+DEFAULT_DERIVED_GAP = pd.Timedelta(minutes=DEFAULT_DERIVED_SEARCH_GAP_MINUTES)
 
 
 class ScoredRetriever(Protocol):
@@ -73,7 +77,11 @@ class SplitSpec:
         """(valid_from, test_from) for searches at ``timestamps``."""
         ordered = timestamps.sort_values(ignore_index=True)
         if ordered.empty:
-            raise ConfigError("no logged searches with a query: nothing to split (ingest events with queries)")
+            raise ConfigError(
+                "no logged searches with engagement: no click, add_to_cart or purchase after a query (ingest "
+                "events with a query, and a request_id or the search log; without them, searches are derived "
+                "from each user's events after the same query)"
+            )
         if self.test_from is not None:
             test_from = pd.Timestamp(self.test_from)
             if test_from <= ordered.iloc[0] or test_from > ordered.iloc[-1]:
@@ -128,10 +136,49 @@ class Dataset:
         }
 
 
+#: Prefix of the request ids :func:`derive_request_ids` makes up (never a shop's own id format).
+DERIVED_PREFIX = "derived-"
+
+
+def derive_request_ids(events: pd.DataFrame, gap: pd.Timedelta) -> tuple[pd.DataFrame, int]:
+    """Give events with a query and no request id the id of a search derived from the log; returns (events, the
+    number of searches derived).
+
+    A click log without a search log or request ids still says who searched what and when: the events of one
+    user after the same normalised query, each within ``gap`` of the previous one, are one search. Times are
+    ``query_time`` (when the search was made) where given, else the event's ``timestamp``. The id is a hash of
+    user, query and the search's first time, so the same log always derives the same ids (and evaluation sets
+    compare). Events that have a request id are left as they are.
+    """
+    if events.empty or "request_id" not in events.columns:
+        return events, 0
+    query = events["query_norm"] if "query_norm" in events.columns else events["query"]
+    need = events["request_id"].isna() & query.notna() & (query.astype(str).str.strip() != "")
+    if not need.any():
+        return events, 0
+    at = pd.to_datetime(events.loc[need, "timestamp"], utc=True)
+    if "query_time" in events.columns:
+        asked = pd.to_datetime(events.loc[need, "query_time"], utc=True)
+        at = asked.where(asked.notna(), at)
+    sub = pd.DataFrame(
+        {"user": events.loc[need, "user_id"].astype(str), "q": query[need].map(normalize_query), "at": at}
+    ).sort_values(["user", "q", "at"], kind="stable")
+    same = (sub["user"] == sub["user"].shift()) & (sub["q"] == sub["q"].shift())
+    starts = ~same | (sub["at"] - sub["at"].shift() > gap)
+    number = starts.cumsum()
+    first_at = sub["at"].where(starts).ffill()
+    keys = sub["user"] + "\x1f" + sub["q"] + "\x1f" + first_at.map(lambda t: t.isoformat())
+    ids = {key: DERIVED_PREFIX + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16] for key in keys.unique()}
+    out = events.copy()
+    out.loc[sub.index, "request_id"] = keys.map(ids).to_numpy()
+    return out, int(number.iloc[-1])
+
+
 def logged_searches(events: pd.DataFrame, impressions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per logged search with a query: search_id, request_id, user_id, query, query_norm, timestamp, shown.
 
-    ``shown`` is the list of product ids in display order (impressions), or None (derived from events).
+    ``shown`` is the list of product ids in display order (impressions), or None (derived from events). A search
+    from events happened at the earliest ``query_time`` of its events, or else just before its first event.
     """
     if impressions is not None and not impressions.empty:
         imp = impressions[impressions["query"].fillna("").astype(str).str.strip() != ""]
@@ -146,11 +193,16 @@ def logged_searches(events: pd.DataFrame, impressions: pd.DataFrame | None = Non
         )
     else:
         ev = events[events["request_id"].notna() & events["query"].notna()]
-        first = ev.groupby("request_id", sort=False).agg(
-            user_id=("user_id", "first"), query=("query", "first"), timestamp=("timestamp", "min")
+        at = pd.to_datetime(ev["timestamp"], utc=True) - pd.Timedelta(milliseconds=1)
+        if "query_time" in ev.columns:
+            asked = pd.to_datetime(ev["query_time"], utc=True)
+            at = asked.where(asked.notna(), at)
+        first = (
+            ev.assign(searched_at=at)
+            .groupby("request_id", sort=False)
+            .agg(user_id=("user_id", "first"), query=("query", "first"), timestamp=("searched_at", "min"))
         )
         out = first.reset_index()
-        out["timestamp"] = out["timestamp"] - pd.Timedelta(milliseconds=1)
         out["shown"] = None
     out["query_norm"] = out["query"].map(normalize_query)
     out = out.sort_values(["timestamp", "request_id"], ignore_index=True)
@@ -188,6 +240,7 @@ def build_dataset(
     *,
     impressions: pd.DataFrame | None = None,
     split: SplitSpec | None = None,
+    derived_search_gap: pd.Timedelta | None = DEFAULT_DERIVED_GAP,
     engine_k: int = 100,
     behavioural_k: int = 20,
     progress: Callable[[str], None] | None = None,
@@ -199,12 +252,23 @@ def build_dataset(
     ``products`` (the catalog's documents) adds the item features a ProductCatalog does not carry (title
     terms, reviews, popularity, stock, age); without it they are missing for every row. ``product_vectors``
     replaces the vectors otherwise fitted on the pre-validation events (to evaluate a stored model).
+    ``derived_search_gap``: events with a query and no request id form searches (:func:`derive_request_ids`);
+    None leaves them out. Profiles and query statistics read the events as stored, as serving does.
     """
     started = time.monotonic()
     say = progress or (lambda _m: None)
     split = split or SplitSpec()
-    searches = logged_searches(events, impressions)
-    labels = graded_labels(events)
+    labelled = events
+    if derived_search_gap is not None:
+        labelled, derived = derive_request_ids(events, derived_search_gap)
+        if derived:
+            minutes = derived_search_gap / pd.Timedelta(minutes=1)
+            say(
+                f"{derived:,} searches derived from events without a request id (one user, one query, "
+                f"events at most {minutes:g} min apart)"
+            )
+    searches = logged_searches(labelled, impressions)
+    labels = graded_labels(labelled)
     engaged = {rid for rid, _ in labels}
     searches = searches[searches["request_id"].isin(engaged)].reset_index(drop=True)
     if split.test_until is not None:

@@ -244,6 +244,7 @@ def prepare(
         EngineRetriever(client, aliases.products),
         impressions=impressions,
         split=options.split,
+        derived_search_gap=pd.Timedelta(minutes=ranking.events.derived_search_gap_minutes),
         progress=say,
         products=products,
         product_vectors=product_vectors,

@@ -136,3 +136,74 @@ def test_no_leakage_the_label_event_never_reaches_the_features() -> None:
     # a later search of the same query on another day does see the earlier engagement
     later = ds.groups == ds.searches.loc[ds.searches["request_id"] == "x5", "search_id"].iloc[0]
     assert (ds.X[later, col("q_click_rate__missing")] == 0).all()
+
+
+def test_searches_are_derived_from_events_without_request_ids() -> None:
+    from fuserec_os.learn.dataset import DERIVED_PREFIX, derive_request_ids
+
+    ev = _frame(
+        [
+            _event("u1", "P1", "click", "2024-05-01T10:00:00Z", None, "Trail  Shoes"),
+            _event("u1", "P2", "click", "2024-05-01T10:20:00Z", None, "trail shoes"),  # same search: 20 min later
+            _event("u1", "P3", "click", "2024-05-01T11:00:00Z", None, "trail shoes"),  # 40 min gap: a new search
+            _event("u2", "P1", "click", "2024-05-01T10:05:00Z", None, "trail shoes"),  # another user
+            _event("u1", "P4", "click", "2024-05-01T10:10:00Z", None, "boots"),  # another query
+            _event("u1", "P5", "view", "2024-05-01T10:12:00Z", None, None),  # no query: no search
+            _event("u3", "P6", "click", "2024-05-01T10:00:00Z", "r9"),  # has its own id: kept
+        ]
+    )
+    out, derived = derive_request_ids(ev, pd.Timedelta(minutes=30))
+    assert derived == 4
+    rid = dict(zip(out["product_id"], out["request_id"], strict=True))
+    assert rid["P1"] == rid["P2"] != rid["P3"] and rid["P4"] not in (rid["P1"], rid["P3"])
+    u1 = out[(out["user_id"] == "u1") & out["query_norm"].eq("trail shoes")]
+    assert u1["request_id"].nunique() == 2 and u1["request_id"].iloc[0] == u1["request_id"].iloc[1]
+    assert rid["P6"] == "r9" and rid["P5"] is None
+    assert all(str(r).startswith(DERIVED_PREFIX) for p, r in rid.items() if p not in ("P5", "P6"))
+    again, _ = derive_request_ids(ev, pd.Timedelta(minutes=30))
+    assert again["request_id"].tolist() == out["request_id"].tolist()  # stable ids
+    assert derive_request_ids(ev, pd.Timedelta(minutes=5))[1] == 5  # a smaller gap splits more
+
+    searches = logged_searches(out)
+    first = searches[searches["request_id"] == u1["request_id"].iloc[0]].iloc[0]
+    assert first["timestamp"] == pd.Timestamp("2024-05-01T09:59:59.999Z")  # just before the first click
+    assert graded_labels(out)[(u1["request_id"].iloc[0], "P2")] == 1
+
+
+def test_a_derived_search_uses_query_time_for_its_time_and_gap() -> None:
+    from fuserec_os.learn.dataset import derive_request_ids
+
+    rows = [
+        {**_event("u1", "P1", "click", "2024-05-01T10:50:00Z", None), "query_time": "2024-05-01T10:00:00Z"},
+        {**_event("u1", "P2", "click", "2024-05-01T11:30:00Z", None), "query_time": "2024-05-01T10:00:00Z"},
+    ]
+    out, derived = derive_request_ids(_frame(rows), pd.Timedelta(minutes=30))
+    assert derived == 1  # the clicks are 40 min apart, but came from one search at 10:00
+    [search] = logged_searches(out).to_dict("records")
+    assert search["timestamp"] == pd.Timestamp("2024-05-01T10:00:00Z")
+
+
+def test_a_log_without_request_ids_builds_a_dataset() -> None:
+    rows = []
+    for day in range(1, 21):
+        user = f"u{day % 4}"
+        ts = f"2024-05-{day:02d}T10:00:00Z"
+        rows.append(_event(user, f"P{1 + day % 6}", "click", ts, None))
+    ds = build_dataset(
+        _frame(rows),
+        ProductCatalog.from_frame(PRODUCTS),
+        FeatureSet.from_config(None),
+        ProfilesConfig(),
+        FakeEngine(),
+        split=SplitSpec(test_fraction=0.25, valid_fraction=0.2),
+    )
+    assert len(ds.searches) == 20 and ds.labels.sum() == 20
+    with pytest.raises(ConfigError, match="no logged searches with engagement"):
+        build_dataset(
+            _frame(rows),
+            ProductCatalog.from_frame(PRODUCTS),
+            FeatureSet.from_config(None),
+            ProfilesConfig(),
+            FakeEngine(),
+            derived_search_gap=None,
+        )
