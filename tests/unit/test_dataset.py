@@ -154,8 +154,10 @@ def test_searches_are_derived_from_events_without_request_ids() -> None:
     )
     out, derived = derive_request_ids(ev, pd.Timedelta(minutes=30))
     assert derived == 4
-    rid = dict(zip(out["product_id"], out["request_id"], strict=True))
-    assert rid["P1"] == rid["P2"] != rid["P3"] and rid["P4"] not in (rid["P1"], rid["P3"])
+    rid = {(u, p): r for u, p, r in zip(out["user_id"], out["product_id"], out["request_id"], strict=True)}
+    assert rid["u1", "P1"] == rid["u1", "P2"] != rid["u1", "P3"]
+    assert rid["u2", "P1"] != rid["u1", "P1"] and rid["u1", "P4"] not in (rid["u1", "P1"], rid["u1", "P3"])
+    rid = {p: r for (_, p), r in rid.items() if p != "P1"}
     u1 = out[(out["user_id"] == "u1") & out["query_norm"].eq("trail shoes")]
     assert u1["request_id"].nunique() == 2 and u1["request_id"].iloc[0] == u1["request_id"].iloc[1]
     assert rid["P6"] == "r9" and rid["P5"] is None
