@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -37,17 +38,41 @@ def generate() -> None:
     help="Where the hidden product attributes (style, quality, price band) go, for simulations "
     "[default: OUTPUT's name + .latent.jsonl]. Never part of the catalog itself.",
 )
-def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -> None:
-    """Write a seeded product catalog with a category tree, brands, prices, ratings and popularity."""
+@click.option(
+    "--export",
+    "export",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the catalog as a shop system exports it (.csv or .jsonl): sku, name, department, "
+    "short_description and long_description columns, to try loading with --map.",
+)
+def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None, export: Path | None) -> None:
+    """Write a seeded product catalog with a category tree, brands, prices, ratings and popularity.
+
+    \b
+    Examples:
+      fuserec generate catalog --n 5000 -o catalog.jsonl
+      fuserec generate catalog --n 500 -o catalog.jsonl --export shop.csv
+      fuserec ingest products shop.csv \\
+          --map product_id=sku,title=name,category=department,description=short_description+long_description
+    """
     from fuserec_os.simulate.catalog import generate_catalog, latent_path_for, write_catalog
 
     latent = latent or latent_path_for(output)
     try:
         products = generate_catalog(n, seed=seed)
         write_catalog(products, output, latent_path=latent)
+        if export is not None:
+            from fuserec_os.simulate.shapes import catalog_export_rows, write_table
+
+            write_table(catalog_export_rows(products), export)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     click.echo(f"wrote {len(products)} products to {output} (hidden attributes for simulations: {latent})")
+    if export is not None:
+        from fuserec_os.simulate.shapes import CATALOG_EXPORT_MAP
+
+        click.echo(f"wrote the shop export to {export}; load it with:")
+        click.echo(f"  fuserec ingest products {export} --map {CATALOG_EXPORT_MAP}")
 
 
 @generate.command("events")
@@ -84,6 +109,15 @@ def generate_catalog_cmd(n: int, seed: int, output: Path, latent: Path | None) -
     help="The shoppers' true hidden preferences, for oracle evaluations [default: OUTPUT's name + .truth]. "
     "Never ingest it: it is not data a shop has.",
 )
+@click.option(
+    "--shape",
+    type=click.Choice(["full", "clicks", "ratings"]),
+    default="full",
+    show_default=True,
+    help="full: the shop's own log (every event type, request ids, impressions). clicks: a click log as real "
+    "shops export it (visitor, product, click time, search term, search time; no type, no request id, no "
+    "search log). ratings: a rating log (user, item, 0.5-5 stars, epoch seconds, tag-style query).",
+)
 @json_option
 @pass_state
 def generate_events_cmd(
@@ -97,6 +131,7 @@ def generate_events_cmd(
     output: Path,
     impressions: Path | None,
     truth: Path | None,
+    shape: str,
     as_json: bool,
 ) -> None:
     """Simulate shoppers searching and browsing the catalog; write their events and impressions.
@@ -107,6 +142,14 @@ def generate_events_cmd(
     (BM25 from the engine blended with category merchandising), click under position bias, add to cart
     and buy. Deterministic for a seed. The products index must hold CATALOG ('fuserec ingest products').
     Also reports BM25's recall@100 for what shoppers clicked and bought.
+
+    \b
+    --shape clicks / ratings write OUTPUT (.csv or .jsonl) the way real logs come, to load with options only:
+      fuserec generate events --catalog catalog.jsonl --shape clicks -o clicks.csv
+      fuserec ingest events clicks.csv --set type=click \\
+          --map user_id=visitor_id,product_id=sku,timestamp=clicked_at,query=search_term,query_time=searched_at
+      fuserec generate events --catalog catalog.jsonl --shape ratings -o ratings.csv
+      fuserec ingest events ratings.csv --map user_id=userId,product_id=itemId,query=tag
     """
     from fuserec_os.engine.client import engine_errors
     from fuserec_os.search.retrieval import EngineRetriever
@@ -134,8 +177,9 @@ def generate_events_cmd(
         raise click.BadParameter(
             f"{start!r} is not ISO 8601 (e.g. 2024-04-01T00:00:00Z)", param_hint="--start"
         ) from None
-    if output.suffix not in (".jsonl", ".parquet"):
-        raise click.BadParameter(f"{output.name}: use .jsonl or .parquet", param_hint="--output")
+    allowed = (".jsonl", ".parquet") if shape == "full" else (".csv", ".jsonl")
+    if output.suffix not in allowed:
+        raise click.BadParameter(f"{output.name}: use {' or '.join(allowed)} (--shape {shape})", param_hint="--output")
     products = load_catalog(catalog, latent)
     alias = state.alias("products")
     with state.engine() as eng:
@@ -148,6 +192,9 @@ def generate_events_cmd(
         if indexed != len(products):
             note(f"note: {alias} holds {indexed} products but {catalog} has {len(products)}: is it the same catalog?")
         result = simulate(products, EngineRetriever(eng.client, alias), users=users, days=days, seed=seed, start=began)
+    if shape != "full":
+        _write_shape(result, shape, output, truth or output.with_name(f"{output.stem}.truth.jsonl"), seed, as_json)
+        return
     impressions = impressions or sibling(output, "impressions")
     truth = truth or sibling(output, "truth")
     write_simulation(result, output, impressions, truth)
@@ -156,3 +203,24 @@ def generate_events_cmd(
         return
     click.echo(result.summary())
     click.echo(f"wrote {len(result.events)} events to {output}; impressions: {impressions}; true preferences: {truth}")
+
+
+def _write_shape(result: Any, shape: str, output: Path, truth: Path, seed: int, as_json: bool) -> None:
+    """Write the simulated log as a real click or rating log (no search log), and the truth beside it."""
+    from fuserec_os.simulate.shapes import CLICK_LOG_MAP, RATING_LOG_MAP, click_log_rows, rating_log_rows, write_table
+    from fuserec_os.simulate.shoppers import write_simulation
+
+    if shape == "clicks":
+        rows = click_log_rows(result.events, result.impressions)
+        command = f"fuserec ingest events {output} --set type=click --map {CLICK_LOG_MAP}"
+    else:
+        rows = rating_log_rows(result.events, seed=seed)
+        command = f"fuserec ingest events {output} --map {RATING_LOG_MAP}"
+    write_table(rows, output)
+    write_simulation(result, output.with_name(f"{output.stem}.full.jsonl"), None, truth)
+    if as_json:
+        dump({"events": str(output), "rows": len(rows), "shape": shape, "truth": str(truth), "command": command})
+        return
+    click.echo(result.summary())
+    click.echo(f"wrote {len(rows)} rows ({shape} log) to {output}; true preferences: {truth}; load it with:")
+    click.echo(f"  {command}")

@@ -96,3 +96,73 @@ def test_a_month_index_from_the_first_events_mapping_gains_the_new_fields(
     assert {"rating", "query_time", "source"} <= set(mapping["properties"])
     assert mapping["_meta"]["mapping_version"] == spec.version
     assert read_events(client, alias)["rating"].tolist() == [4.0]
+
+
+def _shop(cli: Cli, tmp_path: Path) -> Path:
+    """A small generated catalog, loaded from its shop export (short and long description) with --map only."""
+    from fuserec_os.simulate.shapes import CATALOG_EXPORT_MAP
+
+    catalog, export = tmp_path / "catalog.jsonl", tmp_path / "shop.csv"
+    out = cli("generate", "catalog", "--n", "120", "--seed", "5", "-o", str(catalog), "--export", str(export))
+    assert f"--map {CATALOG_EXPORT_MAP}" in out.stdout
+    loaded = cli("ingest", "products", str(export), "--no-progress", "--map", CATALOG_EXPORT_MAP)
+    assert "read 120 rows, indexed 120, rejected 0" in loaded.stdout and "ignored" not in loaded.stdout
+    return catalog
+
+
+def _train(cli: Cli, tmp_path: Path) -> str:
+    config = tmp_path / "ranking.yaml"
+    config.write_text(
+        "model:\n  hidden: [8]\n  epochs: 1\n  min_searches: {train: 5, valid: 2, test: 2}\n"
+        "events:\n  derived_search_gap_minutes: 30\n"
+    )
+    cli.env["FUSEREC_CONFIG"] = str(config)
+    return str(cli("model", "train", "--no-register", "--report-dir", str(tmp_path / "reports")).stdout)
+
+
+def test_cli_a_shop_click_log_without_request_ids_loads_with_options_and_trains(
+    cli: Cli, client: OpenSearch, settings: Settings, tmp_path: Path
+) -> None:
+    from fuserec_os.simulate.shapes import CLICK_LOG_MAP
+
+    catalog = _shop(cli, tmp_path)
+    description = client.search(index=settings.alias("products"), body={"size": 1})["hits"]["hits"][0]["_source"]
+    assert description["description"].count(".") >= 2  # the short and the long description, joined
+    clicks = tmp_path / "clicks.csv"
+    made = cli(
+        "generate", "events", "--catalog", str(catalog), "--users", "60", "--days", "6", "--seed", "3",
+        "--shape", "clicks", "-o", str(clicks),
+    )  # fmt: skip
+    assert f"--set type=click --map {CLICK_LOG_MAP}" in made.stdout
+    header = clicks.read_text().splitlines()[0]
+    assert header == "visitor_id,sku,clicked_at,search_term,searched_at"  # no type, no request id
+    loaded = cli("ingest", "events", str(clicks), "--no-progress", "--set", "type=click", "--map", CLICK_LOG_MAP)
+    assert "rejected 0" in loaded.stdout and "ignored" not in loaded.stdout
+    assert read_events(client, settings.alias("events"))["request_id"].isna().all()
+
+    out = _train(cli, tmp_path)
+    assert "searches derived from events without a request id" in out, out
+    assert "no logged searches" not in out
+
+
+def test_cli_a_rating_log_loads_with_options_and_trains(
+    cli: Cli, client: OpenSearch, settings: Settings, tmp_path: Path
+) -> None:
+    from fuserec_os.simulate.shapes import RATING_LOG_MAP
+
+    catalog = _shop(cli, tmp_path)
+    ratings = tmp_path / "ratings.csv"
+    cli(
+        "generate", "events", "--catalog", str(catalog), "--users", "60", "--days", "6", "--seed", "3",
+        "--shape", "ratings", "-o", str(ratings),
+    )  # fmt: skip
+    assert ratings.read_text().splitlines()[0] == "userId,itemId,rating,timestamp,tag"
+    loaded = cli("ingest", "events", str(ratings), "--no-progress", "--map", RATING_LOG_MAP)
+    assert "rejected 0" in loaded.stdout
+    events = read_events(client, settings.alias("events"))
+    assert events["rating"].between(0.5, 5).all()
+    assert set(events.loc[events["rating"] >= 4, "type"]) == {"purchase"}
+    assert set(events.loc[events["rating"] < 4, "type"]) == {"view"}
+
+    out = _train(cli, tmp_path)
+    assert "searches derived from events without a request id" in out, out
