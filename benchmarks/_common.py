@@ -43,7 +43,7 @@ from opensearchpy import OpenSearch
 
 from fuserec_os.engine import close_osmem
 from fuserec_os.engine.client import make_client
-from fuserec_os.errors import EngineUnavailableError
+from fuserec_os.errors import EngineUnavailableError, FuserecError
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.settings import Settings
 
@@ -290,6 +290,19 @@ def osmem_run(runs: Sequence[Mapping[str, Any]], size: int) -> Mapping[str, Any]
     """The osmem run of ``size`` among a benchmark's runs (each with ``size`` and ``engine.kind``), if any:
     what the other engines' side-by-side ratios divide by."""
     return next((r for r in runs if r["size"] == size and r["engine"]["kind"] == "osmem"), None)
+
+
+def run_engines_main(run: Callable[[Any], int], args: Any) -> int:
+    """Run a side-by-side benchmark's ``run(args)``: a missing JDK or Maven (or any FuserecError) prints what is
+    missing and exits with its code; Ctrl-C exits 130 after every engine started for the run was stopped."""
+    try:
+        return run(args)
+    except FuserecError as exc:  # e.g. no JDK 21+ or no Maven for opensearch: what is missing, exit 3
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: every engine started for the run has been stopped", file=sys.stderr)
+        return 130
 
 
 def load_spec() -> MappingSpec:

@@ -57,10 +57,10 @@ from benchmarks._common import (
     print_machine,
     print_summary,
     ratio_text,
+    run_engines_main,
     verdict,
     write_results,
 )
-from fuserec_os.errors import FuserecError
 from fuserec_os.index import manager
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec
@@ -317,15 +317,7 @@ def print_table(runs: Sequence[dict[str, Any]], engines: Sequence[dict[str, Any]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except FuserecError as exc:  # e.g. no JDK 21+ or no Maven for opensearch: what is missing, exit 3
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted: every engine started for the run has been stopped", file=sys.stderr)
-        return 130
+    return run_engines_main(run, parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
