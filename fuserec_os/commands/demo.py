@@ -29,6 +29,9 @@ def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
       13. trains the MLP reranker, evaluates it against engine order and five baselines on later
           searches (table + HTML report), and registers it as a model version
       14. promotes that version to active if it beats engine order (the registry's rules)
+      15. starts the query proxy ('fuserec serve') on a free local port and sends one query for two
+          shoppers with different favourite brands through an unchanged opensearch-py client: their
+          lists side by side with engine order, and the features behind the biggest moves
 
     Files (catalog, events, search log, reports) go to the state folder's demo/ (FUSEREC_STATE_DIR).
     With a temporary engine nothing is kept afterwards; run 'fuserec engine start' first to keep it.

@@ -4,7 +4,8 @@ Engine -> products index from mappings/ -> generated catalog (plus three deliber
 the rejects report) -> ingest with a progress bar into a fresh index swapped in behind the alias -> BM25 and
 Boolean searches with filters, facets, sorting and paging -> simulated shoppers -> events and search log
 stored -> profiles and query statistics -> the MLP trained, evaluated against baselines, registered and
-promoted. Every later stage (the proxy, experiments) adds its step here, and to ``fuserec demo --help``.
+promoted -> the query proxy serving it to an unchanged opensearch-py client for two shoppers
+(``demo_proxy``). Every later stage (experiments, ...) adds its step here, and to ``fuserec demo --help``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from fuserec_os.behaviour.event_store import ingest_events
 from fuserec_os.behaviour.search_log import ingest_impressions
@@ -59,6 +62,8 @@ class DemoOutcome:
     events: int = 0
     profiles: int = 0
     model_version: str | None = None
+    active_model: str | None = None
+    proxy: dict[str, Any] = field(default_factory=dict)
 
 
 def demo_searches() -> list[DemoSearch]:
@@ -194,12 +199,22 @@ def _behaviour(
         f"{job.impressions} logged searches -> {job.stats_docs} query-statistics docs "
         f"in {sum(job.seconds.values()):.1f}s, as of {utc_iso(job.as_of)}"
     )
-    pair = contrasting_pair(list(read_all_profiles(engine.client, aliases.profiles).values()))
+    profiles = list(read_all_profiles(engine.client, aliases.profiles).values())
+    pair = contrasting_pair(profiles)
     if pair:
         echo("== 12. two contrasting shoppers")
         for profile in pair:
             echo(render_profile(profile_summary(profile)))
     _model(engine, settings, ranking, aliases, workdir, echo=echo, outcome=outcome)
+    if outcome.model_version is None:
+        return  # training was skipped (said above): nothing to serve
+    from fuserec_os.commands.demo_proxy import proxy_step
+
+    outcome.proxy = proxy_step(
+        engine, settings, ranking, profiles, [p.doc for p in products],
+        model_version=outcome.active_model or outcome.model_version, active=outcome.active_model is not None,
+        now=pd.Timestamp(job.as_of) if job.as_of else None, step=15, echo=echo,
+    )  # fmt: skip
 
 
 def _model(
@@ -237,11 +252,14 @@ def _model(
     echo(f"   report with charts: {trained.html}")
     outcome.model_version = trained.version
     if trained.version is not None:
+        registry = ModelRegistry(engine.client, aliases.prefix)
         try:
-            res = ModelRegistry(engine.client, aliases.prefix).promote(trained.version)
+            res = registry.promote(trained.version)
         except PromotionRefused as exc:
             echo(f"== 14. {trained.version} was not promoted: {exc}")
+            outcome.active_model = registry.active_version()  # an earlier demo's model may still serve
             return
+        outcome.active_model = res.version
         echo(f"== 14. promoted {res.version} to active ({res.decision.reason if res.decision else 'first model'})")
 
 

@@ -175,16 +175,7 @@ def to_search_hits(result: StageResult, explain: bool) -> list[Hit]:
 
 def _hit(r: RankedHit, applied: bool, explain: bool) -> Hit:
     raw = r.hit.raw or {}
-    ranking: dict[str, Any] = {
-        "new_rank": r.new_rank,
-        "engine_rank": r.engine_rank,
-        "engine_score": r.engine_score,
-        "model_score": r.model_score,
-        "blended_score": r.blended_score,
-        "source": "engine" if r.engine_rank is not None else "behavioural",
-    }
-    if explain:
-        ranking["explanation"] = [{"feature": words, "contribution": round(c, 6)} for words, c in r.explanation]
+    ranking = r.info(explain)
     score = r.blended_score if applied and r.blended_score is not None else r.engine_score
     return Hit(r.id, score, dict(r.hit.source), dict(raw.get("highlight") or {}), ranking)
 

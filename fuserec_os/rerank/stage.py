@@ -115,6 +115,21 @@ class RankedHit:
     def id(self) -> str:
         return self.hit.id
 
+    def info(self, explain: bool = False) -> dict[str, Any]:
+        """Ranks and scores as JSON (the CLI's ``--explain``, the proxy's ``X-Fuserec-Explain``); with
+        ``explain``, ``explanation``: [{"feature": words, "contribution": signed number}], largest first."""
+        out: dict[str, Any] = {
+            "new_rank": self.new_rank,
+            "engine_rank": self.engine_rank,
+            "engine_score": self.engine_score,
+            "model_score": self.model_score,
+            "blended_score": self.blended_score,
+            "source": "engine" if self.engine_rank is not None else "behavioural",
+        }
+        if explain:
+            out["explanation"] = [{"feature": words, "contribution": round(c, 6)} for words, c in self.explanation]
+        return out
+
 
 @dataclass(frozen=True)
 class StageResult:

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,7 @@ log = logging.getLogger("fuserec.serve")
 
 API_KEY_HEADER = "x-fuserec-api-key"
 WINDOW_HEADER = "x-fuserec-window"
+EXPLAIN_HEADER = "x-fuserec-explain"
 SESSION_HEADER = "x-fuserec-session-id"
 REQUEST_ID_HEADER = "X-Fuserec-Request-Id"
 MAX_USER_ID_BYTES = 512  # OpenSearch's document id limit: a longer id cannot have a profile
@@ -63,6 +64,8 @@ class ProxyOptions:
     reload_seconds: float | None = None
     impression_seconds: float = 1.0
     load_at_start: bool = True
+    clock: Callable[[], Any] | None = None
+    """The request time features are computed at (default: now, UTC); the demo serves its simulated shop's time."""
 
 
 class Proxy:
@@ -94,6 +97,7 @@ class Proxy:
             on_count=lambda key, n: self.metrics.count("impressions", key, n),
         )
         self.load_at_start = options.load_at_start
+        self.clock = options.clock
         self.user_header = settings.proxy_user_header.lower()
         self.started = time.time()
 
@@ -234,6 +238,7 @@ class Proxy:
         self, request: Request, index: str, plan: pz.SearchPlan, user: str, window: int, request_id: str
     ) -> pz.Personalized:
         stage = self.holder.stage()
+        explain = request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("true", "1", "yes")
         out = await pz.personalized_search(
             self.engine,
             stage,
@@ -244,6 +249,8 @@ class Proxy:
             window=window,
             request_id=request_id,
             client_auth=request.headers.get("authorization"),
+            explain=explain,
+            now=self.clock() if self.clock is not None else None,
         )
         if out.result is not None:
             self.metrics.outcome(out.result.applied, out.result.fallback)

@@ -263,6 +263,8 @@ async def personalized_search(
     window: int,
     request_id: str,
     client_auth: str | None = None,
+    explain: bool = False,
+    now: Any = None,
 ) -> Personalized:
     t0 = time.perf_counter()
     settings = stage.settings
@@ -357,6 +359,8 @@ async def personalized_search(
         profile=profile,
         stats=stats,
         elapsed_ms=io_ms if not timed_out else max(io_ms, settings.budget_ms + 0.001),
+        explain=explain,
+        now=now,
     )
     result = stage.run(inp, window=window)
     (_start, _stop), tail, skip = page_slice(plan.offset, plan.size, len(result.order))
@@ -385,4 +389,6 @@ async def personalized_search(
     if timed_out:
         all_notes.append("profile/statistics fetch exceeded the latency budget")
     data["fuserec"] = {"request_id": request_id, **info, **({"notes": all_notes} if all_notes else {})}
+    if explain:  # the reranked hits of the page, in page order: ranks, scores, the features that moved them
+        data["fuserec"]["hits"] = [{"_id": rh.id, **rh.info(explain=True)} for rh in result.hits]
     return Personalized(200, data, result, [str(h.get("_id")) for h in page], main)

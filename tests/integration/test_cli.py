@@ -88,8 +88,24 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     profiles = client.count(index=settings.alias("profiles"))["count"]
     assert events > 0 and 0 < profiles <= 150
     assert f"{events} events -> {profiles} profiles" in out
+    # the last step: the proxy, one query, two shoppers, an unchanged opensearch-py client
+    step = out[out.index("== 15. the query proxy") :]
+    users = re.findall(r"^ {5}(U\d+) buys (.+?): \d+% of their brand weight", step, re.M)
+    assert len(users) == 2 and users[0][1] != users[1][1], step
+    header = next(line for line in step.splitlines() if "engine order (no user id)" in line)
+    assert users[0][0] in header and users[1][0] in header
+    rows = [line for line in step.splitlines() if re.match(r"^ {1,2}\d+ \S", line)]
+    assert len(rows) == 10, step
+    columns = [[line[4:52].strip(), line[54:102].strip()] for line in rows]  # one shopper's column each
+    assert [c[0] for c in columns] != [c[1] for c in columns], "the two shoppers got the same list"
+    assert all(f"personalized for {u}: reranked, model v1" in step for u, _ in users)
+    assert all(f"why {u}'s list differs" in step for u, _ in users)
+    assert re.search(r"^ {9}\S.* [+-]\d\.\d\d", step, re.M), "no explanation line"  # "brand affinity: X +0.31"
+    said = re.search(r"the proxy logged (\d+) personalized searches", step)
+    logged = int(said.group(1)) if said else -1
+    assert logged == 2
     searches = client.count(index=settings.alias("searches"))["count"]  # the search log is stored, not a file
-    assert searches > 0 and f"with {searches} logged searches ->" in out
+    assert searches > logged and f"with {searches - logged} logged searches ->" in out
     # output a person reads: no Python reprs, times as ISO 8601 UTC
     for raw in ("{'", "['", "None", "True", "False", "+00:00"):
         assert raw not in out, f"{raw!r} in the demo's output"

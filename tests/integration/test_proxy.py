@@ -156,6 +156,18 @@ def test_a_brand_fan_gets_the_brand_first_and_the_fuserec_section(world: Setting
     scores = [h["_score"] for h in fan["hits"]["hits"]]
     assert scores == sorted(scores, reverse=True)  # blended scores, in order
     assert fan["hits"]["total"] == plain["hits"]["total"]
+    assert "hits" not in info  # explanations are opt-in
+
+
+def test_explain_header_adds_per_hit_explanations(world: Settings, proxied: OpenSearch) -> None:
+    alias = world.alias("products")
+    resp = proxied.search(index=alias, body={**SHOES, "size": 5}, headers={USER: FAN, "X-Fuserec-Explain": "true"})
+    hits = resp["fuserec"]["hits"]
+    assert [h["_id"] for h in hits] == _ids(resp)  # the page, in page order
+    assert all(h["new_rank"] == i for i, h in enumerate(hits, start=1))
+    words = [e["feature"] for h in hits for e in h["explanation"]]
+    assert "brand affinity: Aeropace" in words, words
+    assert all(isinstance(e["contribution"], float) for h in hits for e in h["explanation"])
 
 
 def test_a_price_sort_and_size_0_pass_through_untouched(
