@@ -96,6 +96,9 @@ def describe(name: str, value: float, hit: Any, user: UserProfile | None, query:
         if name.startswith("qt_"):
             return f"query-term engagement ({_ENGAGEMENT[name]}{after.replace(' after', ' after the words of', 1)})"
         return f"query engagement ({_ENGAGEMENT[name]}{after})"
+    if name in ("engine_rank", "bm25", "bm25_norm") and getattr(hit, "score", 0.0) is None:
+        # a behavioural candidate: the engine did not return it, so its value is the missing-value fill
+        return _MISSING[name]
     if name == "engine_rank":
         rank = round(math.expm1(value)) if math.isfinite(value) else None
         return f"engine rank {rank}" if rank else "engine rank"

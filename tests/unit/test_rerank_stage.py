@@ -155,6 +155,12 @@ def test_describe_turns_features_into_words(name: str, value: float, words: str)
     assert describe(name, value, hit, kinetix_fan(), "socks") == words
 
 
+def test_a_behavioural_candidate_is_not_explained_by_an_engine_rank_it_never_had() -> None:
+    hit = EngineHit("P2", None, {"brand": "Kinetix"})  # engaged after the query, not returned by the engine
+    assert describe("engine_rank", 0.0, hit, None, "socks") == "not in the engine's results (engaged after the query)"
+    assert describe("bm25_norm", 0.0, hit, None, "socks") == "not a text match (engaged after the query)"
+
+
 def test_paging_helpers_cover_the_boundary_once() -> None:
     # 5 reranked, pages of 3: [0,3) reranked; [3,6) = 2 reranked + 1 from the tail; [6,9) = tail from 1
     assert page_slice(0, 3, 5) == ((0, 3), 0, 0)
