@@ -82,7 +82,9 @@ def _fields(cfg: SearchConfig) -> list[str]:
 
 
 def _multi_match(text: str, cfg: SearchConfig) -> dict[str, Any]:
-    mm: dict[str, Any] = {"query": text, "fields": _fields(cfg), "type": "best_fields", "tie_breaker": 0.3}
+    mm: dict[str, Any] = {"query": text, "fields": _fields(cfg), "type": cfg.multi_match_type}
+    if cfg.multi_match_type != "most_fields":  # a tie_breaker would turn most_fields' sum into best_fields
+        mm["tie_breaker"] = cfg.tie_breaker
     if cfg.minimum_should_match is not None:
         mm["minimum_should_match"] = cfg.minimum_should_match
     return {"multi_match": mm}

@@ -25,6 +25,7 @@ from fuserec_os.errors import ConfigError, QueryError
 
 __all__ = [
     "FILTER_NAMES",
+    "MULTI_MATCH_TYPES",
     "SEARCHABLE_FIELDS",
     "Filters",
     "SearchConfig",
@@ -469,6 +470,10 @@ _DEFAULT_RATING_RANGES: tuple[tuple[float | None, float | None], ...] = (
     (2.0, None),
 )
 
+#: How free text scores across the fields (``search.multi_match_type``): the best field wins (plus
+#: ``tie_breaker`` times the others), every matching field adds up, or the fields act as one big field.
+MULTI_MATCH_TYPES = ("best_fields", "most_fields", "cross_fields")
+
 _CONFIG_KEYS = (
     "fields",
     "minimum_should_match",
@@ -478,6 +483,8 @@ _CONFIG_KEYS = (
     "price_ranges",
     "rating_ranges",
     "facet_size",
+    "multi_match_type",
+    "tie_breaker",
 )
 _INT_KEYS = ("max_size", "max_query_length", "max_result_window", "facet_size")
 
@@ -504,7 +511,14 @@ def _cfg_ranges(value: Any, key: str) -> tuple[tuple[float | None, float | None]
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Search tuning: fields and boosts, caps, facet buckets. Maps onto the YAML ``search:`` section."""
+    """Search tuning: fields and boosts, caps, facet buckets. Maps onto the YAML ``search:`` section.
+
+    ``multi_match_type`` and ``tie_breaker`` say how free text scores across ``fields``: ``best_fields`` (the
+    default) takes the best field's score plus ``tie_breaker`` (0..1) times the other matching fields';
+    ``most_fields`` adds every matching field's score (``tie_breaker`` unused); ``cross_fields`` scores the
+    fields as one (the best field plus ``tie_breaker`` times the others per term). ``fuserec search tune``
+    picks them from the search log.
+    """
 
     fields: tuple[tuple[str, float], ...] = _DEFAULT_FIELDS
     minimum_should_match: str | None = None
@@ -514,8 +528,18 @@ class SearchConfig:
     price_ranges: tuple[tuple[float | None, float | None], ...] = _DEFAULT_PRICE_RANGES
     rating_ranges: tuple[tuple[float | None, float | None], ...] = _DEFAULT_RATING_RANGES
     facet_size: int = 20
+    multi_match_type: str = "best_fields"
+    tie_breaker: float = 0.3
 
     def __post_init__(self) -> None:
+        if self.multi_match_type not in MULTI_MATCH_TYPES:
+            raise ConfigError(
+                f"search.multi_match_type must be one of {', '.join(MULTI_MATCH_TYPES)}, got {self.multi_match_type!r}"
+            )
+        tb = _cfg_number(self.tie_breaker, "search.tie_breaker")
+        if not 0 <= tb <= 1:
+            raise ConfigError(f"search.tie_breaker must be between 0 and 1, got {self.tie_breaker!r}")
+        object.__setattr__(self, "tie_breaker", tb)
         fields = tuple(self.fields)
         if not fields:
             raise ConfigError("search.fields must name at least one field")

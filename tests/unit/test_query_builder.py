@@ -74,6 +74,21 @@ def test_plain_text_uses_configured_fields_and_minimum_should_match() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("kind", "tie"),
+    [("best_fields", {"tie_breaker": 0.1}), ("cross_fields", {"tie_breaker": 0.1}), ("most_fields", {})],
+)
+def test_multi_match_type_from_the_config(kind: str, tie: dict[str, float]) -> None:
+    """most_fields sums the fields: a tie_breaker would make the engine score it like best_fields."""
+    cfg = SearchConfig(multi_match_type=kind, tie_breaker=0.1)
+    body = build_query(SearchRequest(text="red shoes"), cfg).body
+    assert body["query"]["bool"]["must"][0] == {
+        "multi_match": {"query": "red shoes", "fields": FIELDS, "type": kind, **tie}
+    }
+    phrase = build_query(SearchRequest(text='"red shoes"'), cfg).body["query"]["bool"]["must"][0]
+    assert phrase["multi_match"]["type"] == "phrase"  # a quoted phrase stays a phrase
+
+
 def test_and_narrows_with_must() -> None:
     assert text_query("red AND shoes") == {"bool": {"must": [mm("red"), mm("shoes")]}}
 

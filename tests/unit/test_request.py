@@ -272,6 +272,13 @@ def test_search_config_defaults() -> None:
     assert cfg.price_ranges[0] == (None, 25.0) and cfg.price_ranges[-1] == (500.0, None)
     assert cfg.rating_ranges == ((4.0, None), (3.0, None), (2.0, None))
     assert (cfg.max_size, cfg.max_query_length, cfg.max_result_window, cfg.facet_size) == (100, 256, 10000, 20)
+    assert (cfg.multi_match_type, cfg.tie_breaker) == ("best_fields", 0.3)
+
+
+def test_search_config_multi_match_type_and_tie_breaker() -> None:
+    cfg = SearchConfig.from_dict({"multi_match_type": "cross_fields", "tie_breaker": 0})
+    assert (cfg.multi_match_type, cfg.tie_breaker) == ("cross_fields", 0.0)
+    assert isinstance(cfg.tie_breaker, float)
 
 
 def test_search_config_from_dict() -> None:
@@ -320,6 +327,10 @@ def test_search_config_unknown_key_lists_valid_keys() -> None:
         ({"price_ranges": "cheap"}, "price_ranges"),
         ({"rating_ranges": [[None, None]]}, "rating_ranges"),
         ({"minimum_should_match": ""}, "minimum_should_match"),
+        ({"multi_match_type": "phrase"}, "best_fields, most_fields, cross_fields"),
+        ({"multi_match_type": None}, "multi_match_type"),
+        ({"tie_breaker": 1.5}, "tie_breaker"),
+        ({"tie_breaker": "high"}, "tie_breaker"),
     ],
 )
 def test_search_config_validation(d: dict[str, object], needle: str) -> None:
