@@ -140,6 +140,7 @@ def test_every_command_has_help(cli: Cli) -> None:
         ["ingest", "products"],
         ["ingest", "impressions"],
         ["search"],
+        ["search", "tune"],
         ["generate"],
         ["generate", "catalog"],
         ["demo"],

@@ -49,6 +49,8 @@ def top_packages(modules: set[str]) -> set[str]:
         ["ingest", "events", "--help"],
         ["config", "--help"],
         ["serve", "--help"],
+        ["search", "--help"],
+        ["search", "tune", "--help"],
     ],
 )
 def test_help_and_version_load_no_heavy_library_and_no_pipeline_stage(args: list[str], tmp_path: Path) -> None:
