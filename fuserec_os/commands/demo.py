@@ -32,6 +32,8 @@ def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
       15. starts the query proxy ('fuserec serve') on a free local port and sends one query for two
           shoppers with different favourite brands through an unchanged opensearch-py client: their
           lists side by side with engine order, and the features behind the biggest moves
+      16. judges the search config in force against equal field weights and the other multi_match
+          types on the stored search log (a short 'fuserec search tune'; the demo writes no config)
 
     Files (catalog, events, search log, reports) go to the state folder's demo/ (FUSEREC_STATE_DIR).
     With a temporary engine nothing is kept afterwards; run 'fuserec engine start' first to keep it.

@@ -215,6 +215,37 @@ def _behaviour(
         model_version=outcome.active_model or outcome.model_version, active=outcome.active_model is not None,
         now=pd.Timestamp(job.as_of) if job.as_of else None, step=15, echo=echo,
     )  # fmt: skip
+    _tune(engine, ranking, aliases, echo=echo, step=16)
+
+
+def _tune(engine: Engine, ranking: RankingConfig, aliases: Aliases, *, echo: Callable[[str], None], step: int) -> None:
+    """A short ``fuserec search tune``: the config in force, equal weights and the other multi_match types.
+
+    Read-only (the demo writes no config); the full grid of ``search tune`` (18 configs) takes minutes here.
+    """
+    from fuserec_os.learn.retrieval_tune import BOOST_SETS, Candidate, render_table, tune_retrieval
+
+    current = ranking.search
+    grid = [Candidate("current", current, in_force=True)]
+    grid += [
+        Candidate("current", replace(current, multi_match_type=kind))
+        for kind in ("most_fields", "cross_fields")
+        if kind != current.multi_match_type
+    ]
+    grid.append(Candidate("equal", replace(current, fields=BOOST_SETS["equal"])))
+    echo(
+        f"\n== {step}. tune retrieval on the search log: the config in force vs equal field weights and the other "
+        "multi_match types, judged by where the engaged products land (fuserec search tune runs the full grid)"
+    )
+    try:
+        outcome = tune_retrieval(engine.client, aliases, ranking, candidates=grid, progress=lambda m: echo(f"   {m}"))
+    except ConfigError as exc:
+        echo(f"   skipped: {exc}")
+        return
+    echo(render_table(outcome))
+    echo(f"   {outcome.searches:,} searches, {outcome.queries:,} distinct queries in {outcome.seconds:.1f}s")
+    if outcome.changes:
+        echo("   to use the winner: fuserec search tune --write [FILE] (default FUSEREC_CONFIG)")
 
 
 def _model(

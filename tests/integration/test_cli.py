@@ -104,6 +104,7 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     said = re.search(r"the proxy logged (\d+) personalized searches", step)
     logged = int(said.group(1)) if said else -1
     assert logged == 2
+    assert "== 16. tune retrieval on the search log" in out and "current best_fields" in out
     searches = client.count(index=settings.alias("searches"))["count"]  # the search log is stored, not a file
     assert searches > logged and f"with {searches - logged} logged searches ->" in out
     # output a person reads: no Python reprs, times as ISO 8601 UTC
