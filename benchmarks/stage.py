@@ -78,16 +78,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def synth_events(rng: np.random.Generator, n: int, products: np.ndarray, n_users: int) -> pd.DataFrame:
-    """``n`` events in the events_frame schema: heavy-tailed users, Zipf-like products, 40% after a query."""
+def synth_events(
+    rng: np.random.Generator,
+    n: int,
+    products: np.ndarray,
+    n_users: int,
+    queries: tuple[str, ...] = QUERIES,
+    start: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """``n`` events in the events_frame schema: heavy-tailed users, Zipf-like products, 40% after a query
+    (one of ``queries``, already normalised), over the 30 days from ``start`` (default 2026-01-01)."""
     activity = rng.lognormal(0.0, 1.2, n_users)
     popularity = 1.0 / np.arange(1, len(products) + 1) ** 0.8
     u = rng.choice(n_users, size=n, p=activity / activity.sum())
     pr = rng.choice(len(products), size=n, p=popularity / popularity.sum())
     t = rng.choice(len(EVENT_TYPES), size=n, p=[0.70, 0.20, 0.07, 0.03])
-    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    start = start if start is not None else pd.Timestamp("2026-01-01T00:00:00Z")
     ts = start + pd.to_timedelta(rng.integers(0, 30 * 86_400_000, n), unit="ms")
-    q = np.where(rng.random(n) < 0.4, np.array(QUERIES, dtype=object)[rng.integers(0, len(QUERIES), n)], None)
+    q = np.where(rng.random(n) < 0.4, np.array(queries, dtype=object)[rng.integers(0, len(queries), n)], None)
     return pd.DataFrame(
         {
             "event_id": [f"e{i}" for i in range(n)],
@@ -113,6 +121,69 @@ def random_scorer(rng: np.random.Generator, names: tuple[str, ...], hidden: tupl
         weights.append(rng.normal(0.0, (2.0 / fan_in) ** 0.5, (fan_in, fan_out)).astype(np.float32))
         weights.append(np.zeros(fan_out, dtype=np.float32))
     return NumpyMLPScorer(weights, np.zeros(len(names)), np.ones(len(names)), names, version="bench")
+
+
+def time_windows(
+    stage: RerankStage,
+    pids: np.ndarray,
+    profiles: list[Any],
+    views: dict[str, Any],
+    windows: list[int],
+    *,
+    calls: int,
+    warmup: int,
+    behavioural: int,
+    rng: np.random.Generator,
+    now: pd.Timestamp,
+) -> dict[int, dict[str, Any]]:
+    """Time ``stage.run`` per window (``calls`` timed after ``warmup`` untimed) over a mix of users (a quarter
+    without a profile) and queries (``views``: query -> statistics view; a third without statistics); engine
+    hits are random catalog products with descending scores. Exits if the stage ever falls back. The caller
+    limits BLAS threads. Returns per window: median/p95/p99 and the features/score medians, in ms."""
+    queries = list(views)
+    runs: dict[int, dict[str, Any]] = {}
+    for window in windows:
+        inputs = []
+        for i in range(calls + warmup):
+            picks = rng.choice(len(pids), size=window + behavioural, replace=False)
+            hits = [EngineHit(str(pids[j]), float(window - k)) for k, j in enumerate(picks[:window])]
+            extra = [EngineHit(str(pids[j]), None) for j in picks[window:]]
+            q = queries[i % len(queries)]
+            user = profiles[i % len(profiles)] if i % 4 else None  # a quarter without a profile
+            inputs.append(
+                StageInput(
+                    query=q,
+                    hits=hits,
+                    behavioural=extra,
+                    user_id=user.user_id if user else "anonymous",
+                    profile=user,
+                    stats=views[q] if i % 3 else None,
+                    now=now,
+                )
+            )
+        total: list[float] = []
+        feats: list[float] = []
+        score: list[float] = []
+        for i, inp in enumerate(inputs):
+            t = time.perf_counter()
+            res = stage.run(inp, window=window)
+            elapsed = (time.perf_counter() - t) * 1000
+            if not res.applied:
+                raise SystemExit(f"the stage fell back ({res.fallback}): {res.notes}")
+            if i >= warmup:
+                total.append(elapsed)
+                feats.append(res.timings_ms.get("features", 0.0))
+                score.append(res.timings_ms.get("score", 0.0))
+        runs[window] = {
+            "median_ms": median(total),
+            "p95_ms": percentile(total, 95),
+            "p99_ms": percentile(total, 99),
+            "features_median_ms": median(feats),
+            "score_median_ms": median(score),
+            "candidates": window + behavioural,
+        }
+        print(f"window {window}: median {runs[window]['median_ms']:.3f} ms", flush=True)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,49 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_s = time.perf_counter() - t_setup
     print(f"setup done in {setup_s:.1f} s (model load with item table {load_s:.2f} s)", flush=True)
 
-    runs: dict[int, dict[str, Any]] = {}
     with threadpool_limits(1):
-        for window in args.window_list:
-            inputs = []
-            for i in range(args.calls + args.warmup):
-                picks = rng.choice(len(pids), size=window + args.behavioural, replace=False)
-                hits = [EngineHit(str(pids[j]), float(window - k)) for k, j in enumerate(picks[:window])]
-                extra = [EngineHit(str(pids[j]), None) for j in picks[window:]]
-                q = QUERIES[i % len(QUERIES)]
-                user = profiles[i % len(profiles)] if i % 4 else None  # a quarter without a profile
-                inputs.append(
-                    StageInput(
-                        query=q,
-                        hits=hits,
-                        behavioural=extra,
-                        user_id=user.user_id if user else "anonymous",
-                        profile=user,
-                        stats=views[q] if i % 3 else None,
-                        now=now,
-                    )
-                )
-            total: list[float] = []
-            feats: list[float] = []
-            score: list[float] = []
-            for i, inp in enumerate(inputs):
-                t = time.perf_counter()
-                res = stage.run(inp, window=window)
-                elapsed = (time.perf_counter() - t) * 1000
-                if not res.applied:
-                    raise SystemExit(f"the stage fell back ({res.fallback}): {res.notes}")
-                if i >= args.warmup:
-                    total.append(elapsed)
-                    feats.append(res.timings_ms.get("features", 0.0))
-                    score.append(res.timings_ms.get("score", 0.0))
-            runs[window] = {
-                "median_ms": median(total),
-                "p95_ms": percentile(total, 95),
-                "p99_ms": percentile(total, 99),
-                "features_median_ms": median(feats),
-                "score_median_ms": median(score),
-                "candidates": window + args.behavioural,
-            }
-            print(f"window {window}: median {runs[window]['median_ms']:.3f} ms", flush=True)
+        runs = time_windows(
+            stage, pids, profiles, views, args.window_list, calls=args.calls, warmup=args.warmup,
+            behavioural=args.behavioural, rng=rng, now=now,
+        )  # fmt: skip
 
     rows = []
     for window, r in runs.items():
