@@ -408,9 +408,11 @@ above it the run prints its tables, then fails (exit 1). Any other fallback fail
 
 
 def applied_or_fail(target: Target, answer: dict[str, Any]) -> dict[str, Any]:
-    """The ``fuserec`` section; exits unless the answer was personalized or fell back for the budget only."""
+    """The ``fuserec`` section; exits unless the answer was personalized, fell back for the budget only, or had
+    nothing to rerank (a query no product matches, with no behavioural candidates: not a fallback)."""
     info = answer.get("fuserec")
-    if not isinstance(info, dict) or not (info.get("applied") or info.get("fallback") == "budget"):
+    empty = isinstance(info, dict) and info.get("fallback") is None and not answer.get("hits", {}).get("hits")
+    if not isinstance(info, dict) or not (info.get("applied") or info.get("fallback") == "budget" or empty):
         raise SystemExit(
             f"{target.name}: a personalized answer was not applied (fuserec: {info}): the benchmark would time a "
             "fallback, not the personalized path"
@@ -423,7 +425,7 @@ def sequential(targets: Sequence[Target], reqs: Sequence[tuple[bytes, str]], war
     times: dict[str, list[float]] = {t.name: [] for t in targets}
     steps: dict[str, list[float]] = {}
     behavioural: list[int] = []
-    budget = 0
+    budget = empty = 0
     for i, (body, user) in enumerate(reqs):
         k = i % len(targets)
         for target in [*targets[k:], *targets[:k]]:
@@ -433,11 +435,12 @@ def sequential(targets: Sequence[Target], reqs: Sequence[tuple[bytes, str]], war
             times[target.name].append(ms)
             if target.user:
                 info = applied_or_fail(target, answer)
-                budget += not info.get("applied")
+                budget += info.get("fallback") == "budget"
+                empty += not answer.get("hits", {}).get("hits")
                 behavioural.append(int(info.get("behavioural_candidates") or 0))
                 for key, value in (info.get("timings_ms") or {}).items():
                     steps.setdefault(key, []).append(float(value))
-    out: dict[str, Any] = {"budget_fallbacks": budget, "timed": len(reqs) - warmup}
+    out: dict[str, Any] = {"budget_fallbacks": budget, "empty_results": empty, "timed": len(reqs) - warmup}
     for name, values in times.items():
         out[name] = {"median_ms": median(values), "p95_ms": percentile(values, 95), "p99_ms": percentile(values, 99)}
     out["proxy_steps_median_ms"] = {k: median(v) for k, v in steps.items()}
@@ -462,7 +465,8 @@ def load(target: Target, reqs: Sequence[tuple[bytes, str]], concurrency: int) ->
             fb = None
             if target.user:
                 info = answer.get("fuserec") or {}
-                fb = None if info.get("applied") else str(info.get("fallback"))
+                nothing = info.get("fallback") is None and not answer.get("hits", {}).get("hits")
+                fb = None if info.get("applied") or nothing else str(info.get("fallback"))
             with lock:
                 times.append(ms)
                 if fb is not None:
@@ -616,7 +620,8 @@ def report(runs: list[dict[str, Any]], stage: dict[int, dict[str, Any]], args: a
         print("  proxy+user fuserec.timings_ms medians: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
         print(
             f"  behavioural candidates per personalized search: {seq['behavioural_candidates_mean']:.1f} (mean); "
-            f"sequential budget fallbacks: {seq['budget_fallbacks']}"
+            f"sequential budget fallbacks: {seq['budget_fallbacks']}; empty results (nothing to rerank, not "
+            f"fallbacks): {seq['empty_results']} of {seq['timed']}"
         )
         for c, per in run["load"].items():
             na = per["proxy+user"]["not_applied"]
