@@ -1,4 +1,5 @@
-"""The proxy's async, pooled client to the engine (httpx), and how engine failures map to HTTP answers.
+"""The proxy's async, pooled client to the engine (:mod:`fuserec_os.serve.http1`), and how engine failures map
+to HTTP answers.
 
 Raw bytes go through unchanged where the proxy has nothing to change. A connection failure is a 503 and a
 timeout a 504, both in OpenSearch's error shape; the pool reconnects by itself once the engine is back, so the
@@ -8,6 +9,8 @@ that refused a connection.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import itertools
 import json
 import ssl
@@ -16,9 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from fuserec_os.serve.errors import ProxyError, engine_timeout, engine_unavailable
+from fuserec_os.serve.http1 import ConnectError, HTTPPool, ProtocolError
 from fuserec_os.settings import Settings, mask_url
 
 _HOP = {
@@ -53,7 +55,6 @@ class AsyncEngine:
         settings: Settings,
         *,
         on_error: Callable[[str], None] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not urls:
             raise ValueError("the proxy needs at least one engine URL")
@@ -62,16 +63,20 @@ class AsyncEngine:
         self._next = itertools.cycle(range(len(self.urls)))
         self._dead_until = [0.0] * len(self.urls)
         self.on_error = on_error or (lambda kind: None)
-        self.auth = (settings.user, settings.password or "") if settings.user else None
-        verify: bool | ssl.SSLContext = settings.verify_certs
-        if settings.ca_certs is not None and settings.verify_certs:
-            verify = ssl.create_default_context(cafile=str(settings.ca_certs))
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 5.0)),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            verify=verify,
-            transport=transport,
-        )
+        self.basic_auth: str | None = None
+        if settings.user:
+            token = base64.b64encode(f"{settings.user}:{settings.password or ''}".encode()).decode("ascii")
+            self.basic_auth = f"Basic {token}"
+        context: ssl.SSLContext | None = None
+        if any(u.lower().startswith("https:") for u in self.urls):
+            if not settings.verify_certs:
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            else:
+                context = ssl.create_default_context(cafile=str(settings.ca_certs) if settings.ca_certs else None)
+        self.timeout = settings.timeout
+        self.client = HTTPPool(ssl_context=context, connect_timeout=min(settings.timeout, 5.0), max_idle=64)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -96,33 +101,33 @@ class AsyncEngine:
     ) -> EngineResponse:
         """One request; ``client_auth`` (the client's Authorization header) wins over the configured user."""
         hdrs = dict(headers or {})
-        auth: Any = None
         if client_auth:
             hdrs["Authorization"] = client_auth
-        elif self.auth is not None:
-            auth = httpx.BasicAuth(*self.auth)
+        elif self.basic_auth is not None:
+            hdrs["Authorization"] = self.basic_auth
         if content is not None and not any(k.lower() == "content-type" for k in hdrs):
             hdrs["Content-Type"] = "application/json"
         i = self._pick()
-        url = self.urls[i] + path
         t0 = time.perf_counter()
         try:
-            resp = await self.client.request(method, url, params=list(params), content=content, headers=hdrs, auth=auth)
-        except httpx.TimeoutException as exc:
+            resp = await self.client.request(
+                method, self.urls[i], path, params=params, content=content, headers=hdrs, timeout=self.timeout
+            )
+        except asyncio.TimeoutError as exc:
             self.on_error("timeout")
-            raise engine_timeout(f"the engine at {self.where} did not answer in time ({type(exc).__name__})") from exc
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise engine_timeout(f"the engine at {self.where} did not answer in time") from exc
+        except (ConnectError, ProtocolError) as exc:
             self._dead_until[i] = time.monotonic() + _DEAD_FOR_S if len(self.urls) > 1 else 0.0
             self.on_error("unreachable")
             raise engine_unavailable(
                 f"cannot reach the engine at {mask_url(self.urls[i])}: {exc or type(exc).__name__}"
             ) from exc
-        except httpx.HTTPError as exc:
+        except OSError as exc:
             self.on_error("transport")
             raise ProxyError(502, "engine_error_exception", f"engine request failed: {type(exc).__name__}") from exc
-        if resp.status_code >= 500:
-            self.on_error(f"http_{resp.status_code}")
-        return EngineResponse(resp.status_code, resp.content, resp.headers, (time.perf_counter() - t0) * 1000)
+        if resp.status >= 500:
+            self.on_error(f"http_{resp.status}")
+        return EngineResponse(resp.status, resp.content, resp.headers, (time.perf_counter() - t0) * 1000)
 
     async def json(
         self,
