@@ -273,6 +273,14 @@ async def personalized_search(
     main_size = window if need <= window else min(need + k, max(MAX_RESULT_WINDOW, need))
     main_body = {**plan.body, "from": 0, "size": main_size}
     notes = list(plan.notes)
+    steps: dict[str, float] = {}  # each side read's own time, for fuserec.timings_ms
+
+    async def timed(name: str, coro: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return await coro
+        finally:
+            steps[name] = (time.perf_counter() - t) * 1000
 
     main_task = asyncio.ensure_future(
         engine.request(
@@ -280,8 +288,8 @@ async def personalized_search(
             client_auth=client_auth,
         )
     )  # fmt: skip
-    profile_task = asyncio.ensure_future(fetch_profile(engine, stores.profiles_alias, user_id))
-    stats_task = asyncio.ensure_future(fetch_stats(engine, stores.stats_alias, plan.text))
+    profile_task = asyncio.ensure_future(timed("profile", fetch_profile(engine, stores.profiles_alias, user_id)))
+    stats_task = asyncio.ensure_future(timed("stats", fetch_stats(engine, stores.stats_alias, plan.text)))
 
     async def behavioural() -> list[Mapping[str, Any]]:
         view = await stats_task
@@ -296,7 +304,8 @@ async def personalized_search(
         for key in ("_source", "stored_fields", "docvalue_fields", "fields"):
             if key in plan.body:
                 body[key] = plan.body[key]
-        status, data, _ = await engine.json("POST", f"/{index}/_search", body, client_auth=client_auth)
+        status, data, ms = await engine.json("POST", f"/{index}/_search", body, client_auth=client_auth)
+        steps["behavioural"] = ms
         if status != 200:
             raise RuntimeError(f"behavioural candidates: engine answered {status}")
         order = {pid: i for i, pid in enumerate(ids)}
@@ -381,6 +390,7 @@ async def personalized_search(
     info = result.info()
     info["timings_ms"] = {
         "engine": round(main.elapsed_ms, 3),
+        **{name: round(steps[name], 3) for name in ("profile", "stats", "behavioural") if name in steps},
         "personal_io": round(io_ms, 3),
         **info["timings_ms"],
         "total": round((time.perf_counter() - t0) * 1000, 3),
