@@ -176,3 +176,19 @@ def test_metrics_render_prometheus_text() -> None:
     assert 'fuserec_rerank_total{outcome="applied_no_profile"} 1' in text
     assert 'fuserec_engine_errors_total{kind="unreachable"} 1' in text
     assert 'fuserec_model_info{version="v7"} 1' in text
+
+
+def test_parsed_documents_are_cached_by_their_stored_version_only() -> None:
+    from fuserec_os.serve.personalize import ParsedCache, _doc_version
+
+    cache = ParsedCache(size=2)
+    v1 = _doc_version({"_index": "p-1", "_id": "U1", "_version": 1, "_seq_no": 4, "_primary_term": 1})
+    v2 = _doc_version({"_index": "p-1", "_id": "U1", "_version": 2, "_seq_no": 9, "_primary_term": 1})
+    rebuilt = _doc_version({"_index": "p-2", "_id": "U1", "_version": 1, "_seq_no": 4, "_primary_term": 1})
+    assert len({v1, v2, rebuilt}) == 3  # a new write or a rebuilt index behind the alias is a new key
+    assert _doc_version({"_index": "p-1", "_id": "U1"}) is None  # no version info: never cached
+    cache.put(v1, "a")
+    cache.put(v2, "b")
+    assert cache.get(v1) == "a"  # v1 is now the most recent
+    cache.put(rebuilt, "c")
+    assert cache.get(v2) is None and cache.get(v1) == "a" and cache.get(rebuilt) == "c"
