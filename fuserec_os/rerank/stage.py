@@ -312,24 +312,27 @@ class RerankStage:
             return self._fallback(inp, "budget", win, timings, t0)
         ranked: list[RankedHit] = []
         names = feats.names
-        for pos, i in enumerate(order, start=1):
-            hit = cands_hits[int(i)]
+        n_engine = len(inp.hits)
+        # plain Python numbers once for the whole list (not a NumPy scalar conversion per candidate and field)
+        model_list, blended_list = model_scores.tolist(), blended.tolist()
+        for pos, i in enumerate(order.tolist(), start=1):
+            hit = cands_hits[i]
             explanation: tuple[tuple[str, float], ...] = ()
             if contributions is not None:
                 row = contributions[pos - 1]
                 top = [j for j in np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top] if row[j] != 0]
                 explanation = tuple(
-                    (self.describe(names[j], float(feats.X[int(i), j]), hit, inp.profile, inp.query), float(row[j]))
+                    (self.describe(names[j], float(feats.X[i, j]), hit, inp.profile, inp.query), float(row[j]))
                     for j in top
                 )
             ranked.append(
                 RankedHit(
                     hit,
                     pos,
-                    int(i) + 1 if int(i) < len(inp.hits) else None,
+                    i + 1 if i < n_engine else None,
                     hit.score,
-                    float(model_scores[int(i)]),
-                    float(blended[int(i)]),
+                    model_list[i],
+                    blended_list[i],
                     explanation,
                 )
             )
