@@ -54,7 +54,7 @@ opensearch-stop: $(STAMP)  ## stop it (its data stays under OPENSEARCH_HOME, def
 test: lint typecheck  ## lint, type-check and the whole test suite
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## all benchmarks (CLI start-up, ingest, search, profiles, simulate, train, score, rerank stage); JSON in benchmarks/results/
+bench: $(STAMP)  ## all benchmarks (CLI start-up, ingest, search, profiles, simulate, train, score, rerank stage, proxy); JSON in benchmarks/results/
 	$(BIN)/python benchmarks/cli_startup.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/search.py
@@ -63,6 +63,7 @@ bench: $(STAMP)  ## all benchmarks (CLI start-up, ingest, search, profiles, simu
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/score.py
 	$(BIN)/python benchmarks/stage.py
+	$(BIN)/python benchmarks/proxy.py
 
 engine-start: $(STAMP)  ## start the embedded dev engine in the background
 	$(BIN)/fuserec engine start
