@@ -26,7 +26,7 @@ stage alone (``RerankStage.run``, no I/O, BLAS 1 thread; the code of benchmarks/
 than the latency budget stops the run at once (it would time a fallback); budget fallbacks are counted, and above
 2% of the sequential answers the run prints its tables and exits 1. Under load the fallbacks (the budget runs out
 on 2 busy cores) are counted and printed.
-The proxy's own ``fuserec.timings_ms`` (engine, profile, stats, behavioural, stage, total) are
+The proxy's own ``fuserec.timings_ms`` (engine, reads, behavioural, stage, total) are
 summarised at their medians, so the table says where the time goes.
 
 Targets (issue 10, this 2-core machine): added latency at window 100 <= 3 ms at the median and <= 10 ms at p99;

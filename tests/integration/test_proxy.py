@@ -146,9 +146,7 @@ def test_a_brand_fan_gets_the_brand_first_and_the_fuserec_section(world: Setting
     info = fan["fuserec"]
     print("personalized timings (ms):", info["timings_ms"])
     assert info["applied"] is True and info["fallback"] is None and info["model_version"] == "v1"
-    assert {"engine", "profile", "stats", "personal_io", "features", "score", "stage", "total"} <= set(
-        info["timings_ms"]
-    )
+    assert {"engine", "reads", "personal_io", "features", "score", "stage", "total"} <= set(info["timings_ms"])
     assert info["request_id"]
     brands = [h["_source"]["brand"] for h in fan["hits"]["hits"]]
     assert brands == ["Aeropace"] * 10, brands
