@@ -35,7 +35,7 @@ from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
-from fuserec_os.profiles.query_stats import QueryStats
+from fuserec_os.profiles.query_stats import QueryStats, mark_counted_requests
 from fuserec_os.rerank.blend import Gate
 from fuserec_os.timefmt import utc_iso
 
@@ -222,8 +222,37 @@ def graded_labels(events: pd.DataFrame) -> dict[tuple[str, str], int]:
     return best
 
 
-def _utc_day(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.floor("D")
+def _ns(col: pd.Series) -> np.ndarray:
+    """UTC nanoseconds of a timestamp column (for searchsorted)."""
+    values: np.ndarray = pd.DatetimeIndex(pd.to_datetime(col, utc=True)).as_unit("ns").asi8
+    return values
+
+
+def _profile_at(
+    profiles: dict[str, UserProfile],
+    applied: dict[str, int],
+    by_user: Mapping[str, np.ndarray],
+    ev: pd.DataFrame,
+    ev_ns: np.ndarray,
+    user_id: str,
+    now: pd.Timestamp,
+    catalog: ProductCatalog,
+    cfg: ProfilesConfig,
+) -> UserProfile | None:
+    """The user's profile from their events strictly before ``now``, brought up to date lazily: only the
+    searching user's profile is updated (with their events since the last update), as of ``now``."""
+    rows = by_user.get(user_id)
+    if rows is None:
+        return None
+    upto = int(np.searchsorted(ev_ns[rows], now.value, side="left"))
+    done = applied.get(user_id, 0)
+    if upto > done:
+        old = profiles.get(user_id)
+        got = update_profiles({user_id: old} if old is not None else {}, ev.iloc[rows[done:upto]], catalog, cfg, now)
+        if user_id in got:
+            profiles[user_id] = got[user_id]
+        applied[user_id] = upto
+    return profiles.get(user_id)
 
 
 def query_type(query_norm: str) -> str:
@@ -295,12 +324,21 @@ def build_dataset(
     engine = dict(zip(queries, retriever.search_scored(queries, engine_k), strict=True))
     say(f"engine scores for {len(queries)} distinct queries")
 
-    ev = events.sort_values("timestamp", kind="stable")
-    ev_days = ev["timestamp"].dt.floor("D")
+    # point in time: every search sees the events (and logged searches) strictly before its own timestamp
+    ev = mark_counted_requests(events.sort_values("timestamp", kind="stable").reset_index(drop=True))
+    ev_ns = _ns(ev["timestamp"])
+    by_user = {
+        str(u): np.asarray(rows) for u, rows in ev.groupby(ev["user_id"].astype(str), sort=False).indices.items()
+    }
     imp = impressions if impressions is not None and not impressions.empty else None
-    imp_days = pd.to_datetime(imp["timestamp"], utc=True).dt.floor("D") if imp is not None else None
+    imp_ns = np.zeros(0, dtype=np.int64)
+    if imp is not None:
+        imp = imp.assign(timestamp=pd.to_datetime(imp["timestamp"], utc=True))
+        imp = imp.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        imp_ns = _ns(imp["timestamp"])
 
     profiles: dict[str, UserProfile] = {}
+    applied: dict[str, int] = {}  # per user: how many of their events (in time order) the profile holds
     stats = QueryStats()
     behavioural: dict[str, dict[str, int]] = {}
     blocks: list[np.ndarray] = []
@@ -308,71 +346,82 @@ def build_dataset(
     g_parts: list[np.ndarray] = []
     cand_rows: list[dict[str, Any]] = []
     seg_user: list[int] = []
-    done_until: pd.Timestamp | None = None
+    ev_done = imp_done = 0
     names: tuple[str, ...] = ()
+    timing = {"profiles": 0.0, "stats": 0.0, "features": 0.0}
 
-    for day, day_searches in searches.groupby(searches["timestamp"].dt.floor("D"), sort=True):
-        day_start = pd.Timestamp(day)
-        lo = done_until
-        mask = (ev_days < day_start) if lo is None else ((ev_days >= lo) & (ev_days < day_start))
-        new = ev[mask]
-        if not new.empty:
-            profiles.update(update_profiles(profiles, new, catalog, profiles_cfg, as_of=day_start))
+    for row in searches.to_dict("records"):
+        now = pd.Timestamp(row["timestamp"])
+        now_ns = now.value
+        t0 = time.monotonic()
+        hi = int(np.searchsorted(ev_ns, now_ns, side="left"))
+        if hi > ev_done:  # the statistics and behavioural candidates need every earlier event
+            new = ev.iloc[ev_done:hi]
             stats.add_events(new)
             _add_behavioural(behavioural, new)
-        if imp is not None and imp_days is not None:
-            imask = (imp_days < day_start) if lo is None else ((imp_days >= lo) & (imp_days < day_start))
-            if imask.any():
-                stats.add_impressions(imp[imask])
-        done_until = day_start
-        for row in day_searches.to_dict("records"):
-            search_id = int(row["search_id"])
-            request_id, query, query_norm = str(row["request_id"]), str(row["query"]), str(row["query_norm"])
-            shown: list[str] | None = [str(p) for p in row["shown"]] if row["shown"] is not None else None
-            user = profiles.get(str(row["user_id"]))
-            seg_user.append(user.n_events if user is not None else 0)
-            ranked = engine.get(query, [])
-            scores = dict(ranked)
-            ranks = {pid: i + 1 for i, (pid, _) in enumerate(ranked)}
-            shown_at: dict[str, int] = {}
-            if shown is not None:
-                for position, pid in enumerate(shown, start=1):
-                    shown_at.setdefault(pid, position)  # a product shown twice keeps its first rank
-                cands = list(shown_at)
-                source = ["shown"] * len(cands)
-            else:
-                cands = [pid for pid, _ in ranked]
-                seen = set(cands)
-                extra = [p for p, _ in sorted(behavioural.get(query_norm, {}).items(), key=lambda kv: -kv[1])]
-                extra = [p for p in extra if p not in seen][:behavioural_k]
-                source = ["engine"] * len(cands) + ["behavioural"] * len(extra)
-                cands += extra
-            if not cands:
-                continue
-            c = Candidates(
-                product_ids=cands,
-                engine_scores=np.array([scores.get(p, math.nan) for p in cands], dtype=np.float64),
-                engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
-                score_range=_score_range(ranked),
+            ev_done = hi
+        if imp is not None:
+            ihi = int(np.searchsorted(imp_ns, now_ns, side="left"))
+            if ihi > imp_done:
+                stats.add_impressions(imp.iloc[imp_done:ihi])
+                imp_done = ihi
+        t1 = time.monotonic()
+        user_id = str(row["user_id"])
+        user = _profile_at(profiles, applied, by_user, ev, ev_ns, user_id, now, catalog, profiles_cfg)
+        t2 = time.monotonic()
+        timing["stats"] += t1 - t0
+        timing["profiles"] += t2 - t1
+        search_id = int(row["search_id"])
+        request_id, query, query_norm = str(row["request_id"]), str(row["query"]), str(row["query_norm"])
+        shown: list[str] | None = [str(p) for p in row["shown"]] if row["shown"] is not None else None
+        seg_user.append(user.n_events if user is not None else 0)
+        ranked = engine.get(query, [])
+        scores = dict(ranked)
+        ranks = {pid: i + 1 for i, (pid, _) in enumerate(ranked)}
+        shown_at: dict[str, int] = {}
+        if shown is not None:
+            for position, pid in enumerate(shown, start=1):
+                shown_at.setdefault(pid, position)  # a product shown twice keeps its first rank
+            cands = list(shown_at)
+            source = ["shown"] * len(cands)
+        else:
+            cands = [pid for pid, _ in ranked]
+            seen = set(cands)
+            extra = [p for p, _ in sorted(behavioural.get(query_norm, {}).items(), key=lambda kv: -kv[1])]
+            extra = [p for p in extra if p not in seen][:behavioural_k]
+            source = ["engine"] * len(cands) + ["behavioural"] * len(extra)
+            cands += extra
+        if not cands:
+            continue
+        c = Candidates(
+            product_ids=cands,
+            engine_scores=np.array([scores.get(p, math.nan) for p in cands], dtype=np.float64),
+            engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
+            score_range=_score_range(ranked),
+        )
+        ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm))
+        feats = assemble(feature_set, items, ctx, c)
+        names = feats.names
+        blocks.append(feats.X)
+        y_parts.append(np.array([labels.get((request_id, p), 0) for p in cands], dtype=np.int8))
+        g_parts.append(np.full(len(cands), search_id, dtype=np.int64))
+        for i, pid in enumerate(cands):
+            cand_rows.append(
+                {
+                    "search_id": search_id,
+                    "product_id": pid,
+                    "engine_score": c.engine_scores[i],
+                    "engine_rank": c.engine_ranks[i],
+                    "shown_rank": shown_at[pid] if shown is not None else math.nan,
+                    "source": source[i],
+                }
             )
-            now = pd.Timestamp(row["timestamp"])
-            ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm))
-            feats = assemble(feature_set, items, ctx, c)
-            names = feats.names
-            blocks.append(feats.X)
-            y_parts.append(np.array([labels.get((request_id, p), 0) for p in cands], dtype=np.int8))
-            g_parts.append(np.full(len(cands), search_id, dtype=np.int64))
-            for i, pid in enumerate(cands):
-                cand_rows.append(
-                    {
-                        "search_id": search_id,
-                        "product_id": pid,
-                        "engine_score": c.engine_scores[i],
-                        "engine_rank": c.engine_ranks[i],
-                        "shown_rank": shown_at[pid] if shown is not None else math.nan,
-                        "source": source[i],
-                    }
-                )
+        timing["features"] += time.monotonic() - t2
+    say(
+        "point-in-time features: profiles {profiles:.1f} s, statistics {stats:.1f} s, features {features:.1f} s".format(
+            **timing
+        )
+    )
     if not blocks:
         raise ConfigError("no training examples: no logged search had candidates (is the products index loaded?)")
     searches["user_events"] = np.asarray(seg_user, dtype=np.int64)

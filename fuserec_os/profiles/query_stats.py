@@ -40,10 +40,12 @@ from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.text import terms
 
 __all__ = [
+    "REQUEST_COUNTED",
     "QueryStats",
     "QueryStatsView",
     "default_position_weights",
     "estimate_position_weights",
+    "mark_counted_requests",
 ]
 
 _EVENT_COL = {"click": 0, "add_to_cart": 1, "purchase": 2}
@@ -53,6 +55,10 @@ _EXAM = 3
 _VALUE_COLS = ["c0", "c1", "c2", "c3"]
 _KINDS = {"q": "query", "t": "term"}
 _MIN_WEIGHT = 1e-3
+#: Optional events column: True when the event's (query, request) was already counted (see
+#: :func:`mark_counted_requests`).
+REQUEST_COUNTED = "request_counted"
+_SMALL_BATCH = 256  # add_events takes a plain-Python path up to this many events
 
 
 def default_position_weights(n: int) -> np.ndarray:
@@ -297,31 +303,17 @@ class QueryStats:
         """
         if len(events) == 0:
             return self
-        if "query_norm" in events.columns:
-            qn = events["query_norm"]
-        elif "query" in events.columns:
-            qn = events["query"]
-        else:
+        if len(events) <= _SMALL_BATCH:
+            self._add_event_rows(events)
             return self
-        queries = [normalize_query(q) if isinstance(q, str) else "" for q in qn.tolist()]
-        frame = pd.DataFrame(
-            {
-                "key": pd.Series(queries, dtype=object),
-                "pid": events["product_id"].astype(object).to_numpy(),
-                "type": events["type"].astype(object).to_numpy(),
-                "rid": events["request_id"].astype(object).to_numpy()
-                if "request_id" in events.columns
-                else np.full(len(events), None, dtype=object),
-            }
-        )
-        frame = frame[(frame["key"] != "") & frame["pid"].notna() & frame["type"].isin(_REQUEST_TYPES)]
-        if frame.empty:
+        frame = _request_frame(events)
+        if frame is None or frame.empty:
             return self
-        # searches seen in events: distinct request ids, plus one per event without an id
-        has_rid = frame["rid"].notna()
-        requests = (
-            frame[has_rid].groupby("key")["rid"].nunique().add(frame[~has_rid].groupby("key").size(), fill_value=0)
-        )
+        # searches seen in events: distinct request ids, plus one per event without an id; an event whose
+        # (query, request) an earlier add already counted (column ``request_counted``) adds no request
+        no_rid = frame["rid"].isna()
+        new_rid = ~no_rid & ~frame["counted"]
+        requests = frame[new_rid].groupby("key")["rid"].nunique().add(frame[no_rid].groupby("key").size(), fill_value=0)
         col = frame["type"].map(_EVENT_COL)
         engaged = frame[col.notna()]
         values = np.zeros((len(engaged), _N_COLS))
@@ -330,6 +322,72 @@ class QueryStats:
         pairs[_VALUE_COLS] = values
         self._add(pairs, searches=None, requests=requests)
         return self
+
+    def _add_event_rows(self, events: pd.DataFrame) -> None:
+        """:meth:`add_events` for a few events in plain Python (the pandas path costs milliseconds per call,
+        which point-in-time training pays once per search). Same counts exactly: they are whole numbers."""
+        if "query_norm" in events.columns:
+            qn = events["query_norm"].tolist()
+        elif "query" in events.columns:
+            qn = events["query"].tolist()
+        else:
+            return
+        n = len(qn)
+        rids = events["request_id"].tolist() if "request_id" in events.columns else [None] * n
+        counted = events[REQUEST_COUNTED].tolist() if REQUEST_COUNTED in events.columns else [False] * n
+        values: dict[str, dict[str, np.ndarray]] = {}
+        seen_rids: dict[str, set[Any]] = {}
+        loose: dict[str, int] = {}
+        for q, pid, typ, rid, done in zip(
+            qn, events["product_id"].tolist(), events["type"].tolist(), rids, counted, strict=True
+        ):
+            key = normalize_query(q) if isinstance(q, str) else ""
+            if key == "" or pid is None or pid is pd.NA or (isinstance(pid, float) and np.isnan(pid)):
+                continue
+            if typ not in _REQUEST_TYPES:
+                continue
+            if rid is None or rid is pd.NA or (isinstance(rid, float) and np.isnan(rid)):
+                loose[key] = loose.get(key, 0) + 1
+            elif not (done is True or (isinstance(done, (bool, np.bool_)) and bool(done))):
+                seen_rids.setdefault(key, set()).add(rid)
+            col = _EVENT_COL.get(typ)
+            if col is not None:
+                row = values.setdefault(key, {}).setdefault(str(pid), np.zeros(_N_COLS))
+                row[col] += 1.0
+        requests: dict[str, float] = {}
+        for key, ids in seen_rids.items():
+            requests[key] = requests.get(key, 0.0) + len(ids)
+        for key, count in loose.items():
+            requests[key] = requests.get(key, 0.0) + count
+        keys = sorted(set(values) | set(requests))
+        if not keys:
+            return
+        t_values: dict[str, dict[str, np.ndarray]] = {}
+        t_requests: dict[str, float] = {}
+        for key in keys:
+            for t in terms(key):
+                if key in values:
+                    per = t_values.setdefault(t, {})
+                    for pid, row in values[key].items():
+                        if pid in per:
+                            per[pid] = per[pid] + row
+                        else:
+                            per[pid] = row.copy()
+                if key in requests:
+                    t_requests[t] = t_requests.get(t, 0.0) + requests[key]
+        for kind, vals, reqs in (("q", values, requests), ("t", t_values, t_requests)):
+            table = self._tables[kind]
+            for key in sorted(set(vals) | set(reqs)):
+                k = table.get(key)
+                if k is None:
+                    k = table[key] = _Key()
+                per = vals.get(key)
+                if per:
+                    pids = sorted(per)
+                    k.add(pids, np.vstack([per[p] for p in pids]))
+                if key in reqs:
+                    k.requests += reqs[key]
+        self._priors = None
 
     def add_impressions(self, impressions: pd.DataFrame, position_weights: np.ndarray | None = None) -> QueryStats:
         """Add position-weighted examinations and search counts from logged result lists.
@@ -488,6 +546,51 @@ class QueryStats:
             k.searches += float(doc.get("searches") or 0.0)
             k.requests += float(doc.get("requests") or 0.0)
         return out
+
+
+def _request_frame(events: pd.DataFrame) -> pd.DataFrame | None:
+    """The events :meth:`QueryStats.add_events` counts (key, pid, type, rid, counted), indexed like ``events``;
+    None when the frame has no query column."""
+    if "query_norm" in events.columns:
+        qn = events["query_norm"]
+    elif "query" in events.columns:
+        qn = events["query"]
+    else:
+        return None
+    queries = [normalize_query(q) if isinstance(q, str) else "" for q in qn.tolist()]
+    frame = pd.DataFrame(
+        {
+            "key": pd.Series(queries, dtype=object, index=events.index),
+            "pid": events["product_id"].astype(object),
+            "type": events["type"].astype(object),
+            "rid": events["request_id"].astype(object)
+            if "request_id" in events.columns
+            else pd.Series(None, index=events.index, dtype=object),
+            "counted": events[REQUEST_COUNTED].fillna(False).astype(bool)
+            if REQUEST_COUNTED in events.columns
+            else pd.Series(False, index=events.index, dtype=bool),
+        }
+    )
+    return frame[(frame["key"] != "") & frame["pid"].notna() & frame["type"].isin(_REQUEST_TYPES)]
+
+
+def mark_counted_requests(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` (sorted by time) with the column ``request_counted``: True where an earlier event of the
+    frame has the same normalised query and request id, so that request is already counted.
+
+    ``requests`` (distinct request ids per query) is the one count that is not a plain sum: a request whose
+    events straddle two :meth:`QueryStats.add_events` calls would count once per call. Adding the events of
+    this frame in any split by time (training's point-in-time snapshots) with this column counts each
+    request once, at its first event: the same ``requests`` as one add of everything (a rebuild).
+    """
+    out = events.copy()
+    out[REQUEST_COUNTED] = False
+    frame = _request_frame(events)
+    if frame is not None and not frame.empty:
+        with_rid = frame[frame["rid"].notna()]
+        dup = with_rid.duplicated(["key", "rid"], keep="first")
+        out.loc[dup[dup].index, REQUEST_COUNTED] = True
+    return out
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuserec_os.profiles.query_stats import QueryStats, default_position_weights, estimate_position_weights
+from fuserec_os.profiles.query_stats import (
+    QueryStats,
+    default_position_weights,
+    estimate_position_weights,
+    mark_counted_requests,
+)
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
 HOUR = pd.Timedelta(hours=1)
@@ -199,3 +204,34 @@ def test_estimate_position_weights() -> None:
     np.testing.assert_allclose(w, [1.0, 0.45, 0.45])  # ranks 2-3 pooled: (20 + 25) / 200 / 0.5
     none_at_top = events([("q", "click", "X", "r1", 2)])
     np.testing.assert_allclose(estimate_position_weights(none_at_top, imps), default_position_weights(3))
+
+
+def test_point_in_time_adds_with_counted_requests_equal_one_add() -> None:
+    """Training adds a few events per search: the plain-Python small path equals the pandas path, and with
+    ``mark_counted_requests`` a request whose events fall into several adds still counts once."""
+    rng = np.random.default_rng(3)
+    queries = ["Running Shoes", "coffee maker", "shoes", None]
+    rows = [
+        (
+            queries[int(rng.integers(len(queries)))],
+            str(rng.choice(["view", "click", "add_to_cart", "purchase"])),
+            f"P{int(rng.integers(30))}",
+            None if rng.random() < 0.2 else f"r{int(rng.integers(60))}",
+            None,
+        )
+        for _ in range(600)
+    ]
+    ev = mark_counted_requests(events(rows))
+    whole = QueryStats().add_events(events(rows))  # one add (> the small-batch size: the pandas path)
+    pieces = QueryStats()
+    i = 0
+    while i < len(ev):
+        step = int(rng.integers(1, 8))
+        pieces.add_events(ev.iloc[i : i + step])
+        i += step
+    assert_same_docs(whole, pieces)
+    assert whole.prior_sums()["q"][1] == pieces.prior_sums()["q"][1]
+    naive = QueryStats()  # without the column, a request straddling adds counts once per add
+    for i in range(0, len(ev), 3):
+        naive.add_events(events(rows).iloc[i : i + 3])
+    assert sum(d["requests"] for d in docs_of(naive)) > sum(d["requests"] for d in docs_of(whole))
