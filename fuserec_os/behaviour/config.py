@@ -151,11 +151,14 @@ class EventsConfig:
     """How raw event type names map onto :data:`EVENT_TYPES` (case-insensitive; canonical names always work),
     how a rating sets the type of an event without one (``ratings``), and how long a search lasts when it has
     to be derived from events without a request id (``derived_search_gap_minutes``: the clicks of one user
-    after the same normalised query, each within that many minutes of the previous one, are one search)."""
+    after the same normalised query, each within that many minutes of the previous one, are one search).
+    ``live_updates``: events recorded through the proxy (or ``profiles.live.record_events_live``) update the
+    user's profile and the query statistics before the call returns (docs/personalization.md)."""
 
     type_aliases: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TYPE_ALIASES))
     ratings: RatingRule = field(default_factory=RatingRule)
     derived_search_gap_minutes: float = DEFAULT_DERIVED_SEARCH_GAP_MINUTES
+    live_updates: bool = True
     _lookup: Mapping[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -185,7 +188,10 @@ class EventsConfig:
             return cls()
         if not isinstance(raw, Mapping):
             raise ConfigError("'events' must be a mapping (e.g. events: {type_aliases: {order: purchase}})")
-        check_keys("events", raw, ("type_aliases", "ratings", "derived_search_gap_minutes"))
+        check_keys("events", raw, ("type_aliases", "ratings", "derived_search_gap_minutes", "live_updates"))
+        live = raw.get("live_updates", True)
+        if not isinstance(live, bool):
+            raise ConfigError(f"events.live_updates: {live!r} must be true or false")
         aliases = raw.get("type_aliases", {})
         if not isinstance(aliases, Mapping):
             raise ConfigError("events.type_aliases must be a mapping of raw name -> event type")
@@ -196,4 +202,5 @@ class EventsConfig:
             type_aliases=merged,
             ratings=RatingRule.from_dict(raw.get("ratings")),
             derived_search_gap_minutes=_number("events", "derived_search_gap_minutes", gap) or 0.0,
+            live_updates=live,
         )

@@ -242,18 +242,29 @@ def record_events(
     chunk_size: int = 1000,
     max_retries: int = 3,
     initial_backoff: float = 0.5,
+    applied_live: bool = False,
 ) -> RecordResult:
     """Validate and store events sent by an application (the tracking API); the same rules as a file ingest.
 
     Never raises for a bad event: each one is reported in ``rejected`` with its position and every reason.
     Engine problems (unreachable, refusing a request as a whole) raise our EngineUnavailableError/EngineError.
     ``refresh=True`` makes the events searchable before returning (slower; for tests and tools).
+    ``applied_live=True`` stores each event with ``applied_live: true``: the caller folds the stored ones
+    (``RecordResult.stored``) into the profiles and statistics itself (:mod:`fuserec_os.profiles.live`), so the
+    profile job skips them.
     """
+
+    def normalize(row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+        doc, reasons = normalize_event(row, cfg)
+        if doc is not None and applied_live:
+            doc["applied_live"] = True
+        return doc, reasons
+
     return record_docs(
         client,
         events,
         MonthIndices(client, spec, alias, _WHAT),
-        normalize=lambda row: normalize_event(row, cfg),
+        normalize=normalize,
         id_field="event_id",
         label="event",
         what=f"recording events into {alias}",

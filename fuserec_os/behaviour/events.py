@@ -122,6 +122,7 @@ EVENT_COLUMNS: dict[str, str] = {
     "rating": "float64",
     "query_time": "datetime64[ns, UTC]",
     "ingested_at": "datetime64[ns, UTC]",
+    "applied_live": "bool",
 }
 
 # Fields hashed into a generated event id, in this fixed order (changing it changes every generated id).
@@ -393,6 +394,8 @@ def events_frame(docs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             data[name] = pd.Series(values, dtype="object").astype("Int64")
         elif dtype == "float64":
             data[name] = pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+        elif dtype == "bool":
+            data[name] = pd.Series([bool(v) for v in values], dtype="bool")
         else:
             data[name] = pd.Series([str(v) for v in values], dtype="str")
     frame = pd.DataFrame(data, columns=list(EVENT_COLUMNS))

@@ -377,6 +377,9 @@ class RecordResult:
     accepted: int = 0
     already_stored: int = 0
     rejected: list[tuple[int, list[str]]] = field(default_factory=list)
+    #: The documents this call stored (``accepted`` of them; not the already stored ones), for the live
+    #: profile update. Not part of :meth:`as_dict`.
+    stored: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -431,6 +434,7 @@ def record_docs(
         position_of[key] = position
         doc["ingested_at"] = now_ms()
         actions.append({"_op_type": "create", "_index": "", "_id": key, "_source": doc})
+    source_of = {str(a["_id"]): a["_source"] for a in actions}
     if actions:
         check_alias()  # a clear error if the alias name is taken by a concrete index
         for action in actions:
@@ -440,6 +444,7 @@ def record_docs(
         ):
             if outcome == STORED:
                 result.accepted += 1
+                result.stored.append(source_of[doc_id])
             elif outcome == ALREADY:
                 result.already_stored += 1
             else:

@@ -50,7 +50,11 @@ def serve(state: State, host: str, port: int, workers: int, log_level: str) -> N
         from fuserec_os.rerank.rules import BusinessRules
 
         options = ProxyOptions(
-            urls=urls, rerank=ranking.rerank, rules=BusinessRules(ranking.rules), events_cfg=ranking.events
+            urls=urls,
+            rerank=ranking.rerank,
+            rules=BusinessRules(ranking.rules),
+            events_cfg=ranking.events,
+            profiles_cfg=ranking.profiles,
         )
         uvicorn.run(create_app(settings, options), host=host, port=port, log_level=log_level)
         return

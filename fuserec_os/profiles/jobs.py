@@ -45,6 +45,7 @@ from fuserec_os.index.state import get_state, put_state, state_index
 from fuserec_os.profiles import stats_store
 from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.live import mark_requests_counted_in_store
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.profiles.store import (
     delete_profile,
@@ -95,6 +96,7 @@ class ProfileJobReport:
     products: int = 0
     vectors: int = 0
     stats_docs: int = 0
+    live_skipped: int = 0
     as_of: str | None = None
     watermark: str | None = None
     rejected: int = 0
@@ -296,7 +298,11 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
     seen = set(state.get("recent_ids") or [])
     events = read_events(client, aliases.events, since_ingested=(watermark - OVERLAP).to_pydatetime())
     events = events[~events["event_id"].isin(seen)]
-    report.events = len(events)
+    # events recorded with live updates are already in the profiles and statistics (profiles/live.py): the
+    # watermark moves past them, nothing else
+    folded = events[~events["applied_live"]] if "applied_live" in events.columns else events
+    report.events = len(folded)
+    report.live_skipped = len(events) - len(folded)
     clock.lap("read_events")
     imp_state = state.get("impressions")
     imp_prev: Mapping[str, Any] = imp_state if isinstance(imp_state, Mapping) else {}
@@ -314,19 +320,19 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
         report.as_of = state.get("as_of")
         return report
     report.as_of = state.get("as_of")
-    if not events.empty:
+    if not folded.empty:
         catalog = load_catalog(client, aliases.products)
         report.products = len(catalog)
-        users = sorted(set(events["user_id"]))
+        users = sorted(set(folded["user_id"]))
         existing = read_profiles(client, aliases.profiles, users)
         vectors = read_product_vectors(client, aliases.vectors)
         clock.lap("read_state")
         previous = [p.as_of for p in existing.values()]
         if state.get("as_of"):
             previous.append(pd.Timestamp(state["as_of"]))
-        newest = events["timestamp"].max() + pd.Timedelta(milliseconds=1)
+        newest = folded["timestamp"].max() + pd.Timedelta(milliseconds=1)
         as_of = max([newest, *previous])
-        updated = update_profiles(existing, events, catalog, cfg, as_of, product_vectors=vectors)
+        updated = update_profiles(existing, folded, catalog, cfg, as_of, product_vectors=vectors)
         clock.lap("compute")
         report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
         report.as_of = iso_utc(as_of)
@@ -334,7 +340,9 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
         backfill = _backfill_stats(client, aliases, state, events, searches, imp_watermark, imp_seen)
         report.stats_docs = stats_store.replace_stats(client, aliases.stats, backfill)
     else:
-        new = QueryStats().add_events(events).add_impressions(searches)
+        newest_read = events["ingested_at"].max() if len(events) else None
+        marked = mark_requests_counted_in_store(client, aliases.events, folded, ingested_until=newest_read)
+        new = QueryStats().add_events(marked).add_impressions(searches)
         report.stats_docs = stats_store.add_stats(client, aliases.stats, new, refresh=True)
     clock.lap("write")
     new_state: dict[str, Any]

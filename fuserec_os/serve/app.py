@@ -59,6 +59,7 @@ class ProxyOptions:
     rerank: RerankSettings | None = None
     rules: RuleSet | None = None
     events_cfg: Any = None
+    profiles_cfg: Any = None  # ProfilesConfig of the live profile updates (default: the built-in one)
     loader: Loader | None = None
     active_version: ActiveVersion | None = None
     reload_seconds: float | None = None
@@ -83,6 +84,8 @@ class Proxy:
         self.stores = pz.Stores(settings.alias("profiles"), settings.alias(STATS_ALIAS))
         self.holder = ModelHolder(options.rerank or RerankSettings(), options.rules)
         self.events_cfg = options.events_cfg
+        self.profiles_cfg = options.profiles_cfg
+        self.live: Any = None  # the LiveUpdater, made on the first events POST when events.live_updates is on
         active, loader = registry_loader(self.sync, settings.index_prefix, self.products_alias)
         self.reloader = Reloader(
             self.holder,
@@ -120,7 +123,16 @@ class Proxy:
 
         spec = load_named_mapping("events", self.settings.resolved_mappings_dir())
         cfg = self.events_cfg or DEFAULT_EVENTS_CONFIG
-        return record_events(self.sync, rows, spec, self.settings.alias("events"), cfg=cfg)
+        if not cfg.live_updates:
+            return record_events(self.sync, rows, spec, self.settings.alias("events"), cfg=cfg), None
+        # live: stored, then folded into the user's profile and the query statistics before the response
+        from fuserec_os.profiles.config import ProfilesConfig
+        from fuserec_os.profiles.live import LiveUpdater, record_events_live
+
+        if self.live is None:
+            profiles_cfg = self.profiles_cfg or ProfilesConfig()
+            self.live = LiveUpdater.for_prefix(self.sync, self.settings.index_prefix, profiles_cfg)
+        return record_events_live(self.sync, rows, spec, self.settings.alias("events"), updater=self.live, cfg=cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -351,11 +363,16 @@ class Proxy:
         bad = [i for i, r in enumerate(rows) if not isinstance(r, dict)]
         good = [r if isinstance(r, dict) else {} for r in rows]
         try:
-            result = await asyncio.to_thread(self._write_events, good)
+            result, live = await asyncio.to_thread(self._write_events, good)
         except FuserecError as exc:
             self.metrics.count("events", "engine_error")
             raise engine_unavailable(f"recording events: {exc}") from None
         out = result.as_dict()
+        if live is not None:
+            out["live_update"] = live.as_dict()
+            self.metrics.count(
+                "events", "live_error" if live.error else "live_applied", 1 if live.error else live.events
+            )
         out["rejected"] = [r for r in out["rejected"] if r["index"] not in bad] + [
             {"index": i, "reasons": ["event: expected a JSON object"]} for i in bad
         ]
@@ -468,6 +485,10 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     ranking = load_ranking_config(settings.config_path)
     options = ProxyOptions(
-        urls=engine_urls(settings), rerank=ranking.rerank, rules=BusinessRules(ranking.rules), events_cfg=ranking.events
+        urls=engine_urls(settings),
+        rerank=ranking.rerank,
+        rules=BusinessRules(ranking.rules),
+        events_cfg=ranking.events,
+        profiles_cfg=ranking.profiles,
     )
     return create_app(settings, options)

@@ -5,8 +5,11 @@ A small simulated shop (catalog, shoppers, events, the search log) is stored in 
 statistics are built *as of* the start of the last logged day (``fuserec profiles build --as-of``), a model
 over every default feature is registered with the build's product vectors, and each of that day's searches is
 replayed through :class:`~fuserec_os.rerank.pipeline.Pipeline` (engine window, profile and statistics read from
-the engine, the stage) at the search's own time. :func:`~fuserec_os.learn.dataset.build_dataset` featurises the
-same searches with profiles and statistics as of the same day. Every shown product's row must be equal.
+the engine, the stage) at the search's own time. Before each search, the events (and logged searches) between
+the previous search and this one are folded into the stored profiles and statistics with the live update
+(:class:`~fuserec_os.profiles.live.LiveUpdater`, issue 11), so serving sees every event strictly before the
+search. :func:`~fuserec_os.learn.dataset.build_dataset` featurises the same searches point-in-time at their own
+timestamps. Every shown product's row must be equal.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import load_mapping
 from fuserec_os.index.products import read_products
 from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
+from fuserec_os.profiles import stats_store
 from fuserec_os.profiles.compute import ProductCatalog
 from fuserec_os.profiles.jobs import Aliases, build_from_store
+from fuserec_os.profiles.live import LiveUpdater
+from fuserec_os.profiles.query_stats import mark_counted_requests
 from fuserec_os.profiles.store import read_product_vectors
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate
@@ -107,7 +113,7 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
     registry = ModelRegistry(client, prefix)
     registry.promote(registry.save(artifact.to_bytes(), {"kind": "mlp"}), force=True)
 
-    # offline: the training dataset (profiles and statistics as of each search's day)
+    # offline: the training dataset (profiles and statistics point-in-time at each search)
     products = read_products(client, aliases.products)
     ds = build_dataset(
         events,
@@ -126,8 +132,19 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
     # online: the serving pipeline, reading the snapshot from the engine
     served = replace(ranking, rerank=RerankSettings(budget_ms=1e9))
     compared = missing_online = 0
+    live = LiveUpdater.for_prefix(client, prefix, ranking.profiles)
+    ordered = mark_counted_requests(events.sort_values("timestamp", kind="stable").reset_index(drop=True))
+    logged = impressions.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    done_until = day
     for search, pids, X_off in offline[:25]:
         now = pd.Timestamp(search["timestamp"])
+        # bring the stored state up to just before this search, as live updates would have
+        window = ordered[(ordered["timestamp"] >= done_until) & (ordered["timestamp"] < now)]
+        if len(window):
+            assert live.apply(window).error is None
+        shown = logged[(logged["timestamp"] >= done_until) & (logged["timestamp"] < now)]
+        stats_store.add_impressions(client, aliases.stats, shown)
+        done_until = now
         pipeline = Pipeline.from_config(client, prefix, served)
         pipeline.clock = lambda now=now: now  # type: ignore[misc]
         model = pipeline.stage.model

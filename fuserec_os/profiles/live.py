@@ -1,0 +1,278 @@
+"""Live profile and statistics updates: an event recorded by a running service is folded in right away.
+
+:func:`record_events_live` stores events like :func:`~fuserec_os.behaviour.event_store.record_events` (with
+``applied_live: true`` on each document) and then, before returning, applies the ones it stored to the
+profiles and query statistics in the cluster with the exact incremental update the profile job uses
+(:func:`~fuserec_os.profiles.compute.update_profiles`, :func:`~fuserec_os.profiles.stats_store.add_stats`).
+The next search reads the updated documents (``_mget`` is real-time: no refresh needed).
+
+How it adds up with the batch job (``fuserec profiles update``) and a rebuild:
+
+* A rebuild (``fuserec profiles build``) reads every stored event, live or not: the live path is only a
+  faster way to the same state.
+* The job folds in the events ingested since its watermark *except* those with ``applied_live: true`` (it
+  still moves its watermark past them). So each event is applied once: by the live path when it came through
+  it, by the job otherwise (file ingests, ``record_events`` without live updates, the demo's loads).
+* ``requests`` (searches seen per query in events, the exposure of keys without a logged search) counts each
+  request id once: events whose (query, request id) already has another stored event are marked
+  ``request_counted`` before they are added (:func:`mark_requests_counted_in_store`), in this path and in
+  the job, so a click and the purchase that follows in a later batch count one request, as in a rebuild.
+* Decayed numbers: a live update brings the touched profiles to ``as_of`` = the newest of (the newest new
+  event + 1 ms, the profiles' own ``as_of``); a rebuild decays everything to its own ``as_of``. Decay is a
+  common factor, so the two agree once brought to the same time (:meth:`UserProfile.decayed_to`), to float
+  rounding; every feature is scale-free, so features are equal.
+
+Failure: the flag is written with the event, so a live update that fails after the events were stored would
+leave them out of the job's reach. If nothing was written yet, the flag is taken off the stored events again
+(the job then folds them in); if the statistics were written but the profiles not, the flag stays (the
+statistics are right; those users' profiles miss the events until the next full build) and the error is
+reported (``LiveReport.error``). Updates within one process run one at a time (a lock); two processes
+updating the same user (or query) at the same instant can lose one update (read, add, write back without a
+version check), which the next full build repairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from opensearchpy import OpenSearch, helpers
+
+from fuserec_os.behaviour.config import EventsConfig
+from fuserec_os.behaviour.event_store import record_events
+from fuserec_os.behaviour.events import DEFAULT_EVENTS_CONFIG, events_frame, normalize_query
+from fuserec_os.behaviour.timeseries import RecordResult
+from fuserec_os.engine.client import engine_errors
+from fuserec_os.errors import FuserecError
+from fuserec_os.index.mappings import MappingSpec
+from fuserec_os.profiles import stats_store
+from fuserec_os.profiles.compute import ProductCatalog, update_profiles
+from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.query_stats import REQUEST_COUNTED, QueryStats
+from fuserec_os.profiles.store import read_product_vectors, read_profiles, write_profiles
+
+__all__ = ["LiveReport", "LiveUpdateError", "LiveUpdater", "mark_requests_counted_in_store", "record_events_live"]
+
+log = logging.getLogger("fuserec.live")
+
+#: How long a live updater keeps the catalog and product vectors before reading them again (seconds).
+CATALOG_MAX_AGE_S = 600.0
+
+
+class LiveUpdateError(FuserecError):
+    """A live update failed; ``stats_written``: the statistics were already updated (the profiles not)."""
+
+    def __init__(self, message: str, *, stats_written: bool) -> None:
+        super().__init__(message)
+        self.stats_written = stats_written
+
+
+@dataclass
+class LiveReport:
+    """What one live update did: events folded in, profiles and statistics docs written, time, or the error."""
+
+    events: int = 0
+    users: int = 0
+    stats_docs: int = 0
+    ms: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "users": self.users,
+            "stats_docs": self.stats_docs,
+            "ms": round(self.ms, 1),
+            "error": self.error,
+        }
+
+
+def mark_requests_counted_in_store(
+    client: OpenSearch, events_alias: str, events: pd.DataFrame, *, ingested_until: Any = None
+) -> pd.DataFrame:
+    """``events`` with the column ``request_counted``: True where another stored event (not in ``events``)
+    has the same request id and normalised query, so that request is already in the statistics.
+
+    One aggregation over the events alias for the batch's request ids. ``ingested_until``: only stored events
+    ingested at or before it count (the job: events stored after its read are not folded in yet). See the
+    module docstring.
+    """
+    out = events.copy()
+    out[REQUEST_COUNTED] = False
+    if out.empty or "request_id" not in out.columns:
+        return out
+    has = out["request_id"].notna() & out["query_norm"].notna()
+    rids = sorted({str(r) for r in out.loc[has, "request_id"]})
+    if not rids:
+        return out
+    body = {
+        "size": 0,
+        "query": {
+            "bool": {
+                "filter": [{"terms": {"request_id": rids}}]
+                + (
+                    [{"range": {"ingested_at": {"lte": pd.Timestamp(ingested_until).isoformat()}}}]
+                    if ingested_until is not None and not pd.isna(ingested_until)
+                    else []
+                ),
+                "must_not": [{"ids": {"values": [str(e) for e in out["event_id"]]}}],
+            }
+        },
+        "aggs": {
+            "rid": {
+                "terms": {"field": "request_id", "size": len(rids)},
+                "aggs": {"q": {"terms": {"field": "query_norm", "size": 100}}},
+            }
+        },
+    }
+    with engine_errors(f"reading earlier events of {len(rids)} requests from {events_alias}"):
+        resp = client.search(index=events_alias, body=body, params={"ignore_unavailable": "true"})
+    seen = {
+        (normalize_query(str(q["key"])), str(b["key"]))
+        for b in resp.get("aggregations", {}).get("rid", {}).get("buckets", [])
+        for q in b.get("q", {}).get("buckets", [])
+    }
+    if seen:
+        keys = zip(out["query_norm"].tolist(), out["request_id"].tolist(), strict=True)
+        out[REQUEST_COUNTED] = [
+            isinstance(q, str) and r is not None and (normalize_query(q), str(r)) in seen for q, r in keys
+        ]
+    return out
+
+
+@dataclass
+class LiveUpdater:
+    """Folds stored events into the profiles and statistics in the cluster (see the module docstring).
+
+    Keeps the catalog (:class:`ProductCatalog`) and the product vectors of the last full build for
+    ``catalog_max_age_s`` seconds; pass ``catalog`` to use a given one (tests, tools).
+    """
+
+    client: OpenSearch
+    products_alias: str
+    events_alias: str
+    profiles_alias: str
+    vectors_alias: str
+    stats_alias: str
+    cfg: ProfilesConfig
+    catalog: ProductCatalog | None = None
+    catalog_max_age_s: float = CATALOG_MAX_AGE_S
+    _loaded_at: float = field(default=0.0, repr=False)
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _fixed: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._fixed = self.catalog is not None
+
+    @classmethod
+    def for_prefix(cls, client: OpenSearch, prefix: str, cfg: ProfilesConfig, **kwargs: Any) -> LiveUpdater:
+        from fuserec_os.profiles.jobs import Aliases
+
+        a = Aliases.for_prefix(prefix)
+        return cls(client, a.products, a.events, a.profiles, a.vectors, a.stats, cfg, **kwargs)
+
+    def _product_side(self) -> tuple[ProductCatalog, dict[str, np.ndarray]]:
+        now = time.monotonic()
+        if self.catalog is None or (not self._fixed and now - self._loaded_at > self.catalog_max_age_s):
+            from fuserec_os.profiles.jobs import load_catalog
+
+            if not self._fixed:
+                self.catalog = load_catalog(self.client, self.products_alias)
+            self._vectors = read_product_vectors(self.client, self.vectors_alias)
+            self._loaded_at = now
+        assert self.catalog is not None
+        return self.catalog, self._vectors
+
+    def apply(self, events: pd.DataFrame | Iterable[Mapping[str, Any]]) -> LiveReport:
+        """Fold ``events`` (stored event documents or an events frame; each exactly once) into the touched
+        users' profiles and the touched statistics keys. A frame with the column ``request_counted`` says itself
+        which requests are already counted; otherwise the store is asked. Raises :class:`LiveUpdateError`
+        (see :func:`record_events_live` for the flag's clean-up)."""
+        started = time.monotonic()
+        frame = events if isinstance(events, pd.DataFrame) else events_frame(events)
+        report = LiveReport(events=len(frame))
+        if frame.empty:
+            return report
+        with self._lock:
+            stats_written = False
+            try:
+                catalog, vectors = self._product_side()
+                users = sorted(set(frame["user_id"].astype(str)))
+                existing = read_profiles(self.client, self.profiles_alias, users)
+                newest = pd.Timestamp(frame["timestamp"].max()) + pd.Timedelta(milliseconds=1)
+                as_of = max([newest, *(p.as_of for p in existing.values())])
+                updated = update_profiles(existing, frame, catalog, self.cfg, as_of, product_vectors=vectors)
+                marked = (
+                    frame
+                    if REQUEST_COUNTED in frame.columns  # the caller knows (e.g. replaying a stored log in order)
+                    else mark_requests_counted_in_store(self.client, self.events_alias, frame)
+                )
+                new_stats = QueryStats().add_events(marked)
+                report.stats_docs = stats_store.add_stats(self.client, self.stats_alias, new_stats)
+                stats_written = True
+                report.users = write_profiles(self.client, self.profiles_alias, updated.values())
+            except (FuserecError, ValueError) as exc:
+                raise LiveUpdateError(f"{type(exc).__name__}: {exc}", stats_written=stats_written) from exc
+        report.ms = (time.monotonic() - started) * 1000
+        return report
+
+
+def _unflag(client: OpenSearch, docs: list[dict[str, Any]], spec: MappingSpec, events_alias: str) -> None:
+    """Take ``applied_live`` off stored events (the live update failed before writing): the job folds them in."""
+    from fuserec_os.behaviour.timeseries import month_index
+
+    actions = [
+        {
+            "_op_type": "update",
+            "_index": month_index(events_alias, str(d["timestamp"])),
+            "_id": str(d["event_id"]),
+            "doc": {"applied_live": False},
+        }
+        for d in docs
+    ]
+    with engine_errors(f"clearing applied_live on {len(actions)} events"):
+        helpers.bulk(client, actions, refresh=False)
+
+
+def record_events_live(
+    client: OpenSearch,
+    events: Iterable[Mapping[str, Any]],
+    spec: MappingSpec,
+    alias: str,
+    *,
+    updater: LiveUpdater | None = None,
+    cfg: EventsConfig = DEFAULT_EVENTS_CONFIG,
+    refresh: bool = False,
+) -> tuple[RecordResult, LiveReport | None]:
+    """Store events (:func:`~fuserec_os.behaviour.event_store.record_events`) and, with an ``updater``, fold
+    the stored ones into the profiles and statistics before returning.
+
+    Without an updater this is ``record_events`` (the job folds the events in later). A failed live update
+    never fails the recording: the events are stored either way and the report carries the error.
+    """
+    if updater is None:
+        return record_events(client, events, spec, alias, cfg=cfg, refresh=refresh), None
+    result = record_events(client, events, spec, alias, cfg=cfg, refresh=refresh, applied_live=True)
+    if not result.stored:
+        return result, LiveReport()
+    try:
+        report = updater.apply(result.stored)
+    except LiveUpdateError as exc:
+        error = str(exc)
+        log.warning("live profile update failed for %d events: %s", len(result.stored), exc)
+        if not exc.stats_written:
+            try:
+                _unflag(client, result.stored, spec, alias)
+            except FuserecError as again:
+                error += f"; clearing applied_live failed too ({again}): rebuild the profiles"
+        else:
+            error += "; statistics were updated, profiles not: rebuild the profiles"
+        report = LiveReport(events=len(result.stored), error=error)
+    return result, report

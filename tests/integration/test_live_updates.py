@@ -1,0 +1,267 @@
+"""Live profile and statistics updates (issue 11, "Fresh features") against a real engine.
+
+Events recorded live (``record_events_live`` and the proxy's ``POST /_fuserec/events``) update the user's
+profile and the query statistics before the call returns. The state they leave equals a rebuild from every
+stored event (profiles compared after decaying both to one time: decay is a common factor, so floats agree
+to rounding, compared at rel 1e-9; latent vectors excepted, which only a full build refits), the batch job
+afterwards does not count them again, and a search right after the POST sees the new profile.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from opensearchpy import OpenSearch
+
+from fuserec_os.behaviour.event_store import read_events, record_events
+from fuserec_os.behaviour.search_log import read_impressions
+from fuserec_os.index.ingest import ingest_products
+from fuserec_os.index.mappings import MappingSpec, load_mapping
+from fuserec_os.index.products import read_products
+from fuserec_os.profiles import stats_store
+from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles
+from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.jobs import Aliases, build_from_store, update_from_store
+from fuserec_os.profiles.live import LiveUpdater, record_events_live
+from fuserec_os.profiles.query_stats import QueryStats
+from fuserec_os.profiles.store import read_all_profiles, read_profiles
+from fuserec_os.rerank.stage import RerankSettings
+from fuserec_os.serve.app import ProxyOptions, create_app
+from fuserec_os.settings import Settings
+from fuserec_os.simulate.catalog import generate_catalog, write_catalog
+
+from .conftest import REPO
+from .proxy_helpers import RunningProxy, brand_artifact, register
+
+pytestmark = pytest.mark.integration
+
+CFG = ProfilesConfig(half_life_days=7.0)
+TYPES = ("view", "click", "add_to_cart", "purchase")
+QUERIES = ("running shoes", "coffee maker", "wireless headphones", None)
+
+
+@pytest.fixture(scope="module")
+def events_spec() -> MappingSpec:
+    return load_mapping(REPO / "mappings" / "events.json", "events")
+
+
+@pytest.fixture
+def aliases(client: OpenSearch, spec: MappingSpec, prefix: str, tmp_path: Path) -> Aliases:
+    catalog = tmp_path / "catalog.jsonl"
+    write_catalog(generate_catalog(200, seed=3), catalog)
+    a = Aliases.for_prefix(prefix)
+    assert ingest_products(client, catalog, spec, a.products, progress=False).ok
+    return a
+
+
+def _events(seed: int, users: list[str], day_from: int, day_to: int, n: int) -> list[dict[str, object]]:
+    """Events with queries and request ids; a request's events can fall into different batches."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        day = rng.uniform(day_from, day_to)
+        q = rng.choice(QUERIES)
+        out.append(
+            {
+                "user_id": rng.choice(users),
+                "product_id": f"P{rng.randint(1, 200):06d}",
+                "type": rng.choices(TYPES, weights=(5, 4, 2, 1))[0],
+                "timestamp": f"2024-04-{1 + int(day):02d}T{int(day % 1 * 24):02d}:{rng.randint(0, 59):02d}:00Z",
+                **({"query": q, "request_id": f"r{rng.randint(1, 40)}"} if q else {}),
+            }
+        )
+    return out
+
+
+def _decayed(profiles: dict[str, UserProfile], t: pd.Timestamp) -> dict[str, dict[str, Any]]:
+    """Profile docs brought to one time, without the latent vector (only a full build refits it)."""
+    out = {}
+    for uid, p in profiles.items():
+        doc = p.decayed_to(t, CFG).to_doc()
+        doc.pop("vector")
+        out[uid] = doc
+    return out
+
+
+def _assert_docs_equal(live: Any, rebuilt: Any, where: str = "") -> None:
+    """Equal, floats to rel 1e-9 (decay to a common time multiplies by factors in another order)."""
+    if isinstance(rebuilt, dict):
+        assert isinstance(live, dict) and set(live) == set(rebuilt), (where, set(live) ^ set(rebuilt))
+        for k in rebuilt:
+            _assert_docs_equal(live[k], rebuilt[k], f"{where}.{k}")
+    elif isinstance(rebuilt, list):
+        assert isinstance(live, list) and len(live) == len(rebuilt), where
+        for i, (a, b) in enumerate(zip(live, rebuilt, strict=True)):
+            _assert_docs_equal(a, b, f"{where}[{i}]")
+    elif isinstance(rebuilt, float):
+        assert live == pytest.approx(rebuilt, rel=1e-9, abs=1e-12), where
+    else:
+        assert live == rebuilt, where
+
+
+def _rebuild(client: OpenSearch, aliases: Aliases) -> tuple[dict[str, UserProfile], QueryStats]:
+    """Profiles and statistics from scratch, from every stored event (in memory)."""
+    events = read_events(client, aliases.events)
+    catalog = ProductCatalog.from_frame(read_products(client, aliases.products))
+    built = build_profiles(events, catalog, CFG)
+    return built.profiles, QueryStats().add_events(events)
+
+
+def _assert_state_equals_rebuild(client: OpenSearch, aliases: Aliases) -> None:
+    profiles, stats = _rebuild(client, aliases)
+    client.indices.refresh(index=f"{aliases.prefix}*")
+    stored = read_all_profiles(client, aliases.profiles)
+    t = max(p.as_of for p in [*stored.values(), *profiles.values()])
+    live_docs, rebuilt_docs = _decayed(stored, t), _decayed(profiles, t)
+    _assert_docs_equal(live_docs, rebuilt_docs, "profiles")
+    stored_stats = stats_store.read_all(client, aliases.stats)
+    assert list(stored_stats.to_docs()) == list(stats.to_docs())
+    meta = stats_store.read_meta(client, aliases.stats)
+    assert meta is not None
+    sums = stats.prior_sums()
+    for kind in ("q", "t"):
+        assert meta["sums"][kind]["num"] == pytest.approx(list(sums[kind][0]))
+        assert meta["sums"][kind]["den"] == pytest.approx(sums[kind][1])
+
+
+def test_live_updates_equal_a_rebuild_and_the_job_does_not_count_them_again(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    users = [f"U{i}" for i in range(8)]
+    first = _events(1, users, 0, 10, 300)
+    assert not record_events(client, first, events_spec, aliases.events, refresh=True).rejected
+    build_from_store(client, aliases, CFG)
+    updater = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+
+    # live batches: known users and a new one, the same requests as earlier batches, late events, a replay
+    batches = [
+        _events(2, [*users, "NEW1"], 10, 12, 40),
+        _events(3, [*users, "NEW2"], 11, 13, 25),
+        _events(4, users, 5, 13, 30),  # late: older than the profiles' as_of
+    ]
+    for batch in batches:
+        result, report = record_events_live(client, batch, events_spec, aliases.events, updater=updater)
+        assert not result.rejected and report is not None and report.error is None, report
+        assert report.events == result.accepted > 0
+    replay, report = record_events_live(client, batches[0][:5], events_spec, aliases.events, updater=updater)
+    assert replay.accepted == 0 and replay.already_stored == 5 and report is not None and report.events == 0
+    assert "NEW1" in read_profiles(client, aliases.profiles, ["NEW1"])  # no refresh needed: read by id
+
+    _assert_state_equals_rebuild(client, aliases)
+
+    # the job afterwards: the live events are skipped (watermark moves past them), nothing counted twice
+    job = update_from_store(client, aliases, CFG)
+    assert job.events == 0 and job.live_skipped == sum(len(b) for b in batches), job
+    _assert_state_equals_rebuild(client, aliases)
+
+    # events that did not come through the live path (a plain record_events, a file ingest) go to the job
+    plain = _events(5, [*users, "NEW3"], 13, 14, 20)
+    assert not record_events(client, plain, events_spec, aliases.events, refresh=True).rejected
+    job = update_from_store(client, aliases, CFG)
+    assert job.events == len(plain) and job.live_skipped == 0, job
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_a_failed_live_update_leaves_the_events_to_the_job(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    users = ["A", "B"]
+    assert not record_events(client, _events(1, users, 0, 5, 50), events_spec, aliases.events, refresh=True).rejected
+    build_from_store(client, aliases, CFG)
+    updater = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr("fuserec_os.profiles.live.update_profiles", broken)
+    batch = _events(2, users, 5, 6, 10)
+    result, report = record_events_live(client, batch, events_spec, aliases.events, updater=updater)
+    assert result.accepted == 10 and report is not None and report.error and "boom" in report.error
+    monkeypatch.undo()
+    client.indices.refresh(index=f"{aliases.prefix}*")
+    stored = read_events(client, aliases.events)
+    assert not stored["applied_live"].any()  # the flag was taken off again
+    job = update_from_store(client, aliases, CFG)
+    assert job.events == 10
+    _assert_state_equals_rebuild(client, aliases)
+
+
+# --- through the proxy ------------------------------------------------------------------------------------
+
+USER = "X-Fuserec-User-Id"
+SHOES = {"query": {"bool": {"must": [{"match": {"title": "running shoes"}}]}}}
+T0 = pd.Timestamp.now(tz="UTC").floor("s")
+
+
+@pytest.fixture(scope="module")
+def shop(
+    client: OpenSearch, base_settings: Settings, spec: MappingSpec, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    prefix = f"l{uuid.uuid4().hex[:10]}-"
+    settings = replace(base_settings, index_prefix=prefix)
+    path = tmp_path_factory.mktemp("live") / "catalog.jsonl"
+    rows = [
+        {"product_id": f"{code}{i:02d}", "title": f"{brand} running shoes model {i}", "brand": brand,
+         "category": "shoes > running", "price": 50.0 + i, "in_stock": True}
+        for i in range(15) for brand, code in (("Kinetix", "K"), ("Aeropace", "A"))
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert ingest_products(client, path, spec, settings.alias("products"), progress=False).ok
+    client.indices.refresh(index=settings.alias("products"))
+    events_spec = load_mapping(REPO / "mappings" / "events.json", "events")
+    seed = [{"user_id": "someone", "type": "click", "product_id": "K01", "timestamp": (T0 - pd.Timedelta(days=1))
+             .isoformat(), "query": "running shoes", "request_id": "seed-1"}]  # fmt: skip
+    assert not record_events(client, seed, events_spec, settings.alias("events"), refresh=True).rejected
+    build_from_store(client, Aliases.for_prefix(prefix), ProfilesConfig())
+    register(client, prefix, brand_artifact().to_bytes())
+    yield settings
+    for name in client.indices.get(index=f"{prefix}*"):
+        client.indices.delete(index=name)
+
+
+def test_a_search_right_after_the_events_post_sees_the_new_profile(shop: Settings, client: OpenSearch) -> None:
+    app = create_app(
+        shop,
+        ProxyOptions(
+            urls=shop.opensearch_urls,
+            reload_seconds=3600.0,
+            impression_seconds=0.2,
+            rerank=RerankSettings(window=100, budget_ms=5000),
+        ),
+    )
+    alias = shop.alias("products")
+    with RunningProxy(app) as running:
+        before = httpx.post(f"{running.url}/{alias}/_search", json={**SHOES, "size": 10}, headers={USER: "fresh"},
+                            timeout=30).json()  # fmt: skip
+        assert before["fuserec"]["fallback"] == "no_profile"
+        request_id = before["fuserec"]["request_id"]
+        batch = [
+            {"user_id": "fresh", "type": "purchase", "product_id": f"A{i:02d}", "timestamp": T0.isoformat(),
+             "query": "running shoes", "request_id": request_id}
+            for i in range(3)
+        ]  # fmt: skip
+        posted = httpx.post(f"{running.url}/_fuserec/events", json={"events": batch}, timeout=30)
+        assert posted.status_code == 200, posted.text
+        out = posted.json()
+        assert out["accepted"] == 3 and out["live_update"]["error"] is None and out["live_update"]["users"] == 1
+        after = httpx.post(f"{running.url}/{alias}/_search", json={**SHOES, "size": 10}, headers={USER: "fresh"},
+                           timeout=30).json()  # fmt: skip
+        info = after["fuserec"]
+        assert info["applied"] is True and info["fallback"] is None, info
+        brands = [h["_source"]["brand"] for h in after["hits"]["hits"]]
+        assert brands == ["Aeropace"] * 10, brands
+        stats = stats_store.read_view(client, shop.alias("query-stats"), "running shoes")
+        assert stats.exact is not None
+        counts = dict(zip(["A00", "A01", "A02"], stats.exact.lookup(["A00", "A01", "A02"])[:, 2], strict=True))
+        assert counts == {"A00": 1.0, "A01": 1.0, "A02": 1.0}  # purchases counted right away
+        # the proxy's own search log is not part of the live path: the job adds it later
+        assert read_impressions is not None
