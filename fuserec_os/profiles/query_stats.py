@@ -381,10 +381,10 @@ class QueryStats:
                 k = table.get(key)
                 if k is None:
                     k = table[key] = _Key()
-                per = vals.get(key)
-                if per:
-                    pids = sorted(per)
-                    k.add(pids, np.vstack([per[p] for p in pids]))
+                rows_of = vals.get(key)
+                if rows_of:
+                    pids = sorted(rows_of)
+                    k.add(pids, np.vstack([rows_of[p] for p in pids]))
                 if key in reqs:
                     k.requests += reqs[key]
         self._priors = None
