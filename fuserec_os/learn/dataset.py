@@ -342,7 +342,7 @@ def build_dataset(
 
     profiles: dict[str, UserProfile] = {}
     applied: dict[str, int] = {}  # per user: how many of their events (in time order) the profile holds
-    stats = QueryStats()
+    stats = QueryStats().track_sums()  # priors read after every search: keep their sums running
     behavioural: dict[str, dict[str, int]] = {}
     blocks: list[np.ndarray] = []
     y_parts: list[np.ndarray] = []

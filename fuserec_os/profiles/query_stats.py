@@ -223,6 +223,26 @@ class QueryStats:
         self.smoothing = float(smoothing)
         self._tables: dict[str, dict[str, _Key]] = {"q": {}, "t": {}}
         self._priors: dict[str, np.ndarray] | None = None
+        # running prior sums (see track_sums): per table the sums and each key's part in them, and the keys
+        # changed since they were last brought up to date
+        self._running: dict[str, tuple[np.ndarray, float, dict[str, tuple[np.ndarray, float]]]] | None = None
+        self._dirty: dict[str, set[str]] = {"q": set(), "t": set()}
+
+    def track_sums(self) -> QueryStats:
+        """Keep the priors' sums up to date by the keys each add touches, instead of summing every key again on
+        the next :meth:`priors` (point-in-time training reads priors after every search's few events). Equal to
+        the full sums up to float rounding. Returns ``self``."""
+        self._running = {}
+        for kind, table in self._tables.items():
+            parts = {key: (k.tot[:3].copy(), k.exposure_total()) for key, k in table.items()}
+            num = np.zeros(3)
+            den = 0.0
+            for a, b in parts.values():
+                num += a
+                den += b
+            self._running[kind] = (num, den, parts)
+        self._dirty = {"q": set(), "t": set()}
+        return self
 
     # --- reading --------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -242,6 +262,24 @@ class QueryStats:
         [3] and summed exposure. Both are sums over keys, so a store can keep them up to date by subtracting
         the old contribution of the keys it rewrites and adding their new one."""
         out: dict[str, tuple[np.ndarray, float]] = {}
+        if self._running is not None:
+            for kind, table in self._tables.items():
+                num, den, parts = self._running[kind]
+                num = num.copy()
+                for key in self._dirty[kind]:
+                    old = parts.get(key)
+                    if old is not None:
+                        num -= old[0]
+                        den -= old[1]
+                    k = table[key]
+                    new = (k.tot[:3].copy(), k.exposure_total())
+                    num += new[0]
+                    den += new[1]
+                    parts[key] = new
+                self._running[kind] = (num, den, parts)
+                self._dirty[kind] = set()
+                out[kind] = (num.copy(), den)
+            return out
         for kind, table in self._tables.items():
             num = np.zeros(3)
             den = 0.0
@@ -377,6 +415,8 @@ class QueryStats:
                     t_requests[t] = t_requests.get(t, 0.0) + requests[key]
         for kind, vals, reqs in (("q", values, requests), ("t", t_values, t_requests)):
             table = self._tables[kind]
+            if self._running is not None:
+                self._dirty[kind].update(vals, reqs)
             for key in sorted(set(vals) | set(reqs)):
                 k = table.get(key)
                 if k is None:
@@ -414,6 +454,9 @@ class QueryStats:
         )
         if len(weights) == 0:
             raise ValueError("position_weights is empty")
+        if len(queries) <= _SMALL_BATCH:
+            self._add_impression_rows(queries, lists, weights)
+            return self
         ranks = np.concatenate([np.arange(n) for n in lengths]) if longest else np.zeros(0, dtype=np.int64)
         w = weights[np.minimum(ranks, len(weights) - 1)]
         pairs = pd.DataFrame(
@@ -427,6 +470,43 @@ class QueryStats:
         searches = pd.Series(queries, dtype=object).value_counts()
         self._add(pairs, searches=searches, requests=None)
         return self
+
+    def _add_impression_rows(self, queries: list[str], lists: list[list[Any]], weights: np.ndarray) -> None:
+        """:meth:`add_impressions` for a few logged searches in plain Python (see :meth:`_add_event_rows`);
+        examinations equal the pandas path's up to float rounding."""
+        last = len(weights) - 1
+        exams: dict[str, dict[str, float]] = {}
+        searches: dict[str, float] = {}
+        for key, shown in zip(queries, lists, strict=True):
+            per = exams.setdefault(key, {})
+            for rank, pid in enumerate(shown):
+                p = str(pid)
+                per[p] = per.get(p, 0.0) + float(weights[min(rank, last)])
+            searches[key] = searches.get(key, 0.0) + 1.0
+        t_exams: dict[str, dict[str, float]] = {}
+        t_searches: dict[str, float] = {}
+        for key in sorted(searches):
+            for t in terms(key):
+                per = t_exams.setdefault(t, {})
+                for p, w in exams[key].items():
+                    per[p] = per.get(p, 0.0) + w
+                t_searches[t] = t_searches.get(t, 0.0) + searches[key]
+        for kind, vals, counts in (("q", exams, searches), ("t", t_exams, t_searches)):
+            table = self._tables[kind]
+            if self._running is not None:
+                self._dirty[kind].update(counts)
+            for key in sorted(counts):
+                k = table.get(key)
+                if k is None:
+                    k = table[key] = _Key()
+                rows_of = vals.get(key)
+                if rows_of:
+                    pids = sorted(rows_of)
+                    values = np.zeros((len(pids), _N_COLS))
+                    values[:, _EXAM] = [rows_of[p] for p in pids]
+                    k.add(pids, values)
+                k.searches += counts[key]
+        self._priors = None
 
     def _add(self, pairs: pd.DataFrame, searches: pd.Series | None, requests: pd.Series | None) -> None:
         """Add per-query pair values and per-query search/request counts, then the same expanded to terms."""
@@ -453,6 +533,13 @@ class QueryStats:
         self, kind: str, agg: pd.DataFrame | None, searches: pd.Series | None, requests: pd.Series | None
     ) -> None:
         table = self._tables[kind]
+        if self._running is not None:
+            dirty = self._dirty[kind]
+            if agg is not None and len(agg):
+                dirty.update(str(x) for x in agg.index.get_level_values(0).unique())
+            for series in (searches, requests):
+                if series is not None:
+                    dirty.update(str(x) for x in series.index)
         if agg is not None and len(agg):
             keys = agg.index.get_level_values(0).to_numpy()
             pids = agg.index.get_level_values(1).to_numpy()
@@ -487,6 +574,8 @@ class QueryStats:
                     k.add(list(src.pos), src.counts[: src.n])
                 k.searches += src.searches
                 k.requests += src.requests
+                if self._running is not None:
+                    self._dirty[kind].add(key)
         self._priors = None
         return self
 

@@ -235,3 +235,33 @@ def test_point_in_time_adds_with_counted_requests_equal_one_add() -> None:
     for i in range(0, len(ev), 3):
         naive.add_events(events(rows).iloc[i : i + 3])
     assert sum(d["requests"] for d in docs_of(naive)) > sum(d["requests"] for d in docs_of(whole))
+
+
+def test_small_batches_of_impressions_and_running_sums_equal_one_add() -> None:
+    """The small-batch impressions path and the running prior sums (training adds a little per search) agree
+    with one pandas add and a full sum, examinations up to float rounding."""
+    rng = np.random.default_rng(5)
+    queries = ["Running Shoes", "coffee maker", "shoes", "red running shoes"]
+    imp = impressions(
+        [
+            (f"r{i}", queries[int(rng.integers(len(queries)))], [f"P{int(x)}" for x in rng.integers(0, 40, 10)])
+            for i in range(400)
+        ]
+    )
+    ev = mark_counted_requests(events([(q, "click", f"P{i % 40}", f"r{i}", 1) for i, q in enumerate(queries * 80)]))
+    whole = QueryStats().add_events(ev).add_impressions(imp)
+    running = QueryStats().track_sums()
+    for i in range(0, 400, 3):
+        running.add_impressions(imp.iloc[i : i + 3])
+        running.add_events(ev.iloc[i * 320 // 400 : (i + 3) * 320 // 400])
+        running.priors()
+    a, b = docs_of(whole), docs_of(running)
+    assert [d["id"] for d in a] == [d["id"] for d in b]
+    for x, y in zip(a, b, strict=True):
+        assert {k: v for k, v in x.items() if k != "examinations"} == {
+            k: v for k, v in y.items() if k != "examinations"
+        }
+        assert x["examinations"] == pytest.approx(y["examinations"], rel=1e-12)
+    for kind in ("q", "t"):
+        assert running.prior_sums()[kind][0] == pytest.approx(whole.prior_sums()[kind][0], rel=1e-12)
+        assert running.prior_sums()[kind][1] == pytest.approx(whole.prior_sums()[kind][1], rel=1e-12)
