@@ -231,31 +231,62 @@ def _ns(col: pd.Series) -> np.ndarray:
     return values
 
 
-def _profile_at(
-    profiles: dict[str, UserProfile],
-    applied: dict[str, int],
-    by_user: Mapping[str, np.ndarray],
+def _profiles_per_search(
+    searches: pd.DataFrame,
     ev: pd.DataFrame,
     ev_ns: np.ndarray,
-    user_id: str,
-    now: pd.Timestamp,
     catalog: ProductCatalog,
     cfg: ProfilesConfig,
-) -> UserProfile | None:
-    """The user's profile from their events strictly before ``now``, brought up to date lazily: only the
-    searching user's profile is updated (with their events since the last update), as of ``now``."""
-    rows = by_user.get(user_id)
-    if rows is None:
-        return None
-    upto = int(np.searchsorted(ev_ns[rows], now.value, side="left"))
-    done = applied.get(user_id, 0)
-    if upto > done:
-        old = profiles.get(user_id)
-        got = update_profiles({user_id: old} if old is not None else {}, ev.iloc[rows[done:upto]], catalog, cfg, now)
-        if user_id in got:
-            profiles[user_id] = got[user_id]
-        applied[user_id] = upto
-    return profiles.get(user_id)
+) -> list[UserProfile | None]:
+    """Each search's user profile from that user's events strictly before the search (None: no such event).
+
+    One ``update_profiles`` call per search would cost most of the dataset build, so consecutive searches are
+    batched: a batch grows while no user in it has an event between their first search in the batch and a later
+    one, so every user's profile is the same for all their searches in the batch; the batch's users are updated
+    in one call (as of the latest first-search time: decay is a common factor, and every profile feature is a
+    share, a ratio or a normalised vector, so the features do not depend on the profile's ``as_of``).
+    """
+    by_user = {
+        str(u): np.asarray(rows) for u, rows in ev.groupby(ev["user_id"].astype(str), sort=False).indices.items()
+    }
+    users = searches["user_id"].astype(str).tolist()
+    times = _ns(searches["timestamp"])
+    profiles: dict[str, UserProfile] = {}
+    applied: dict[str, int] = {}  # per user: how many of their events (in time order) the profile holds
+    out: list[UserProfile | None] = []
+    i, n = 0, len(users)
+    while i < n:
+        first: dict[str, int] = {}
+        j = i
+        while j < n:
+            u, t = users[j], int(times[j])
+            if u in first:
+                rows = by_user.get(u)
+                if rows is not None:
+                    u_ns = ev_ns[rows]
+                    if np.searchsorted(u_ns, t, side="left") > np.searchsorted(u_ns, first[u], side="left"):
+                        break  # an event of u between their searches in this batch: next batch
+            else:
+                first[u] = t
+            j += 1
+        parts = []
+        for u, t in first.items():
+            rows = by_user.get(u)
+            if rows is None:
+                continue
+            upto = int(np.searchsorted(ev_ns[rows], t, side="left"))
+            done = applied.get(u, 0)
+            if upto > done:
+                parts.append(rows[done:upto])
+                applied[u] = upto
+        if parts:
+            as_of = pd.Timestamp(max(first.values()), tz="UTC")
+            touched = ev.iloc[np.concatenate(parts)]
+            mine = {u: profiles[u] for u in set(touched["user_id"].astype(str)) if u in profiles}
+            profiles.update(update_profiles(mine, touched, catalog, cfg, as_of))
+        out.extend(profiles.get(users[k]) for k in range(i, j))
+        i = j
+    return out
 
 
 def query_type(query_norm: str) -> str:
@@ -330,9 +361,6 @@ def build_dataset(
     # point in time: every search sees the events (and logged searches) strictly before its own timestamp
     ev = mark_counted_requests(events.sort_values("timestamp", kind="stable").reset_index(drop=True))
     ev_ns = _ns(ev["timestamp"])
-    by_user = {
-        str(u): np.asarray(rows) for u, rows in ev.groupby(ev["user_id"].astype(str), sort=False).indices.items()
-    }
     imp = impressions if impressions is not None and not impressions.empty else None
     imp_ns = np.zeros(0, dtype=np.int64)
     if imp is not None:
@@ -340,8 +368,9 @@ def build_dataset(
         imp = imp.sort_values("timestamp", kind="stable").reset_index(drop=True)
         imp_ns = _ns(imp["timestamp"])
 
-    profiles: dict[str, UserProfile] = {}
-    applied: dict[str, int] = {}  # per user: how many of their events (in time order) the profile holds
+    t_start = time.monotonic()
+    user_profiles = _profiles_per_search(searches, ev, ev_ns, catalog, profiles_cfg)
+    timing_profiles = time.monotonic() - t_start
     stats = QueryStats().track_sums()  # priors read after every search: keep their sums running
     behavioural: dict[str, dict[str, int]] = {}
     blocks: list[np.ndarray] = []
@@ -351,9 +380,8 @@ def build_dataset(
     seg_user: list[int] = []
     ev_done = imp_done = 0
     names: tuple[str, ...] = ()
-    timing = {"profiles": 0.0, "stats": 0.0, "features": 0.0}
-
-    for row in searches.to_dict("records"):
+    timing = {"profiles": timing_profiles, "stats": 0.0, "features": 0.0}
+    for position, row in enumerate(searches.to_dict("records")):
         now = pd.Timestamp(row["timestamp"])
         now_ns = now.value
         t0 = time.monotonic()
@@ -368,12 +396,9 @@ def build_dataset(
             if ihi > imp_done:
                 stats.add_impressions(imp.iloc[imp_done:ihi])
                 imp_done = ihi
-        t1 = time.monotonic()
-        user_id = str(row["user_id"])
-        user = _profile_at(profiles, applied, by_user, ev, ev_ns, user_id, now, catalog, profiles_cfg)
+        user = user_profiles[position]
         t2 = time.monotonic()
-        timing["stats"] += t1 - t0
-        timing["profiles"] += t2 - t1
+        timing["stats"] += t2 - t0
         search_id = int(row["search_id"])
         request_id, query, query_norm = str(row["request_id"]), str(row["query"]), str(row["query_norm"])
         shown: list[str] | None = [str(p) for p in row["shown"]] if row["shown"] is not None else None
