@@ -9,11 +9,11 @@ the search's request id: purchase 3 > add_to_cart 2 > click 1 > shown 0.
 
 Point in time: searches are processed in time order. Before a search is featurised, the query statistics and
 behavioural candidates get the events (and logged searches) between the previous search and this one, and the
-searching user's profile (only theirs: lazily, per user) is brought up to the search's timestamp with their events
-strictly before it (the profiles' exact incremental update, and additive query counts with each request counted
-once: :func:`~fuserec_os.profiles.query_stats.mark_counted_requests`). So no event at or after a search influences
-its features, and none before it is missing: online, live updates (:mod:`fuserec_os.profiles.live`) keep the
-stored profiles and statistics as fresh.
+searching user's profile holds their events strictly before it (updated in batches of consecutive searches:
+:func:`_profiles_per_search`; the profiles' exact incremental update), and query counts are additive with each
+request counted once (:func:`~fuserec_os.profiles.query_stats.mark_counted_requests`). So no event at or after
+a search influences its features, and none before it is missing: online, live updates
+(:mod:`fuserec_os.profiles.live`) keep the stored profiles and statistics as fresh.
 Product latent vectors are fitted once on the events before the validation period (documented mild leakage
 inside the training period; none into validation or test).
 """
