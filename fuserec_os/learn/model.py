@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fuserec_os.learn.model_config import ModelConfig
+from fuserec_os.learn.sampling import Sample, sample_candidates
 from fuserec_os.rerank.metrics import GroupIndex, ndcg_at_k
 from fuserec_os.rerank.scorer import NumpyMLPScorer
 
@@ -240,6 +241,7 @@ def _train_one(
     cfg: ModelConfig,
     feature_names: tuple[str, ...],
     say: Progress,
+    sample: Sample | None = None,
 ) -> TrainResult:
     import keras
     import tensorflow as tf
@@ -250,6 +252,7 @@ def _train_one(
     d = Xs_train.shape[1]
     model, dense = _build(keras, d, cfg, listwise)
     opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    weight: npt.NDArray[np.float32] | None = None
     if listwise:
         x_fit, y_fit = pad_lists(Xs_train, y_train, g_train, cfg.max_list_size)
         if x_fit.shape[0] == 0:
@@ -258,9 +261,13 @@ def _train_one(
         model.compile(optimizer=opt, loss=_listwise_loss)
     else:
         x_fit, y_fit = Xs_train, (y_train > 0).astype(np.float32)
+        if sample is not None and sample.applied:
+            x_fit, y_fit, weight = x_fit[sample.index], y_fit[sample.index], sample.weight
         batch = cfg.batch_size
         model.compile(optimizer=opt, loss=keras.losses.BinaryCrossentropy())
-    meta = {"loss": loss, "hidden": list(cfg.hidden), "dropout": cfg.dropout, "seed": cfg.seed}
+    meta: dict[str, Any] = {"loss": loss, "hidden": list(cfg.hidden), "dropout": cfg.dropout, "seed": cfg.seed}
+    if weight is not None and sample is not None:
+        meta["sample"] = sample.summary()
 
     history: list[dict[str, Any]] = []
     state: dict[str, Any] = {"best": -1.0, "best_epoch": 0, "weights": None, "t0": 0.0, "stale": 0}
@@ -290,7 +297,10 @@ def _train_one(
                     say(f"{loss}: no better validation NDCG@10 for {cfg.patience} epoch(s); stopping")
                     self.model.stop_training = True
 
-    model.fit(x_fit, y_fit, batch_size=batch, epochs=cfg.epochs, shuffle=True, verbose=0, callbacks=[EarlyStopOnNDCG()])
+    model.fit(
+        x_fit, y_fit, sample_weight=weight, batch_size=batch, epochs=cfg.epochs, shuffle=True, verbose=0,
+        callbacks=[EarlyStopOnNDCG()],
+    )  # fmt: skip
     if state["weights"] is not None:
         model.set_weights(state["weights"])
     say(f"{loss}: kept epoch {state['best_epoch']} (valid NDCG@10 {state['best']:.4f})")
@@ -321,19 +331,24 @@ def train_mlp(
     *,
     feature_names: Sequence[str],
     progress: Progress | None = None,
+    ranks_train: npt.ArrayLike | None = None,
 ) -> TrainResult:
     """Train the reranking MLP; ``y`` graded labels (0..3), ``g`` group (search) ids, one per row.
 
     ``cfg.loss == "auto"`` trains both losses (same seed, same data) and keeps the better validation NDCG@10;
     a tie keeps pointwise (calibrated probabilities, simpler batches). ``compared`` and ``decision`` record it.
+    The pointwise loss trains on a weighted sample of the training rows when ``cfg.sample`` says so (see
+    :mod:`fuserec_os.learn.sampling`; ``ranks_train`` is the engine's rank of each training row, None for the
+    row order within its search); the listwise loss and the validation set always use every row.
     TensorFlow's native start-up notices are filtered out of stderr (see :mod:`fuserec_os.learn.native_log`).
     """
     from fuserec_os.learn.native_log import filtered_native_stderr
 
     with filtered_native_stderr():
         return _train_mlp(
-            X_train, y_train, g_train, X_valid, y_valid, g_valid, cfg, feature_names=feature_names, progress=progress
-        )
+            X_train, y_train, g_train, X_valid, y_valid, g_valid, cfg, feature_names=feature_names,
+            progress=progress, ranks_train=ranks_train,
+        )  # fmt: skip
 
 
 def _train_mlp(
@@ -347,6 +362,7 @@ def _train_mlp(
     *,
     feature_names: Sequence[str],
     progress: Progress | None = None,
+    ranks_train: npt.ArrayLike | None = None,
 ) -> TrainResult:
     """Train the reranking MLP; ``y`` graded labels (0..3), ``g`` group (search) ids, one per row.
 
@@ -361,7 +377,12 @@ def _train_mlp(
     scaler = Scaler.fit(xt)
     xs = scaler.transform(xt)
     losses = ("pointwise", "listwise") if cfg.loss == "auto" else (cfg.loss,)
-    results = [_train_one(loss, xs, yt, gt, xv, yv, gv, scaler, cfg, names, say) for loss in losses]
+    sample = None
+    if "pointwise" in losses:
+        sample = sample_candidates(yt, gt, ranks_train, cfg.sample, cfg.seed)
+        if sample.applied:
+            say(f"pointwise training on {sample.rows:,} of {sample.rows_before:,} rows ({sample.reason})")
+    results = [_train_one(loss, xs, yt, gt, xv, yv, gv, scaler, cfg, names, say, sample) for loss in losses]
     best = results[0]
     if len(results) == 2:
         pw, lw = results

@@ -29,6 +29,63 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+SAMPLE_ENABLED: tuple[Any, ...] = ("auto", True, False)
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """``model.sample``: sampling the pointwise training candidates (see :mod:`fuserec_os.learn.sampling`).
+
+    * ``enabled``: ``auto`` (default: sample when the training set has more than ``above_rows`` rows), ``true``
+      or ``false``;
+    * ``above_rows``: the ``auto`` threshold (default 500,000 rows: the demo's few thousand never sample, a
+      40k-search log with 50 candidates each, about 2M rows, does);
+    * ``keep_top``: every candidate the engine ranked this high or higher is kept (default 5), as is every
+      candidate with a label > 0;
+    * ``rate``: each other candidate is kept with this probability, in (0, 1], and weighs ``1 / rate`` in the
+      loss (default 0.05), so the expected loss is the full set's. With 50 candidates and 2 positives per
+      search, about 9 rows of 50 remain.
+    """
+
+    enabled: Any = "auto"
+    above_rows: int = 500_000
+    keep_top: int = 5
+    rate: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not any(self.enabled is v or (isinstance(v, str) and self.enabled == v) for v in SAMPLE_ENABLED):
+            raise ConfigError(f"model.sample.enabled: {self.enabled!r} must be auto, true or false")
+        for key in ("above_rows", "keep_top"):
+            value = getattr(self, key)
+            if not _is_int(value) or value < 0:
+                raise ConfigError(f"model.sample.{key}: {value!r} must be a whole number >= 0")
+        if not _is_number(self.rate) or not 0.0 < self.rate <= 1.0:
+            raise ConfigError(f"model.sample.rate: {self.rate!r} must be a number in (0, 1]")
+
+    @classmethod
+    def from_value(cls, raw: Any) -> SampleConfig:
+        if raw is None:
+            return cls()
+        if isinstance(raw, SampleConfig):
+            return raw
+        if not isinstance(raw, Mapping):
+            raise ConfigError(
+                f"model.sample: {raw!r} must be a mapping (e.g. sample: {{enabled: auto, keep_top: 5, rate: 0.05}})"
+            )
+        valid = tuple(f.name for f in fields(cls))
+        unknown = sorted(str(k) for k in raw if k not in valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown {', '.join(f'model.sample.{k}' for k in unknown)}; valid keys: {', '.join(valid)}"
+            )
+        kwargs = {str(k): v for k, v in raw.items() if v is not None}
+        if isinstance(kwargs.get("rate"), int) and not isinstance(kwargs.get("rate"), bool):
+            kwargs["rate"] = float(kwargs["rate"])
+        if "sample" in kwargs:
+            kwargs["sample"] = SampleConfig.from_value(kwargs["sample"])
+        return cls(**kwargs)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """How the reranking MLP is built and trained.
@@ -46,6 +103,7 @@ class ModelConfig:
       or training stops with a ConfigError saying how many there are: a model tuned on one validation search and
       tested on one test search proves nothing, yet its numbers would go to the registry and the promotion gate.
       A partial mapping keeps the defaults (train 50, valid 20, test 20) for the splits it does not name.
+    * ``sample``: sampling the pointwise training candidates of large training sets (:class:`SampleConfig`).
     """
 
     hidden: tuple[int, ...] = (512, 256, 128)
@@ -59,6 +117,7 @@ class ModelConfig:
     max_list_size: int = 64
     blend_alphas: tuple[float, ...] = DEFAULT_ALPHAS
     min_searches: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MIN_SEARCHES))
+    sample: SampleConfig = field(default_factory=SampleConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.hidden, tuple) or not all(_is_int(h) and h >= 1 for h in self.hidden):
@@ -96,6 +155,8 @@ class ModelConfig:
             value = minimum.get(split)
             if not _is_int(value) or value < 1:
                 raise ConfigError(f"model.min_searches.{split}: {value!r} must be a whole number >= 1")
+        if not isinstance(self.sample, SampleConfig):
+            raise ConfigError(f"model.sample: {self.sample!r} must be a SampleConfig")
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> ModelConfig:
@@ -120,4 +181,6 @@ class ModelConfig:
             kwargs.pop("min_searches", None)  # null: the defaults
         elif isinstance(kwargs["min_searches"], Mapping):  # the splits it names; the defaults for the others
             kwargs["min_searches"] = {**DEFAULT_MIN_SEARCHES, **{str(k): v for k, v in kwargs["min_searches"].items()}}
+        if "sample" in kwargs:
+            kwargs["sample"] = SampleConfig.from_value(kwargs["sample"])
         return cls(**kwargs)

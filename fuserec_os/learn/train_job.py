@@ -10,6 +10,7 @@ with its metrics.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -135,6 +136,15 @@ def _column(ds: Dataset, name: str, rows: np.ndarray) -> np.ndarray:
     if missing in ds.names:
         values[ds.X[rows, ds.names.index(missing)] > 0.5] = np.nan
     return values
+
+
+def engine_ranks(ds: Dataset, split: str) -> np.ndarray:
+    """The engine's rank of each candidate row of ``split`` (the rank it was shown at for a logged impression
+    the engine did not rank; NaN for a behavioural candidate): what training-candidate sampling keeps the top of."""
+    cands = ds.candidates[ds.rows(split)]
+    engine = cands["engine_rank"].to_numpy(dtype=np.float64)
+    shown = cands["shown_rank"].to_numpy(dtype=np.float64)
+    return np.where(np.isfinite(engine), engine, shown)
 
 
 def gated_scores(
@@ -307,7 +317,10 @@ def run_training(
 
     Xtr, ytr, gtr = ds.subset("train")
     Xva, yva, gva = ds.subset("valid")
-    result = train_mlp(Xtr, ytr, gtr, Xva, yva, gva, ranking.model, feature_names=ds.names, progress=say)
+    result = train_mlp(
+        Xtr, ytr, gtr, Xva, yva, gva, ranking.model, feature_names=ds.names, progress=say,
+        ranks_train=engine_ranks(ds, "train"),
+    )  # fmt: skip
     seconds["train"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -495,7 +508,12 @@ def _metrics(report: EvalReport) -> dict[str, dict[str, float | None]]:
 
 
 def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(dict(value), default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+    def default(o: Any) -> Any:
+        if dataclasses.is_dataclass(o) and not isinstance(o, type):
+            return dataclasses.asdict(o)
+        return list(o) if isinstance(o, tuple) else str(o)
+
+    return json.loads(json.dumps(dict(value), default=default))
 
 
 def evaluate_version(
