@@ -11,12 +11,19 @@ Measured, in a fresh Python subprocess so the parent's generation does not pollu
     ``build_profiles``: seconds, and the peak RSS delta (``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after
     the build minus before reading; imports are outside it). Target: < 60 s and < 4 GiB.
 (b) ``write_profiles`` of every profile to the engine (index created outside the clock, refresh inside):
-    seconds and docs/s. No target; osmem is a dev engine (~1-2k small docs/s).
+    seconds and docs/s. With ``--compare-legacy`` (issue 11), first the legacy way in the same run, same
+    engine, same profiles: whole ``UserProfile.to_doc`` documents (mapping version 1, kept in
+    benchmarks/profiles_v1_mapping.json) through ``bulk_or_raise`` in chunks of 500 into another index, then
+    the lean documents (a ``state`` blob) through the byte-chunked, two-thread bulk; both refreshed once
+    inside the clock. Target: lean at least 5x faster. Every profile is then read back from the lean index
+    (``read_profiles``, not timed) and compared with the built one (``UserProfile`` equality).
 (c) ``update_profiles`` with the new events (reading them is outside the clock). Target: < 5 s.
     The updated users are then checked against a full rebuild over all events (not timed).
 
 Run from the repo root:  .venv/bin/python benchmarks/profiles.py [--events 1000000] [--users 20000]
-Set FUSEREC_BENCH_OPENSEARCH_URL to measure a real cluster instead of a fresh in-memory osmem-server.
+    [--compare-legacy] [--engines osmem,opensearch]
+Set FUSEREC_BENCH_OPENSEARCH_URL to measure a real cluster instead of a fresh in-memory osmem-server, or name
+the engines with ``--engines`` (the write is measured on each, one after the other).
 Writes benchmarks/results/profiles.json; prints MET/MISSED per target and exits 0 either way.
 """
 
@@ -28,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +46,16 @@ if __package__ in (None, ""):  # run as a script: make the repo root importable
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import print_summary, verdict, write_results
+from benchmarks._common import argparse_type, parse_engines, print_summary, verdict, write_results
 from fuserec_os.behaviour.config import EVENT_TYPES
 
 NAME = "profiles"
 TARGET_BUILD_S = 60.0
 TARGET_BUILD_RSS_GIB = 4.0
 TARGET_UPDATE_S = 5.0
+TARGET_WRITE_SPEEDUP = 5.0
+LEGACY_CHUNK = 500
+LEGACY_MAPPING = Path(__file__).resolve().parent / "profiles_v1_mapping.json"
 START = pd.Timestamp("2026-01-01T00:00:00Z")
 
 
@@ -64,14 +76,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--products", type=int, default=5000, help="catalog size (default: 5000)")
     p.add_argument("--days", type=int, default=30, help="days the events span (default: 30)")
     p.add_argument("--update-events", type=int, default=10_000, help="events in the update (default: 10000)")
-    p.add_argument("--chunk-size", type=int, default=500, help="bulk chunk size for writing (default: 500)")
+    p.add_argument(
+        "--chunk-size", type=int, default=None, help="most documents per bulk request (default: write_profiles')"
+    )
+    p.add_argument(
+        "--compare-legacy", action="store_true", help="also write the legacy documents the legacy way (before/after)"
+    )
+    p.add_argument(
+        "--engines", type=argparse_type(parse_engines), default=None,
+        help="engines to write to, e.g. osmem,opensearch (default: the cluster if configured, else osmem)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=7, help="seed for catalog and events (default: 7)")
     p.add_argument("--no-write", action="store_true", help="skip (b), the engine write")
     p.add_argument("--no-verify", action="store_true", help="skip checking the update against a full rebuild")
     p.add_argument("--results-dir", type=Path, default=None, help="where to write profiles.json")
     p.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)  # internal: the measuring process
     args = p.parse_args(argv)
-    if min(args.events, args.users, args.products, args.days, args.update_events, args.chunk_size) < 1:
+    if min(args.events, args.users, args.products, args.days, args.update_events, args.chunk_size or 1) < 1:
         p.error("--events, --users, --products, --days, --update-events and --chunk-size must be >= 1")
     return args
 
@@ -170,12 +191,9 @@ def _max_rss_bytes() -> int:
 
 def child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The measuring process: (a) build, (c) update (+ verify), (b) write. Returns the numbers."""
-    from benchmarks._common import open_bench_engine
-    from fuserec_os.index import manager
-    from fuserec_os.index.mappings import load_mapping
+    from benchmarks._common import open_bench_engines
     from fuserec_os.profiles.compute import ProductCatalog, build_profiles, update_profiles
     from fuserec_os.profiles.config import ProfilesConfig
-    from fuserec_os.profiles.store import write_profiles
 
     cfg = ProfilesConfig()
     out: dict[str, Any] = {}
@@ -216,27 +234,70 @@ def child(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         print(f"    verify against a full rebuild: {out['update']['verify']}", flush=True)
 
     if not args.no_write:
-        with open_bench_engine() as engine:
-            try:
-                alias = f"{engine.prefix}profiles"
-                spec = load_mapping(Path(__file__).resolve().parents[1] / "mappings" / "profiles.json", "profiles")
-                manager.ensure_index(engine.client, spec, alias)  # outside the clock
-                profiles = list(built.profiles.values())
-                t0 = time.perf_counter()
-                n = write_profiles(engine.client, alias, profiles, chunk_size=args.chunk_size, refresh=True)
-                t1 = time.perf_counter()
-                sizes = [len(json.dumps(p.to_doc())) for p in profiles[:: max(1, len(profiles) // 500)]]
-                out["write"] = {
-                    "seconds": t1 - t0,
-                    "docs": n,
-                    "docs_per_s": n / (t1 - t0),
-                    "chunk_size": args.chunk_size,
-                    "median_doc_bytes": float(np.median(sizes)),
-                    "engine": engine.describe(),
-                }
-                print(f"(b) write: {t1 - t0:.2f} s, {n / (t1 - t0):,.0f} docs/s", flush=True)
-            finally:
-                engine.cleanup()
+        out["writes"] = []
+        engines = open_bench_engines(args.engines) if args.engines else _default_engine()
+        with closing(engines) as opened:
+            for engine in opened:
+                try:
+                    out["writes"].append(measure_write(engine, list(built.profiles.values()), args))
+                finally:
+                    engine.cleanup()
+        out["write"] = out["writes"][0]
+    return out
+
+
+def _default_engine() -> Iterator[Any]:
+    from benchmarks._common import open_bench_engine
+
+    with open_bench_engine() as engine:
+        yield engine
+
+
+def _timed_write(write: Any) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = write()
+    return time.perf_counter() - t0, n
+
+
+def measure_write(engine: Any, profiles: list[Any], args: argparse.Namespace) -> dict[str, Any]:
+    """(b) on one engine: the legacy write (with --compare-legacy), then the lean one, then the round trip."""
+    from fuserec_os.engine.bulk import bulk_or_raise
+    from fuserec_os.index import manager
+    from fuserec_os.index.mappings import load_mapping
+    from fuserec_os.profiles.store import profile_doc, read_profiles, write_profiles
+
+    client = engine.client
+    step = max(1, len(profiles) // 500)
+    out: dict[str, Any] = {"engine": engine.describe(), "docs": len(profiles)}
+    if args.compare_legacy:
+        legacy_index, _ = manager.ensure_index(
+            client, load_mapping(LEGACY_MAPPING, "profiles"), f"{engine.prefix}legacy"
+        )
+
+        def legacy() -> int:  # what write_profiles did before issue 11
+            actions = (
+                {"_op_type": "index", "_index": legacy_index, "_id": p.user_id, "_source": p.to_doc()} for p in profiles
+            )
+            n = bulk_or_raise(client, actions, target=legacy_index, what="profile", chunk_size=LEGACY_CHUNK)
+            client.indices.refresh(index=legacy_index)
+            return n
+
+        seconds, n = _timed_write(legacy)
+        sizes = [len(json.dumps(p.to_doc())) for p in profiles[::step]]
+        out["legacy"] = {"seconds": seconds, "docs_per_s": n / seconds, "median_doc_bytes": float(np.median(sizes))}
+        print(f"(b) write, legacy: {seconds:.2f} s, {n / seconds:,.0f} docs/s ({engine.kind})", flush=True)
+    alias = f"{engine.prefix}profiles"
+    spec = load_mapping(Path(__file__).resolve().parents[1] / "mappings" / "profiles.json", "profiles")
+    manager.ensure_index(client, spec, alias)  # outside the clock
+    extra = {} if args.chunk_size is None else {"chunk_size": args.chunk_size}
+    seconds, n = _timed_write(lambda: write_profiles(client, alias, profiles, refresh=True, spec=spec, **extra))
+    sizes = [len(json.dumps(profile_doc(p))) for p in profiles[::step]]
+    out.update(seconds=seconds, docs_per_s=n / seconds, median_doc_bytes=float(np.median(sizes)))
+    out["chunk_size"] = args.chunk_size or "default"
+    print(f"(b) write, lean: {seconds:.2f} s, {n / seconds:,.0f} docs/s ({engine.kind})", flush=True)
+    got = read_profiles(client, alias, [p.user_id for p in profiles])
+    out["round_trip"] = {"read": len(got), "equal": sum(1 for p in profiles if got.get(p.user_id) == p)}
+    print(f"    read back: {out['round_trip']['equal']:,} of {len(profiles):,} equal", flush=True)
     return out
 
 
@@ -311,15 +372,33 @@ def main(argv: list[str] | None = None) -> int:
             f"{build['product_vectors']:,} product vectors ({build['latent_dims_used']} dims)",
         ),
     ]
-    if "write" in result:
-        w = result["write"]
+    met_speedup: bool | None = None
+    for w in result.get("writes", []):
+        kind = w["engine"]["kind"]
+        if "legacy" in w:
+            lg = w["legacy"]
+            rows.append(
+                (
+                    f"(b) write, legacy ({kind})",
+                    f"{lg['seconds']:.2f} s, {lg['docs_per_s']:,.0f} docs/s (whole to_doc documents, chunk "
+                    f"{LEGACY_CHUNK}, median doc {lg['median_doc_bytes'] / 1024:.1f} KiB)",
+                )
+            )
         rows.append(
             (
-                "(b) write profiles",
-                f"{w['seconds']:.2f} s, {w['docs_per_s']:,.0f} docs/s "
-                f"(chunk {w['chunk_size']}, median doc {w['median_doc_bytes'] / 1024:.1f} KiB, {w['engine']['kind']})",
+                f"(b) write, lean ({kind})",
+                f"{w['seconds']:.2f} s, {w['docs_per_s']:,.0f} docs/s ({w['docs']:,} profiles, chunk "
+                f"{w['chunk_size']}, median doc {w['median_doc_bytes'] / 1024:.1f} KiB); read back "
+                f"{w['round_trip']['equal']:,} of {w['docs']:,} equal",
             )
         )
+        if "legacy" in w:
+            speedup = w["legacy"]["seconds"] / w["seconds"]
+            met = speedup >= TARGET_WRITE_SPEEDUP and w["round_trip"]["equal"] == w["docs"]
+            met_speedup = met if met_speedup is None else met_speedup and met
+            rows.append(
+                (f"    speedup ({kind})", f"{speedup:.1f}x; target >= {TARGET_WRITE_SPEEDUP:.0f}x: {verdict(met)}")
+            )
     rows.append(
         (
             "(c) incremental update",
@@ -355,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                 "build_time": verdict(met_time),
                 "build_memory": verdict(met_mem),
                 "update_time": verdict(met_update),
+                "write_speedup_at_least": TARGET_WRITE_SPEEDUP,
+                "write_speedup": None if met_speedup is None else verdict(met_speedup),
             },
         },
         args.results_dir,

@@ -163,3 +163,84 @@ def bulk_or_raise(
             f"({first.get('status')}): {refusal_reason(first)}"
         )
     return written
+
+
+def _byte_chunks(
+    actions: Iterable[Mapping[str, Any]], max_docs: int, max_bytes: int
+) -> Iterator[list[Mapping[str, Any]]]:
+    """Chunks of at most ``max_docs`` actions and about ``max_bytes`` of pre-serialised ``_source`` (a chunk
+    holds at least one action, however large)."""
+    chunk: list[Mapping[str, Any]] = []
+    size = 0
+    for action in actions:
+        source = action.get("_source")
+        n = len(source) if isinstance(source, (str, bytes)) else 1024
+        if chunk and (len(chunk) >= max_docs or size + n > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(action)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def bulk_parallel_or_raise(
+    client: OpenSearch,
+    actions: Iterable[Mapping[str, Any]],
+    *,
+    target: str,
+    what: str,
+    chunk_size: int = 2000,
+    max_chunk_bytes: int = 4 * 2**20,
+    threads: int = 2,
+) -> int:
+    """:func:`bulk_or_raise` for large writes: chunks cut by count and by bytes, ``threads`` requests in flight
+    (each with the same 429 retries and per-document splitting) while the caller's generator encodes the next.
+
+    ``_source`` may be a pre-serialised JSON string (sent as is). At most ``threads`` chunks wait at a time, so
+    memory stays bounded. A slow engine is waited for (each request has the bulk timeout), never given up on.
+    """
+    if chunk_size < 1 or max_chunk_bytes < 1 or threads < 1:
+        raise ValueError("chunk_size, max_chunk_bytes and threads must be >= 1")
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    label = f"writing {what} into {target}"
+
+    def send(chunk: list[Mapping[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        ok_count, failed = 0, []
+        with engine_errors(label):
+            for ok, result in _send_chunk(client, chunk, MAX_RETRIES, INITIAL_BACKOFF):
+                if ok:
+                    ok_count += 1
+                else:
+                    failed.append(result)
+        return ok_count, failed
+
+    written = 0
+    failures: list[dict[str, Any]] = []
+    pending: list[Future[tuple[int, list[dict[str, Any]]]]] = []
+
+    def collect(future: Future[tuple[int, list[dict[str, Any]]]]) -> None:
+        nonlocal written
+        ok_count, failed = future.result()
+        written += ok_count
+        failures.extend(failed)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
+        try:
+            for chunk in _byte_chunks(actions, chunk_size, max_chunk_bytes):
+                if len(pending) >= threads:
+                    collect(pending.pop(0))
+                pending.append(pool.submit(send, chunk))
+            while pending:
+                collect(pending.pop(0))
+        finally:
+            for future in pending:
+                future.cancel()
+    if failures:
+        first = failures[0]
+        raise EngineError(
+            f"the engine refused {len(failures)} {what} document(s) in {target}; first: id {first.get('_id')} "
+            f"({first.get('status')}): {refusal_reason(first)}"
+        )
+    return written

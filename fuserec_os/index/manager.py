@@ -154,7 +154,7 @@ def migrate(client: OpenSearch, spec: MappingSpec, alias: str, force: bool = Fal
             "Repair it with an _aliases call that removes all but one."
         )
     old = live[0]
-    old_version = _mapping_version(client, old)
+    old_version = mapping_version(client, old)
     if old_version == spec.version and not force:
         raise IndexStateError(
             f"'{alias}' is already at mapping version {spec.version} ({old}). Bump 'version' in {spec.path} "
@@ -265,7 +265,8 @@ def replace_behind_alias(client: OpenSearch, spec: MappingSpec, alias: str, writ
     return n
 
 
-def _mapping_version(client: OpenSearch, index: str) -> int | None:
+def mapping_version(client: OpenSearch, index: str) -> int | None:
+    """The mapping version recorded in ``index``'s ``_meta`` (None when it has none)."""
     with engine_errors(f"reading mapping of {index}"):
         meta = client.indices.get_mapping(index=index)[index].get("mappings", {}).get("_meta", {})
     version = meta.get("mapping_version")

@@ -4,31 +4,60 @@ One document per user, doc id = user id, written whole (bulk ``index``: create o
 an older profile survive). Callers pass the alias with the tenant prefix applied (``settings.alias("profiles")``).
 Indices are managed like the products index: concrete ``<alias>-v<version>-<timestamp>`` behind the alias.
 
+Lean documents (mapping version 2): a profile is read back whole by id (``_mget``: training, serving, the
+proxy, ``fuserec profiles show``) or by a scan, never searched on its item lists, so only a few summaries are
+indexed (user id, schema, as_of / first_seen / last_seen, n_events, top categories and brands, interests: what
+an operator may filter on) and everything else (counts, weights, price, rating, vector, the derived maps, the
+items and recent events) is one unindexed ``binary`` field, ``state``: zlib-compressed compact JSON with
+timestamps as integer nanoseconds (:func:`profile_doc`, decoded by :func:`profile_from_source`). Writing it
+costs the engine one opaque string per profile instead of thousands of JSON values, and the client no ISO
+formatting per item. A document of mapping version 1 (the whole ``UserProfile.to_doc``) is still read; the
+first write into a version 1 index moves every profile into a fresh version 2 index (alias swap).
+
+Writes are bulk requests of pre-serialised documents cut by bytes (``max_chunk_bytes``) and by count, sent by
+``threads`` workers while the next chunk is encoded, with one refresh at the end (when asked for).
+
 Product vectors belong to one factorisation: :func:`write_product_vectors` loads them into a fresh index and
 swaps the alias in one atomic call (then deletes the old index), so vectors of two builds never mix.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as osx
 
-from fuserec_os.engine.bulk import bulk_or_raise
+from fuserec_os.behaviour.config import EVENT_TYPES
+from fuserec_os.engine.bulk import bulk_or_raise, bulk_parallel_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
-from fuserec_os.profiles.compute import UserProfile, iso_utc, to_utc
+from fuserec_os.profiles.compute import (
+    DOC_TOP_N,
+    SCHEMA_VERSION,
+    ItemState,
+    PriceProfile,
+    RecentEvent,
+    UserProfile,
+    iso_utc,
+    to_utc,
+)
 
 __all__ = [
     "PRODUCT_VECTORS_MAPPING",
     "PROFILES_MAPPING",
     "delete_profile",
     "ensure_profiles_index",
+    "profile_doc",
+    "profile_from_source",
     "read_all_profiles",
     "read_product_vectors",
     "read_profiles",
@@ -41,6 +70,148 @@ PRODUCT_VECTORS_MAPPING = "product_vectors"
 _MGET_CHUNK = 1000
 _MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponential back-off
 _INITIAL_BACKOFF = 1.0
+LEAN_MAPPING_VERSION = 2
+"""The first profiles mapping version with lean documents (a ``state`` blob)."""
+DEFAULT_CHUNK_DOCS = 2000
+DEFAULT_CHUNK_BYTES = 4 * 2**20
+DEFAULT_THREADS = 2
+
+
+# ------------------------------------------------------------------------------------------ lean documents
+
+
+def _plain(value: Any) -> Any:
+    """json.dumps ``default``: NumPy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _ns(ts: Any) -> int:
+    return int(ts.value)
+
+
+def _ranked_keys(mapping: Mapping[str, float]) -> list[str]:
+    return [k for k, _ in sorted(mapping.items(), key=lambda kv: (-kv[1], kv[0]))[:DOC_TOP_N]]
+
+
+def _state(p: UserProfile) -> dict[str, Any]:
+    price = p.price
+    return {
+        "counts": [int(p.counts.get(t, 0)) for t in EVENT_TYPES],
+        "total_weight": float(p.total_weight),
+        "categories": list(p.categories.items()),
+        "brands": list(p.brands.items()),
+        "interests": list(p.interests.items()),
+        "price": None
+        if price is None
+        else [price.median, price.p25, price.p75, price.weight, price.sensitivity, list(price.histogram.items())],
+        "rating": p.rating,
+        "vector": None if p.vector is None else [float(x) for x in p.vector],
+        "items": list(p.items),
+        "recent": [[r.product_id for r in p.recent], [r.type for r in p.recent], [_ns(r.timestamp) for r in p.recent]],
+    }
+
+
+_W, _NS, _COUNT = np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")
+
+
+def encode_state(p: UserProfile) -> str:
+    """The ``state`` blob of ``p``: base64 of zlib-compressed compact JSON (see the module doc) followed by a
+    newline and the items' weights (float64), last times (int64 ns) and counts per event type (int32), raw
+    little-endian arrays: exact, and no float formatting per item."""
+    header = json.dumps(_state(p), separators=(",", ":"), default=_plain, allow_nan=False).encode()
+    states = p.items.values()
+    n = len(p.items)
+    w = np.fromiter((s.w for s in states), dtype=_W, count=n)
+    last = np.fromiter((s.last.value for s in states), dtype=_NS, count=n)
+    counts = np.array([[s.counts.get(t, 0) for t in EVENT_TYPES] for s in states], dtype=_COUNT).reshape(n, -1)
+    raw = b"".join((header, b"\n", w.tobytes(), last.tobytes(), counts.tobytes()))
+    return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
+
+
+def _decode_state(blob: str) -> tuple[dict[str, Any], Any, Any, Any]:
+    raw = zlib.decompress(base64.b64decode(blob))
+    cut = raw.index(b"\n")  # compact JSON escapes every newline inside strings
+    st = json.loads(raw[:cut])
+    n = len(st["items"])
+    k = len(EVENT_TYPES)
+    body = memoryview(raw)[cut + 1 :]
+    w = np.frombuffer(body, dtype=_W, count=n)
+    last = np.frombuffer(body, dtype=_NS, count=n, offset=8 * n)
+    counts = np.frombuffer(body, dtype=_COUNT, count=n * k, offset=16 * n).reshape(n, k)
+    return st, w, last, counts
+
+
+def profile_doc(p: UserProfile) -> dict[str, Any]:
+    """The lean engine document of ``p`` (mappings/profiles.json version 2)."""
+    return {
+        "user_id": p.user_id,
+        "schema": SCHEMA_VERSION,
+        "as_of": iso_utc(p.as_of),
+        "first_seen": iso_utc(p.first_seen),
+        "last_seen": iso_utc(p.last_seen),
+        "n_events": int(p.n_events),
+        "top_categories": _ranked_keys(p.categories),
+        "top_brands": _ranked_keys(p.brands),
+        "interests": list(p.interests),
+        "state": encode_state(p),
+    }
+
+
+def _ts(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz="UTC")
+
+
+def profile_from_source(doc: Mapping[str, Any]) -> UserProfile:
+    """A stored profile document (lean, or a version 1 ``UserProfile.to_doc``) back as a UserProfile.
+
+    Raises ValueError for a document of an unknown schema version.
+    """
+    if "state" not in doc:
+        return UserProfile.from_doc(doc)
+    schema = doc.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION:
+        raise ValueError(f"profile document schema {schema!r} is not supported (expected {SCHEMA_VERSION})")
+    st, w, last, counts = _decode_state(doc["state"])
+    price = None
+    if st["price"] is not None:
+        median, p25, p75, weight, sensitivity, histogram = st["price"]
+        price = PriceProfile(
+            histogram={int(b): float(x) for b, x in histogram},
+            weight=float(weight),
+            median=float(median),
+            p25=float(p25),
+            p75=float(p75),
+            sensitivity=None if sensitivity is None else float(sensitivity),
+        )
+    types = EVENT_TYPES
+    lasts = pd.DatetimeIndex(last.astype("datetime64[ns]")).tz_localize("UTC")
+    items = {
+        str(pid): ItemState(wi, {t: c for t, c in zip(types, cs, strict=True) if c}, ts)
+        for pid, wi, cs, ts in zip(st["items"], w.tolist(), counts.tolist(), lasts, strict=True)
+    }
+    rp, rt, rts = st["recent"]
+    vector = st["vector"]
+    return UserProfile(
+        user_id=str(doc["user_id"]),
+        as_of=to_utc(doc["as_of"]),
+        first_seen=to_utc(doc["first_seen"]),
+        last_seen=to_utc(doc["last_seen"]),
+        n_events=int(doc["n_events"]),
+        counts={t: int(c) for t, c in zip(types, st["counts"], strict=True)},
+        items=items,
+        recent=[RecentEvent(str(p), str(t), _ts(ts)) for p, t, ts in zip(rp, rt, rts, strict=True)],
+        categories={str(k): float(v) for k, v in st["categories"]},
+        brands={str(k): float(v) for k, v in st["brands"]},
+        price=price,
+        rating=None if st["rating"] is None else float(st["rating"]),
+        interests={str(k): float(v) for k, v in st["interests"]},
+        total_weight=float(st["total_weight"]),
+        vector=None if vector is None else np.asarray(vector, dtype=np.float64),
+    )
 
 
 def ensure_profiles_index(client: OpenSearch, alias: str, spec: MappingSpec | None = None) -> str:
@@ -54,25 +225,67 @@ def _refresh(client: OpenSearch, index: str) -> None:
         client.indices.refresh(index=index)
 
 
+def _actions(index: str, profiles: Iterable[UserProfile]) -> Iterator[dict[str, Any]]:
+    """Bulk ``index`` actions with the lean document already serialised (what the bulk helper sends as is)."""
+    dumps = json.JSONEncoder(separators=(",", ":"), default=_plain).encode
+    for p in profiles:
+        yield {"_op_type": "index", "_index": index, "_id": p.user_id, "_source": dumps(profile_doc(p))}
+
+
 def write_profiles(
     client: OpenSearch,
     alias: str,
     profiles: Iterable[UserProfile],
-    chunk_size: int = 500,
+    chunk_size: int = DEFAULT_CHUNK_DOCS,
     *,
     refresh: bool = False,
     spec: MappingSpec | None = None,
+    max_chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    threads: int = DEFAULT_THREADS,
 ) -> int:
     """Upsert ``profiles`` (doc id = user id; creates the index behind ``alias`` if needed). Returns the count.
 
-    ``refresh=True`` makes them searchable before returning (reads by id never need it).
+    Bulk requests hold at most ``chunk_size`` documents and about ``max_chunk_bytes``; ``threads`` of them are
+    in flight while the next is encoded. ``refresh=True`` refreshes once at the end, making them searchable
+    before returning (reads by id never need it). An index of an older mapping version (version 1: whole
+    ``to_doc`` documents) is first replaced by a fresh one holding every stored profile as a lean document.
     """
+    spec = spec or load_named_mapping(PROFILES_MAPPING)
     index = ensure_profiles_index(client, alias, spec)
-    actions = ({"_op_type": "index", "_index": index, "_id": p.user_id, "_source": p.to_doc()} for p in profiles)
-    n = bulk_or_raise(client, actions, target=index, what="profile", chunk_size=chunk_size)
+    if spec.version >= LEAN_MAPPING_VERSION and (manager.mapping_version(client, index) or 0) < LEAN_MAPPING_VERSION:
+        return _upgrade_and_write(client, alias, spec, profiles, chunk_size, max_chunk_bytes, threads)
+    n = bulk_parallel_or_raise(
+        client, _actions(index, profiles), target=index, what="profile", chunk_size=chunk_size,
+        max_chunk_bytes=max_chunk_bytes, threads=threads,
+    )  # fmt: skip
     if refresh:
         _refresh(client, index)
     return n
+
+
+def _upgrade_and_write(
+    client: OpenSearch,
+    alias: str,
+    spec: MappingSpec,
+    profiles: Iterable[UserProfile],
+    chunk_size: int,
+    max_chunk_bytes: int,
+    threads: int,
+) -> int:
+    """Every stored profile, with ``profiles`` replacing theirs, into a fresh index of ``spec`` (alias swap)."""
+    new = {p.user_id: p for p in profiles}
+    stored = read_all_profiles(client, alias)
+    merged = [*(p for uid, p in stored.items() if uid not in new), *new.values()]
+
+    def write(index: str) -> int:
+        bulk_parallel_or_raise(
+            client, _actions(index, merged), target=index, what="profile", chunk_size=chunk_size,
+            max_chunk_bytes=max_chunk_bytes, threads=threads,
+        )  # fmt: skip
+        _refresh(client, index)
+        return len(new)
+
+    return manager.replace_behind_alias(client, spec, alias, write)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -185,6 +398,6 @@ def read_product_vectors(client: OpenSearch, alias: str) -> dict[str, np.ndarray
 def _profile(doc: Mapping[str, Any]) -> UserProfile:
     """A stored profile, or IndexStateError (not a traceback) when it was written by another schema version."""
     try:
-        return UserProfile.from_doc(doc)
+        return profile_from_source(doc)
     except ValueError as exc:
         raise IndexStateError(f"{exc}: rebuild the profiles with 'fuserec profiles build'.") from None

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
+from fuserec_os.index import manager
+from fuserec_os.index.mappings import load_mapping, load_named_mapping
 from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.store import (
+    PROFILES_MAPPING,
     delete_profile,
+    profile_from_source,
     read_all_profiles,
     read_product_vectors,
     read_profiles,
@@ -22,6 +29,7 @@ from fuserec_os.settings import Settings
 pytestmark = pytest.mark.integration
 
 T0 = pd.Timestamp("2026-03-01T00:00:00Z")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _events(rows: list[tuple[str, str, str, pd.Timestamp]]) -> pd.DataFrame:
@@ -129,3 +137,45 @@ def test_delete_removes_only_that_profile(client: OpenSearch, settings: Settings
     client.indices.refresh(index=alias)
     assert set(read_profiles(client, alias, ["alice", "bob", "carol"])) == {"alice", "carol"}
     assert set(read_all_profiles(client, alias)) == {"alice", "carol"}
+
+
+def test_lean_documents_index_only_the_summaries(client: OpenSearch, settings: Settings, built: ProfileSet) -> None:
+    alias = settings.alias("profiles")
+    write_profiles(client, alias, built, refresh=True)
+    doc = client.get(index=alias, id="alice")["_source"]
+    assert set(doc) == set(load_named_mapping(PROFILES_MAPPING).fields)
+    assert isinstance(doc["state"], str) and "items" not in doc  # items, recent, vector...: in the blob
+    assert profile_from_source(doc) == built["alice"]
+    # what is only read back by id is not searchable; the summaries are
+    assert client.count(index=alias, body={"query": {"range": {"n_events": {"gte": 1}}}})["count"] == 3
+    assert client.count(index=alias, body={"query": {"term": {"user_id": "bob"}}})["count"] == 1
+
+
+def test_many_profiles_round_trip_in_small_chunks_and_threads(
+    client: OpenSearch, settings: Settings, built: ProfileSet
+) -> None:
+    """Byte-cut chunks of one document and three threads: every profile arrives once and reads back equal."""
+    alias = settings.alias("profiles")
+    many = [replace(built[u], user_id=f"{u}-{i}") for i in range(40) for u in ("alice", "bob", "carol")]
+    n = write_profiles(client, alias, many, chunk_size=7, max_chunk_bytes=1, threads=3, refresh=True)
+    assert n == len(many)
+    got = read_profiles(client, alias, [p.user_id for p in many])
+    assert len(got) == len(many) and all(got[p.user_id] == p for p in many)
+    assert client.count(index=alias)["count"] == len(many)
+
+
+def test_a_version_1_index_is_moved_to_lean_documents_on_the_next_write(
+    client: OpenSearch, settings: Settings, built: ProfileSet
+) -> None:
+    """Profiles stored whole (mapping version 1) stay readable; the next write moves them all to version 2."""
+    alias = settings.alias("profiles")
+    v1 = load_mapping(REPO / "benchmarks" / "profiles_v1_mapping.json", PROFILES_MAPPING)
+    old_index, _ = manager.ensure_index(client, v1, alias)
+    for uid in ("alice", "bob"):
+        client.index(index=old_index, id=uid, body=built[uid].to_doc(), params={"refresh": "true"})
+    assert read_profiles(client, alias, ["alice", "bob"]) == {"alice": built["alice"], "bob": built["bob"]}
+    assert write_profiles(client, alias, [built["carol"]], refresh=True) == 1
+    (live,) = manager.alias_targets(client, alias)
+    assert live != old_index and manager.mapping_version(client, live) == load_named_mapping(PROFILES_MAPPING).version
+    assert read_all_profiles(client, alias) == {u: built[u] for u in ("alice", "bob", "carol")}
+    assert not client.indices.exists(index=old_index)
