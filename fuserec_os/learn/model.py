@@ -193,6 +193,19 @@ def _listwise_loss(y_true: Any, y_pred: Any) -> Any:
     return -ops.sum(ops.where(mask, target * logp, 0.0), axis=1)
 
 
+def _offset_bce(y_true: Any, y_pred: Any) -> Any:
+    """Binary cross-entropy of ``sigmoid(logit(y_pred) + offset)`` against the label; ``y_true`` is
+    ``[label, offset]`` per row. Training on a sample whose negatives were kept at rate ``r`` with offset
+    ``log(1 / r)`` makes ``y_pred`` estimate the population's probability (case-control offset correction)."""
+    ops = _keras().ops
+    eps = 1e-7
+    p = ops.clip(ops.reshape(y_pred, (-1,)), eps, 1.0 - eps)
+    label, offset = y_true[:, 0], y_true[:, 1]
+    logit = ops.log(p) - ops.log(1.0 - p) + offset
+    # softplus(logit) - label * logit, written stably
+    return ops.maximum(logit, 0.0) - logit * label + ops.log(1.0 + ops.exp(-ops.abs(logit)))
+
+
 def export_scorer(
     keras_model: Any, scaler: Scaler, feature_names: Sequence[str], meta: Mapping[str, Any] | None = None
 ) -> NumpyMLPScorer:
@@ -261,10 +274,16 @@ def _train_one(
         model.compile(optimizer=opt, loss=_listwise_loss)
     else:
         x_fit, y_fit = Xs_train, (y_train > 0).astype(np.float32)
+        loss_fn: Any = keras.losses.BinaryCrossentropy()
         if sample is not None and sample.applied:
-            x_fit, y_fit, weight = x_fit[sample.index], y_fit[sample.index], sample.weight
+            x_fit, y_fit = x_fit[sample.index], y_fit[sample.index]
+            if sample.offset is not None:  # the label and the row's logit offset travel together as y
+                y_fit = np.stack([y_fit, sample.offset], axis=1)
+                loss_fn = _offset_bce
+            else:
+                weight = sample.weight
         batch = cfg.batch_size
-        model.compile(optimizer=opt, loss=keras.losses.BinaryCrossentropy())
+        model.compile(optimizer=opt, loss=loss_fn)
     meta: dict[str, Any] = {"loss": loss, "hidden": list(cfg.hidden), "dropout": cfg.dropout, "seed": cfg.seed}
     if weight is not None and sample is not None:
         meta["sample"] = sample.summary()

@@ -30,6 +30,7 @@ def _is_number(v: Any) -> bool:
 
 
 SAMPLE_ENABLED: tuple[Any, ...] = ("auto", True, False)
+CORRECTIONS: tuple[str, ...] = ("offset", "weight")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class SampleConfig:
     above_rows: int = 500_000
     keep_top: int = 5
     rate: float = 0.05
+    correction: str = "offset"
 
     def __post_init__(self) -> None:
         if not any(self.enabled is v or (isinstance(v, str) and self.enabled == v) for v in SAMPLE_ENABLED):
@@ -61,6 +63,8 @@ class SampleConfig:
                 raise ConfigError(f"model.sample.{key}: {value!r} must be a whole number >= 0")
         if not _is_number(self.rate) or not 0.0 < self.rate <= 1.0:
             raise ConfigError(f"model.sample.rate: {self.rate!r} must be a number in (0, 1]")
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"model.sample.correction: {self.correction!r} must be one of {', '.join(CORRECTIONS)}")
 
     @classmethod
     def from_value(cls, raw: Any) -> SampleConfig:

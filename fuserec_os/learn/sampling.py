@@ -39,6 +39,7 @@ class Sample:
     applied: bool
     reason: str
     rows_before: int
+    offset: npt.NDArray[np.float32] | None = None
 
     @property
     def rows(self) -> int:
@@ -100,6 +101,13 @@ def sample_candidates(
     kept = (yy > 0) | (np.nan_to_num(r, nan=np.inf) <= cfg.keep_top)
     drawn = np.random.default_rng(seed).random(n) < cfg.rate
     index = np.flatnonzero(kept | drawn).astype(np.int64)
+    reason += f"; kept label > 0 and engine top {cfg.keep_top}, {cfg.rate:g} of the rest"
+    if cfg.correction == "offset":
+        # every row below the top ranks belongs to the sampled stratum (its negatives kept at `rate`, its
+        # positives always): the odds of a positive there are 1 / rate times the population's
+        rest = ~(np.nan_to_num(r, nan=np.inf) <= cfg.keep_top)
+        offset = np.where(rest[index], -np.log(cfg.rate), 0.0).astype(np.float32)
+        weight = np.ones(index.size, dtype=np.float32)
+        return Sample(index, weight, True, reason + f" (logit offset {-np.log(cfg.rate):.2f})", n, offset)
     weight = np.where(kept[index], 1.0, 1.0 / cfg.rate).astype(np.float32)
-    reason += f"; kept label > 0 and engine top {cfg.keep_top}, {cfg.rate:g} of the rest (weight {1 / cfg.rate:g})"
-    return Sample(index, weight, True, reason, n)
+    return Sample(index, weight, True, reason + f" (weight {1 / cfg.rate:g})", n)

@@ -11,7 +11,8 @@ from fuserec_os.learn.model_config import ModelConfig, SampleConfig
 from fuserec_os.learn.sampling import ranks_in_group, sample_candidates, should_sample
 from fuserec_os.rerank.metrics import ndcg_at_k
 
-ON = SampleConfig(enabled=True, keep_top=3, rate=0.2)
+ON = SampleConfig(enabled=True, keep_top=3, rate=0.2, correction="weight")
+OFFSET = SampleConfig(enabled=True, keep_top=3, rate=0.2, correction="offset")
 
 
 def wide(n_groups: int = 200, size: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,3 +119,44 @@ def test_training_samples_only_pointwise_training_rows() -> None:
         assert "sample" not in result.scorer.meta  # the listwise lists stay whole
     # validation is measured on every validation row (never sampled): recomputing it on the whole set agrees
     assert ndcg_at_k(yv, result.scorer.predict(Xv), gv, 10) == pytest.approx(result.valid_ndcg, abs=1e-6)
+
+
+def test_offset_correction_marks_the_sampled_stratum_and_keeps_unit_weights() -> None:
+    y, g, r = wide()
+    s = sample_candidates(y, g, r, OFFSET, seed=7)
+    w = sample_candidates(y, g, r, ON, seed=7)
+    np.testing.assert_array_equal(s.index, w.index)  # the same rows; only the correction differs
+    assert s.offset is not None and np.all(s.weight == 1.0)
+    rest = r[s.index] > 3
+    np.testing.assert_allclose(s.offset[rest], np.log(1 / 0.2), rtol=1e-6)
+    assert np.all(s.offset[~rest] == 0.0)
+    assert w.offset is None
+
+
+def test_offset_loss_is_the_cross_entropy_of_the_shifted_logit() -> None:
+    from fuserec_os.learn.model import _offset_bce
+
+    p = np.array([[0.1], [0.5], [0.9], [0.3]], dtype=np.float32)
+    y = np.array([[1.0, 0.0], [0.0, np.log(5.0)], [1.0, np.log(5.0)], [0.0, 0.0]], dtype=np.float32)
+    logit = np.log(p[:, 0] / (1 - p[:, 0])) + y[:, 1]
+    q = 1 / (1 + np.exp(-logit))
+    want = -(y[:, 0] * np.log(q) + (1 - y[:, 0]) * np.log(1 - q))
+    np.testing.assert_allclose(np.asarray(_offset_bce(y, p)), want, rtol=1e-4)
+
+
+def test_offset_correction_recovers_the_population_probability() -> None:
+    """Logistic regression on a case-control sample with the offset estimates the full data's intercept."""
+    rng = np.random.default_rng(0)
+    n = 200_000
+    y = (rng.random(n) < 0.04).astype(np.int8)
+    g = np.repeat(np.arange(n // 50), 50)
+    r = np.tile(np.arange(1, 51), n // 50).astype(np.float64)
+    s = sample_candidates(y, g, r, SampleConfig(enabled=True, keep_top=0, rate=0.1, correction="offset"), seed=1)
+    assert s.offset is not None
+    # the intercept-only model: solve mean(sigmoid(b + offset)) == mean(label) on the sample by bisection
+    ys, off = (y[s.index] > 0).astype(np.float64), s.offset.astype(np.float64)
+    lo, hi = -10.0, 10.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if (1 / (1 + np.exp(-(mid + off)))).mean() < ys.mean() else (lo, mid)
+    assert 1 / (1 + np.exp(-lo)) == pytest.approx(0.04, rel=0.05)
