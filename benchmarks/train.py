@@ -184,7 +184,8 @@ def compare_sampling(args: argparse.Namespace) -> int:
     rows.append(("target", f"|test NDCG@10 difference| <= {NDCG_TOLERANCE}: {verdict(met_ndcg)}"))
     print_summary(
         f"train --compare-sampling: {Xt.shape[0]:,} rows x {f} features, hidden {base.hidden}, "
-        f"max {base.epochs} epochs, patience {base.patience}, sample keep_top {sample.keep_top} rate {sample.rate:g}",
+        f"max {base.epochs} epochs, patience {base.patience}, batch {base.batch_size}; sample keep_top "
+        f"{sample.keep_top}, rate {sample.rate:g}, correction {sample.correction}, batch {sample.batch_size}",
         rows,
     )
     out = write_results(

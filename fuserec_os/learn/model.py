@@ -282,7 +282,7 @@ def _train_one(
                 loss_fn = _offset_bce
             else:
                 weight = sample.weight
-        batch = cfg.batch_size
+        batch = cfg.sample.batch_size if sample is not None and sample.applied else cfg.batch_size
         model.compile(optimizer=opt, loss=loss_fn)
     meta: dict[str, Any] = {"loss": loss, "hidden": list(cfg.hidden), "dropout": cfg.dropout, "seed": cfg.seed}
     if weight is not None and sample is not None:

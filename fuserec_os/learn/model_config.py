@@ -45,7 +45,12 @@ class SampleConfig:
       candidate with a label > 0;
     * ``rate``: each other candidate is kept with this probability, in (0, 1], and weighs ``1 / rate`` in the
       loss (default 0.05), so the expected loss is the full set's. With 50 candidates and 2 positives per
-      search, about 9 rows of 50 remain.
+      search, about 9 rows of 50 remain;
+    * ``correction``: ``offset`` (default: the sampled stratum's rows carry a logit offset ``log(1 / rate)``,
+      unit weights) or ``weight`` (sampled negatives weigh ``1 / rate``): both keep the estimate unbiased;
+    * ``batch_size``: rows per batch when training on the sample (default 256): training on wide lists is
+      bound by the number of optimizer steps, not by rows, and a sample with fewer rows per batch takes as many
+      steps as the whole set for a fraction of the arithmetic.
     """
 
     enabled: Any = "auto"
@@ -53,6 +58,7 @@ class SampleConfig:
     keep_top: int = 5
     rate: float = 0.05
     correction: str = "offset"
+    batch_size: int = 256
 
     def __post_init__(self) -> None:
         if not any(self.enabled is v or (isinstance(v, str) and self.enabled == v) for v in SAMPLE_ENABLED):
@@ -61,6 +67,8 @@ class SampleConfig:
             value = getattr(self, key)
             if not _is_int(value) or value < 0:
                 raise ConfigError(f"model.sample.{key}: {value!r} must be a whole number >= 0")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ConfigError(f"model.sample.batch_size: {self.batch_size!r} must be a whole number >= 1")
         if not _is_number(self.rate) or not 0.0 < self.rate <= 1.0:
             raise ConfigError(f"model.sample.rate: {self.rate!r} must be a number in (0, 1]")
         if self.correction not in CORRECTIONS:

@@ -6,10 +6,11 @@ Indices are managed like the products index: concrete ``<alias>-v<version>-<time
 
 Lean documents (mapping version 2): a profile is read back whole by id (``_mget``: training, serving, the
 proxy, ``fuserec profiles show``) or by a scan, never searched on its item lists, so only a few summaries are
-indexed (user id, schema, as_of / first_seen / last_seen, n_events, top categories and brands, interests: what
-an operator may filter on) and everything else (counts, weights, price, rating, vector, the derived maps, the
-items and recent events) is one unindexed ``binary`` field, ``state``: zlib-compressed compact JSON with
-timestamps as integer nanoseconds (:func:`profile_doc`, decoded by :func:`profile_from_source`). Writing it
+indexed (user id, schema, as_of, last_seen, n_events, top categories and brands: what an operator may filter
+on) and everything else (first_seen, counts, weights, price, rating, vector, the category / brand / interest
+maps, the items and recent events) is one unindexed ``binary`` field, ``state``: zlib-compressed compact JSON
+(keys, ids, timestamps as integer nanoseconds) followed by raw float64 / int64 arrays for the weights
+(:func:`profile_doc`, decoded by :func:`profile_from_source`; exact, so a round trip compares equal). Writing it
 costs the engine one opaque string per profile instead of thousands of JSON values, and the client no ISO
 formatting per item. A document of mapping version 1 (the whole ``UserProfile.to_doc``) is still read; the
 first write into a version 1 index moves every profile into a fresh version 2 index (alias swap).
@@ -72,8 +73,8 @@ _MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponen
 _INITIAL_BACKOFF = 1.0
 LEAN_MAPPING_VERSION = 2
 """The first profiles mapping version with lean documents (a ``state`` blob)."""
-DEFAULT_CHUNK_DOCS = 2000
-DEFAULT_CHUNK_BYTES = 4 * 2**20
+DEFAULT_CHUNK_DOCS = 1000
+DEFAULT_CHUNK_BYTES = 2**20
 DEFAULT_THREADS = 2
 
 
@@ -100,49 +101,75 @@ def _ranked_keys(mapping: Mapping[str, float]) -> list[str]:
 def _state(p: UserProfile) -> dict[str, Any]:
     price = p.price
     return {
+        "first_seen": _ns(p.first_seen),
         "counts": [int(p.counts.get(t, 0)) for t in EVENT_TYPES],
         "total_weight": float(p.total_weight),
-        "categories": list(p.categories.items()),
-        "brands": list(p.brands.items()),
-        "interests": list(p.interests.items()),
+        "categories": list(p.categories),
+        "brands": list(p.brands),
+        "interests": list(p.interests),
         "price": None
         if price is None
         else [price.median, price.p25, price.p75, price.weight, price.sensitivity, list(price.histogram.items())],
         "rating": p.rating,
-        "vector": None if p.vector is None else [float(x) for x in p.vector],
+        "vector": None if p.vector is None else len(p.vector),
         "items": list(p.items),
+        "item_counts": [s.counts for s in p.items.values()],  # sparse {type: count}: JSON in C, no lookups
         "recent": [[r.product_id for r in p.recent], [r.type for r in p.recent], [_ns(r.timestamp) for r in p.recent]],
     }
 
 
-_W, _NS, _COUNT = np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")
+_F8, _I8 = np.dtype("<f8"), np.dtype("<i8")
+_dumps = json.JSONEncoder(separators=(",", ":"), default=_plain, allow_nan=False, check_circular=False).encode
+
+
+def _floats(values: Iterable[float], n: int) -> bytes:
+    return np.fromiter(values, dtype=_F8, count=n).tobytes()
 
 
 def encode_state(p: UserProfile) -> str:
-    """The ``state`` blob of ``p``: base64 of zlib-compressed compact JSON (see the module doc) followed by a
-    newline and the items' weights (float64), last times (int64 ns) and counts per event type (int32), raw
-    little-endian arrays: exact, and no float formatting per item."""
-    header = json.dumps(_state(p), separators=(",", ":"), default=_plain, allow_nan=False).encode()
+    """The ``state`` blob of ``p``: base64 of zlib-compressed compact JSON (keys, ids, small values) followed by
+    a newline and raw little-endian arrays (no float formatting, exact): the items' weights (float64) and last
+    times (int64 ns), the category, brand and interest weights, the latent vector."""
+    header = _dumps(_state(p)).encode()
     states = p.items.values()
     n = len(p.items)
-    w = np.fromiter((s.w for s in states), dtype=_W, count=n)
-    last = np.fromiter((s.last.value for s in states), dtype=_NS, count=n)
-    counts = np.array([[s.counts.get(t, 0) for t in EVENT_TYPES] for s in states], dtype=_COUNT).reshape(n, -1)
-    raw = b"".join((header, b"\n", w.tobytes(), last.tobytes(), counts.tobytes()))
+    vector = b"" if p.vector is None else np.asarray(p.vector, dtype=_F8).tobytes()
+    raw = b"".join(
+        (
+            header,
+            b"\n",
+            _floats((s.w for s in states), n),
+            np.fromiter((s.last.value for s in states), dtype=_I8, count=n).tobytes(),
+            _floats(p.categories.values(), len(p.categories)),
+            _floats(p.brands.values(), len(p.brands)),
+            _floats(p.interests.values(), len(p.interests)),
+            vector,
+        )
+    )
     return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
 
 
-def _decode_state(blob: str) -> tuple[dict[str, Any], Any, Any, Any]:
+def _decode_state(blob: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the JSON header, the arrays by name: w, last, categories, brands, interests, vector)."""
     raw = zlib.decompress(base64.b64decode(blob))
     cut = raw.index(b"\n")  # compact JSON escapes every newline inside strings
     st = json.loads(raw[:cut])
-    n = len(st["items"])
-    k = len(EVENT_TYPES)
     body = memoryview(raw)[cut + 1 :]
-    w = np.frombuffer(body, dtype=_W, count=n)
-    last = np.frombuffer(body, dtype=_NS, count=n, offset=8 * n)
-    counts = np.frombuffer(body, dtype=_COUNT, count=n * k, offset=16 * n).reshape(n, k)
-    return st, w, last, counts
+    n = len(st["items"])
+    sizes = [
+        ("w", _F8, n),
+        ("last", _I8, n),
+        ("categories", _F8, len(st["categories"])),
+        ("brands", _F8, len(st["brands"])),
+        ("interests", _F8, len(st["interests"])),
+        ("vector", _F8, st["vector"] or 0),
+    ]
+    arrays: dict[str, Any] = {}
+    offset = 0
+    for name, dtype, count in sizes:
+        arrays[name] = np.frombuffer(body, dtype=dtype, count=count, offset=offset)
+        offset += count * dtype.itemsize
+    return st, arrays
 
 
 def profile_doc(p: UserProfile) -> dict[str, Any]:
@@ -151,12 +178,10 @@ def profile_doc(p: UserProfile) -> dict[str, Any]:
         "user_id": p.user_id,
         "schema": SCHEMA_VERSION,
         "as_of": iso_utc(p.as_of),
-        "first_seen": iso_utc(p.first_seen),
         "last_seen": iso_utc(p.last_seen),
         "n_events": int(p.n_events),
         "top_categories": _ranked_keys(p.categories),
         "top_brands": _ranked_keys(p.brands),
-        "interests": list(p.interests),
         "state": encode_state(p),
     }
 
@@ -175,7 +200,7 @@ def profile_from_source(doc: Mapping[str, Any]) -> UserProfile:
     schema = doc.get("schema", SCHEMA_VERSION)
     if schema != SCHEMA_VERSION:
         raise ValueError(f"profile document schema {schema!r} is not supported (expected {SCHEMA_VERSION})")
-    st, w, last, counts = _decode_state(doc["state"])
+    st, arr = _decode_state(doc["state"])
     price = None
     if st["price"] is not None:
         median, p25, p75, weight, sensitivity, histogram = st["price"]
@@ -188,29 +213,28 @@ def profile_from_source(doc: Mapping[str, Any]) -> UserProfile:
             sensitivity=None if sensitivity is None else float(sensitivity),
         )
     types = EVENT_TYPES
-    lasts = pd.DatetimeIndex(last.astype("datetime64[ns]")).tz_localize("UTC")
+    lasts = pd.DatetimeIndex(arr["last"].astype("datetime64[ns]")).tz_localize("UTC")
     items = {
-        str(pid): ItemState(wi, {t: c for t, c in zip(types, cs, strict=True) if c}, ts)
-        for pid, wi, cs, ts in zip(st["items"], w.tolist(), counts.tolist(), lasts, strict=True)
+        str(pid): ItemState(wi, {str(t): int(c) for t, c in cs.items() if c}, ts)
+        for pid, wi, cs, ts in zip(st["items"], arr["w"].tolist(), st["item_counts"], lasts, strict=True)
     }
     rp, rt, rts = st["recent"]
-    vector = st["vector"]
     return UserProfile(
         user_id=str(doc["user_id"]),
         as_of=to_utc(doc["as_of"]),
-        first_seen=to_utc(doc["first_seen"]),
+        first_seen=_ts(st["first_seen"]),
         last_seen=to_utc(doc["last_seen"]),
         n_events=int(doc["n_events"]),
         counts={t: int(c) for t, c in zip(types, st["counts"], strict=True)},
         items=items,
         recent=[RecentEvent(str(p), str(t), _ts(ts)) for p, t, ts in zip(rp, rt, rts, strict=True)],
-        categories={str(k): float(v) for k, v in st["categories"]},
-        brands={str(k): float(v) for k, v in st["brands"]},
+        categories=dict(zip(map(str, st["categories"]), arr["categories"].tolist(), strict=True)),
+        brands=dict(zip(map(str, st["brands"]), arr["brands"].tolist(), strict=True)),
         price=price,
         rating=None if st["rating"] is None else float(st["rating"]),
-        interests={str(k): float(v) for k, v in st["interests"]},
+        interests=dict(zip(map(str, st["interests"]), arr["interests"].tolist(), strict=True)),
         total_weight=float(st["total_weight"]),
-        vector=None if vector is None else np.asarray(vector, dtype=np.float64),
+        vector=None if st["vector"] is None else arr["vector"].astype(np.float64),
     )
 
 
@@ -227,9 +251,8 @@ def _refresh(client: OpenSearch, index: str) -> None:
 
 def _actions(index: str, profiles: Iterable[UserProfile]) -> Iterator[dict[str, Any]]:
     """Bulk ``index`` actions with the lean document already serialised (what the bulk helper sends as is)."""
-    dumps = json.JSONEncoder(separators=(",", ":"), default=_plain).encode
     for p in profiles:
-        yield {"_op_type": "index", "_index": index, "_id": p.user_id, "_source": dumps(profile_doc(p))}
+        yield {"_op_type": "index", "_index": index, "_id": p.user_id, "_source": _dumps(profile_doc(p))}
 
 
 def write_profiles(
