@@ -85,11 +85,23 @@ def pick_shoppers(
     *,
     min_events: Sequence[int] = (15, 8),
     min_products: int = 3,
+    personalized: Callable[[int], bool] | None = None,
 ) -> ShopperPair | None:
     """Two shoppers whose favourite leaf category is the same and whose favourite brands differ, both brands
     having at least ``min_products`` products there; of all such pairs, the one with the strongest tastes
     (highest smaller brand share, then more events, then user ids), among shoppers with at least
-    ``min_events[0]`` events, else ``min_events[1]``, ... Deterministic. None if there is none."""
+    ``min_events[0]`` events, else ``min_events[1]``, ... Deterministic. None if there is none.
+
+    ``personalized(n_events)``: whether the model's blend gate personalizes a shopper with that much history;
+    shoppers it would leave in engine order are taken only when no pair of personalized ones exists.
+    """
+    if personalized is not None:
+        chosen = pick_shoppers(
+            [p for p in profiles if personalized(p.n_events)], products, min_events=min_events,
+            min_products=min_products,
+        )  # fmt: skip
+        if chosen is not None:
+            return chosen
     per_leaf_brand = Counter((str(d.get("category", "")).lower(), str(d.get("brand", ""))) for d in products)
     for least in min_events:
         groups: dict[str, list[Shopper]] = {}
@@ -256,18 +268,26 @@ def proxy_step(
     echo(f"\n== {step}. the query proxy: one query for two shoppers through an unchanged opensearch-py client")
     if model_version is None:
         raise ProxyStepError("no model was trained or is active, so the proxy has nothing to serve")
-    pair = pick_shoppers(profiles, products)
-    if pair is None:
-        raise ProxyStepError(
-            "no two shoppers share a favourite category with different favourite brands "
-            "(run the demo with more --users or --days)"
-        )
     alias = settings.alias("products")
     with running_proxy(engine, settings, ranking, expect_model=model_version, active=active, now=now) as proxy:
         echo(
             f"   fuserec serve on {proxy.url} -> {engine.url}: model {model_version} loaded, answering after "
             f"{proxy.load_seconds:.1f} s (rerank budget {DEMO_BUDGET_MS:.0f} ms for the demo)"
         )
+        loaded = proxy.app.state.proxy.holder.model
+        gate = loaded.artifact.gate if loaded is not None else None
+        pair = pick_shoppers(profiles, products, personalized=(lambda n: gate.alpha(n) > 0) if gate else None)
+        if pair is None:
+            raise ProxyStepError(
+                "no two shoppers share a favourite category with different favourite brands "
+                "(run the demo with more --users or --days)"
+            )
+        if gate is not None and not all(gate.alpha(s.n_events) > 0 for s in (pair.a, pair.b)):
+            echo(
+                f"   note: the model's blend gate keeps engine order for these shoppers (alpha {gate.alpha_light:.2f} "
+                f"light, {gate.alpha_heavy:.2f} heavy: validation did not support personalizing them on this small "
+                "shop), so their lists stay the engine's"
+            )
         if not active:
             echo(
                 f"   note: {model_version} was not promoted (step 14); this demo proxy serves it anyway to show the "
