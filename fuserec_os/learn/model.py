@@ -285,7 +285,7 @@ def _train_one(
         batch = cfg.sample.batch_size if sample is not None and sample.applied else cfg.batch_size
         model.compile(optimizer=opt, loss=loss_fn)
     meta: dict[str, Any] = {"loss": loss, "hidden": list(cfg.hidden), "dropout": cfg.dropout, "seed": cfg.seed}
-    if weight is not None and sample is not None:
+    if not listwise and sample is not None and sample.applied:
         meta["sample"] = sample.summary()
 
     history: list[dict[str, Any]] = []

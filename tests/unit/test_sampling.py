@@ -160,3 +160,13 @@ def test_offset_correction_recovers_the_population_probability() -> None:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if (1 / (1 + np.exp(-(mid + off)))).mean() < ys.mean() else (lo, mid)
     assert 1 / (1 + np.exp(-lo)) == pytest.approx(0.04, rel=0.05)
+
+
+def test_the_model_records_the_sample_it_was_trained_on() -> None:
+    Xt, yt, gt = synthetic_ranking_data(60, 20, 6, seed=1)
+    Xv, yv, gv = synthetic_ranking_data(20, 20, 6, seed=2)
+    for correction in ("offset", "weight"):
+        sampled = SampleConfig(enabled=True, keep_top=2, rate=0.3, correction=correction, batch_size=64)
+        cfg = ModelConfig(hidden=(8,), dropout=0.0, epochs=1, patience=1, sample=sampled)
+        result = train_mlp(Xt, yt, gt, Xv, yv, gv, cfg, feature_names=[f"f{i}" for i in range(6)])
+        assert result.scorer.meta["sample"]["rows"] == sample_candidates(yt, gt, None, sampled, cfg.seed).rows
