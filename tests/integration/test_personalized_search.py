@@ -116,9 +116,18 @@ def shop(client: OpenSearch, spec: MappingSpec, prefix: str) -> Aliases:
 
 
 def backend(client: OpenSearch, aliases: Aliases, prefix: str, **rerank: object) -> SearchBackend:
+    rerank.setdefault("budget_ms", 5000.0)  # only the budget test tests the budget (a loaded CI machine is slow)
     ranking = replace(RankingConfig(), rerank=RerankSettings(**rerank))  # type: ignore[arg-type]
     pipeline = Pipeline.from_config(client, prefix, ranking)
     return SearchBackend(client, aliases.products, ranking.search, pipeline)
+
+
+@pytest.fixture
+def cli_env(cli_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment with a generous rerank budget: these tests are about what the model does."""
+    config = tmp_path / "ranking.yaml"
+    config.write_text("rerank:\n  budget_ms: 5000\n", encoding="utf-8")
+    return {**cli_env, "FUSEREC_CONFIG": str(config)}
 
 
 def test_a_shopper_with_a_taste_sees_it_first_and_the_result_says_what_happened(

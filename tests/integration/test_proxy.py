@@ -101,6 +101,8 @@ def world(
 
 def _app(settings: Settings, **kw: Any) -> Any:
     opts = {"urls": settings.opensearch_urls, "reload_seconds": 3600.0, "impression_seconds": 0.2, **kw}
+    # a generous budget unless a test is about the budget: on a loaded 2-core CI machine 25 ms is not a promise
+    opts.setdefault("rerank", RerankSettings(budget_ms=5000))
     return create_app(settings, ProxyOptions(**opts))
 
 
