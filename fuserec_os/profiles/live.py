@@ -132,6 +132,9 @@ def mark_requests_counted_in_store(
         },
     }
     with engine_errors(f"reading earlier events of {len(rids)} requests from {events_alias}"):
+        # a search sees only refreshed writes: without this, on OpenSearch the previous batch's events of the
+        # same request are invisible (osmem shows writes at once) and the request is counted twice
+        client.indices.refresh(index=events_alias, params={"ignore_unavailable": "true"})
         resp = client.search(index=events_alias, body=body, params={"ignore_unavailable": "true"})
     seen = {
         (normalize_query(str(q["key"])), str(b["key"]))

@@ -117,8 +117,8 @@ def _rebuild(client: OpenSearch, aliases: Aliases) -> tuple[dict[str, UserProfil
 
 
 def _assert_state_equals_rebuild(client: OpenSearch, aliases: Aliases) -> None:
+    client.indices.refresh(index=f"{aliases.prefix}*")  # the rebuild searches the events: they must be visible
     profiles, stats = _rebuild(client, aliases)
-    client.indices.refresh(index=f"{aliases.prefix}*")
     stored = read_all_profiles(client, aliases.profiles)
     t = max(p.as_of for p in [*stored.values(), *profiles.values()])
     live_docs, rebuilt_docs = _decayed(stored, t), _decayed(profiles, t)
