@@ -292,6 +292,22 @@ def osmem_run(runs: Sequence[Mapping[str, Any]], size: int) -> Mapping[str, Any]
     return next((r for r in runs if r["size"] == size and r["engine"]["kind"] == "osmem"), None)
 
 
+def ratios_vs_osmem(
+    runs: Sequence[Mapping[str, Any]], values: Callable[[Mapping[str, Any]], Mapping[str, float]]
+) -> list[dict[str, Any]]:
+    """Every non-osmem run's ``values(run)`` divided by the osmem run's at the same size (where osmem ran),
+    keyed ``<name>_ratio``: the side-by-side column of every engine-switch benchmark."""
+    out = []
+    for run in runs:
+        base = osmem_run(runs, run["size"])
+        if base is None or run is base:
+            continue
+        mine, theirs = values(run), values(base)
+        ratios = {f"{k}_ratio": v / theirs[k] for k, v in mine.items()}
+        out.append({"size": run["size"], "engine": run["engine"]["kind"], "versus": "osmem", **ratios})
+    return out
+
+
 def run_engines_main(run: Callable[[Any], int], args: Any) -> int:
     """Run a side-by-side benchmark's ``run(args)``: a missing JDK or Maven (or any FuserecError) prints what is
     missing and exits with its code; Ctrl-C exits 130 after every engine started for the run was stopped."""

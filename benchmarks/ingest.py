@@ -57,6 +57,7 @@ from benchmarks._common import (
     print_machine,
     print_summary,
     ratio_text,
+    ratios_vs_osmem,
     run_engines_main,
     verdict,
     write_results,
@@ -249,24 +250,8 @@ TABLE_ALIGN = "rlrrrlr"
 
 def comparison(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every non-osmem run's median throughputs divided by osmem's at the same size (where osmem ran)."""
-    out = []
-    for run in runs:
-        base = osmem_run(runs, run["size"])
-        if base is None or run is base:
-            continue
-        out.append(
-            {
-                "size": run["size"],
-                "engine": run["engine"]["kind"],
-                "versus": "osmem",
-                **{
-                    f"{side}_docs_per_s_ratio": run["summary"][f"{side}_docs_per_s_median"]
-                    / base["summary"][f"{side}_docs_per_s_median"]
-                    for side in ("ours", "baseline")
-                },
-            }
-        )
-    return out
+    sides = ("ours", "baseline")
+    return ratios_vs_osmem(runs, lambda r: {f"{s}_docs_per_s": r["summary"][f"{s}_docs_per_s_median"] for s in sides})
 
 
 def table_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:

@@ -63,6 +63,7 @@ from benchmarks._common import (
     print_machine,
     print_summary,
     ratio_text,
+    ratios_vs_osmem,
     run_engines_main,
     verdict,
     write_results,
@@ -550,24 +551,12 @@ TABLE_ALIGN = "rlrrrrrlr"
 
 def comparison(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every non-osmem run's medians and p99s divided by osmem's at the same size (where osmem ran)."""
-    out = []
-    for run in runs:
-        base = osmem_run(runs, run["size"])
-        if base is None or run is base:
-            continue
-        out.append(
-            {
-                "size": run["size"],
-                "engine": run["engine"]["kind"],
-                "versus": "osmem",
-                **{
-                    f"{side}_{stat}_ratio": run[side][f"{stat}_ms"] / base[side][f"{stat}_ms"]
-                    for side in ("ours", "baseline")
-                    for stat in ("median", "p99")
-                },
-            }
-        )
-    return out
+    return ratios_vs_osmem(
+        runs,
+        lambda r: {
+            f"{side}_{stat}": r[side][f"{stat}_ms"] for side in ("ours", "baseline") for stat in ("median", "p99")
+        },
+    )
 
 
 def table_rows(runs: Sequence[dict[str, Any]]) -> list[list[str]]:
