@@ -269,6 +269,9 @@ def proxy_step(
     if model_version is None:
         raise ProxyStepError("no model was trained or is active, so the proxy has nothing to serve")
     alias = settings.alias("products")
+    searches_alias = settings.alias("searches")
+    engine.client.indices.refresh(index=searches_alias, params={"ignore_unavailable": "true"})
+    searches_before = int(engine.client.count(index=searches_alias)["count"])
     with running_proxy(engine, settings, ranking, expect_model=model_version, active=active, now=now) as proxy:
         echo(
             f"   fuserec serve on {proxy.url} -> {engine.url}: model {model_version} loaded, answering after "
@@ -282,12 +285,13 @@ def proxy_step(
                 "no two shoppers share a favourite category with different favourite brands "
                 "(run the demo with more --users or --days)"
             )
-        if gate is not None and not all(gate.alpha(s.n_events) > 0 for s in (pair.a, pair.b)):
-            echo(
-                f"   note: the model's blend gate keeps engine order for these shoppers (alpha {gate.alpha_light:.2f} "
-                f"light, {gate.alpha_heavy:.2f} heavy: validation did not support personalizing them on this small "
-                "shop), so their lists stay the engine's"
-            )
+        for s in (pair.a, pair.b):
+            if gate is not None and gate.alpha(s.n_events) <= 0:
+                echo(
+                    f"   note: the model's blend gate keeps engine order for {s.user_id} ({gate.segment(s.n_events)} "
+                    f"history, alpha {gate.alpha(s.n_events):.2f}: validation did not support personalizing such "
+                    "shoppers on this shop), so that list stays the engine's"
+                )
         if not active:
             echo(
                 f"   note: {model_version} was not promoted (step 14); this demo proxy serves it anyway to show the "
@@ -317,7 +321,9 @@ def proxy_step(
             plain = client.search(index=alias, body=body)
         finally:
             client.close()
-    logged = int(proxy.app.state.proxy.metrics.impressions.get("written", 0))
+    # what reached the search log, counted by the engine (the proxy flushed its queue when it stopped)
+    engine.client.indices.refresh(index=searches_alias, params={"ignore_unavailable": "true"})
+    logged = int(engine.client.count(index=searches_alias)["count"]) - searches_before
     for s in (a, b):
         info = resp[s.user_id].get("fuserec") or {}
         echo("   " + render_personalization(info, s.user_id).replace("\n", "\n   "))

@@ -81,7 +81,7 @@ search:
     title: 3.0
     brand.text: 2.0
     category.text: 1.5
-    tags.text: 1.5
+    tags.text: 0.1     # hand-tuned away from tags: a mistake on this shop, on osmem and Lucene alike
     description: 1.0
   max_size: 50       # paging cap
 model:
@@ -109,7 +109,10 @@ def test_tune_picks_a_config_that_beats_the_default_and_writes_it(cli: Cli, tmp_
     winner = out["winner"]
     assert out["changes"] and winner["mrr"] > current["mrr"] + 0.2, (winner, current)
     assert winner["mrr"] == max(c["mrr"] for c in out["configs"])
-    assert winner["fields"]["tags.text"] > winner["fields"]["title"] or winner["multi_match_type"] != "best_fields"
+    # the winner weighs tags more, relative to the title, than the config in force (0.1 vs 3), or changes the type
+    in_force = current["fields"]["tags.text"] / current["fields"]["title"]
+    tags_up = winner["fields"]["tags.text"] / winner["fields"]["title"] > in_force
+    assert tags_up or winner["multi_match_type"] != "best_fields", winner
     assert out["written"] == {
         "path": str(ranking),
         "keys": ["search.fields", "search.multi_match_type"],
