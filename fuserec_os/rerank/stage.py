@@ -305,36 +305,18 @@ class RerankStage:
             # ties keep engine order (behavioural candidates after engine ones): a stable sort on -score
             order = np.argsort(-blended, kind="stable")
             timings["score"] = (time.perf_counter() - t) * 1000
-            contributions = model.artifact.scorer.explain(feats.X[order]) if inp.explain else None
         except Exception as exc:  # personalization never fails a search
             return self._fallback(inp, "model_error", win, timings, t0, (f"{type(exc).__name__}: {exc}",))
         if inp.elapsed_ms + (time.perf_counter() - t0) * 1000 > self.settings.budget_ms:
             return self._fallback(inp, "budget", win, timings, t0)
         ranked: list[RankedHit] = []
-        names = feats.names
         n_engine = len(inp.hits)
         # plain Python numbers once for the whole list (not a NumPy scalar conversion per candidate and field)
         model_list, blended_list = model_scores.tolist(), blended.tolist()
         for pos, i in enumerate(order.tolist(), start=1):
             hit = cands_hits[i]
-            explanation: tuple[tuple[str, float], ...] = ()
-            if contributions is not None:
-                row = contributions[pos - 1]
-                top = [j for j in np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top] if row[j] != 0]
-                explanation = tuple(
-                    (self.describe(names[j], float(feats.X[i, j]), hit, inp.profile, inp.query), float(row[j]))
-                    for j in top
-                )
             ranked.append(
-                RankedHit(
-                    hit,
-                    pos,
-                    i + 1 if i < n_engine else None,
-                    hit.score,
-                    model_list[i],
-                    blended_list[i],
-                    explanation,
-                )
+                RankedHit(hit, pos, i + 1 if i < n_engine else None, hit.score, model_list[i], blended_list[i])
             )
         notes: tuple[str, ...] = ()
         if self.rules is not None:
@@ -345,6 +327,11 @@ class RerankStage:
                 return self._fallback(inp, "model_error", win, timings, t0, (f"business rules: {exc}",), rules=False)
             ranked = [_renumber(h, pos) for pos, h in enumerate(ranked, start=1)]
             timings["rules"] = (time.perf_counter() - t) * 1000
+        if inp.explain:
+            try:
+                ranked = self._explain_page(inp, ranked, feats, {h.id: i for i, h in enumerate(cands_hits)})
+            except Exception as exc:
+                return self._fallback(inp, "model_error", win, timings, t0, (f"explanation: {exc}",))
         fallback = None
         if inp.user_id is None:
             fallback = "no_user"
@@ -360,6 +347,32 @@ class RerankStage:
         return self._fallback(inp, reason, len(inp.hits) or self.settings.window, {}, time.perf_counter(), notes)
 
     # --- helpers ------------------------------------------------------------------------------------------
+
+    def _explain_page(
+        self, inp: StageInput, ranked: list[RankedHit], feats: Any, row_of: Mapping[str, int]
+    ) -> list[RankedHit]:
+        """``ranked`` with explanations on the page's hits only: the contributions cost a pass of the model per
+        explained row, and nobody reads them for the candidates the client is not shown."""
+        assert self.model is not None
+        (start, stop), _tail, _skip = page_slice(inp.offset, inp.size, len(ranked))
+        if stop <= start:
+            return ranked
+        page = ranked[start:stop]
+        rows = [row_of[h.id] for h in page]
+        contributions = self.model.artifact.scorer.explain(feats.X[rows])
+        names = feats.names
+        out = list(ranked)
+        for k, (h, i) in enumerate(zip(page, rows, strict=True)):
+            row = contributions[k]
+            top = [j for j in np.argsort(-np.abs(row), kind="stable")[: self.settings.explain_top] if row[j] != 0]
+            words = tuple(
+                (self.describe(names[j], float(feats.X[i, j]), h.hit, inp.profile, inp.query), float(row[j]))
+                for j in top
+            )
+            out[start + k] = RankedHit(
+                h.hit, h.new_rank, h.engine_rank, h.engine_score, h.model_score, h.blended_score, words
+            )
+        return out
 
     def _fallback(
         self,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import time
 import uuid
@@ -27,6 +26,7 @@ from fuserec_os.errors import ConfigError, FuserecError
 from fuserec_os.profiles.jobs import STATS_ALIAS
 from fuserec_os.rerank.rules import BusinessRules
 from fuserec_os.rerank.stage import RerankSettings, RuleSet
+from fuserec_os.serve import jsonio
 from fuserec_os.serve import personalize as pz
 from fuserec_os.serve.engine import AsyncEngine, response_headers
 from fuserec_os.serve.errors import ProxyError, bad_request, engine_unavailable, forbidden, too_large, unauthorized
@@ -49,6 +49,10 @@ _DROP_REQUEST_HEADERS = {
     "host", "content-length", "content-encoding", "connection", "keep-alive", "transfer-encoding", "te",
     "upgrade", "authorization", "accept-encoding", "proxy-authorization",
 }  # fmt: skip
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(jsonio.dumps(body), status_code=status, media_type="application/json")
 
 
 @dataclass
@@ -244,7 +248,7 @@ class Proxy:
         if out.engine_response is not None and out.status != 200:
             er = out.engine_response
             return Response(er.content, status_code=er.status, headers=response_headers(er.headers)), "search"
-        return JSONResponse(out.body), "search_personalized"
+        return _json(out.body), "search_personalized"
 
     async def personalize(
         self, request: Request, index: str, plan: pz.SearchPlan, user: str, window: int, request_id: str
@@ -322,7 +326,7 @@ class Proxy:
                 "POST", path, params=params, content=content,
                 headers={"Content-Type": "application/x-ndjson"}, client_auth=request.headers.get("authorization"),
             )  # fmt: skip
-            data = json.loads(resp.content)
+            data = jsonio.loads(resp.content)
             if resp.status != 200:
                 for n in rest:
                     responses[n] = {**data, "status": resp.status}
@@ -340,19 +344,19 @@ class Proxy:
                 return
             if out.status != 200:
                 er = out.engine_response
-                body = json.loads(er.content) if er is not None and er.content else {}
+                body = jsonio.loads(er.content) if er is not None and er.content else {}
                 responses[n] = {**body, "status": out.status}
             else:
                 responses[n] = {**out.body, "status": 200}
 
         await asyncio.gather(run_rest(), *(run_one(n) for n in plans))
         took = max((r.get("took", 0) for r in responses if isinstance(r, dict)), default=0)
-        return JSONResponse({"took": took, "responses": responses}), "msearch_personalized"
+        return _json({"took": took, "responses": responses}), "msearch_personalized"
 
     async def events(self, request: Request) -> Response:
         raw = await self.body(request)
         try:
-            data = json.loads(raw) if raw.strip() else None
+            data = jsonio.loads(raw) if raw.strip() else None
         except (ValueError, UnicodeDecodeError) as exc:
             raise bad_request(f"failed to parse the events body as JSON: {exc}") from None
         rows = data.get("events") if isinstance(data, dict) else data

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import json
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fuserec_os.serve import jsonio
 from fuserec_os.serve.errors import ProxyError, engine_timeout, engine_unavailable
 from fuserec_os.serve.http1 import ConnectError, HTTPPool, ProtocolError
 from fuserec_os.settings import Settings, mask_url
@@ -38,7 +38,7 @@ class EngineResponse:
     elapsed_ms: float
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        return jsonio.loads(self.content)
 
 
 def response_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -139,9 +139,7 @@ class AsyncEngine:
         client_auth: str | None = None,
     ) -> tuple[int, Any, float]:
         """A JSON request; (status, parsed body, ms)."""
-        resp = await self.request(
-            method, path, params=params, content=json.dumps(body).encode(), client_auth=client_auth
-        )
+        resp = await self.request(method, path, params=params, content=jsonio.dumps(body), client_auth=client_auth)
         try:
             data = resp.json()
         except ValueError:

@@ -31,6 +31,7 @@ from fuserec_os.profiles.query_stats import QueryStatsView
 from fuserec_os.profiles.stats_store import view_doc_ids, view_from_sources
 from fuserec_os.profiles.store import _profile
 from fuserec_os.rerank.stage import EngineHit, RerankStage, StageInput, StageResult, page_slice
+from fuserec_os.serve import jsonio
 from fuserec_os.serve.engine import AsyncEngine, EngineResponse
 from fuserec_os.serve.errors import bad_request
 
@@ -62,7 +63,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = jsonio.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(f"failed to parse the request body as JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -340,7 +341,7 @@ async def personalized_search(
 
     main_task = asyncio.ensure_future(
         engine.request(
-            "POST", f"/{index}/_search", params=plan.params, content=json.dumps(main_body).encode(),
+            "POST", f"/{index}/_search", params=plan.params, content=jsonio.dumps(main_body),
             client_auth=client_auth,
         )
     )  # fmt: skip

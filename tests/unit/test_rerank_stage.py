@@ -137,6 +137,37 @@ def test_explain_gives_engine_rank_scores_and_features_in_words() -> None:
     assert plain.hits[0].explanation == ()
 
 
+class CountingExplain:
+    """Wraps a scorer and records how many rows each ``explain`` call was asked for."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.rows: list[int] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def explain(self, X: np.ndarray) -> np.ndarray:
+        self.rows.append(len(X))
+        return self.inner.explain(X)  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.mark.parametrize(("offset", "size"), [(0, 3), (4, 3), (9, 5)])
+def test_only_the_pages_hits_are_explained(offset: int, size: int) -> None:
+    m = model()
+    counting = CountingExplain(m.artifact.scorer)
+    m.artifact.scorer = counting  # type: ignore[assignment]
+    inp = StageInput(
+        "socks", hits(), offset=offset, size=size, user_id="U1", profile=kinetix_fan(), now=NOW, explain=True
+    )
+    got = RerankStage(m).run(inp)
+    assert got.applied and got.hits, got.notes
+    page_ids = {h.id for h in got.hits}
+    assert all(h.explanation for h in got.hits)
+    assert all(h.explanation == () for h in got.order if h.id not in page_ids)
+    assert counting.rows == [len(got.hits)]  # one pass over the page's rows, not the whole window
+
+
 @pytest.mark.parametrize(
     ("name", "value", "words"),
     [
