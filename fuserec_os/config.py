@@ -1,7 +1,8 @@
 """Ranking behaviour: one YAML file (``FUSEREC_CONFIG``), validated with every key checked.
 
-Today it holds the ``search`` section (field boosts, paging caps, facet ranges); features, model and blend
-sections join it as personalization lands. Unknown keys are errors, not ignored, because a misspelt boost
+Sections: ``search`` (field boosts, paging caps, facet ranges), ``events``, ``profiles``, ``features``,
+``model``, ``rerank``, ``rules`` and ``experiments`` (A/B tests and interleaving,
+:mod:`fuserec_os.experiments`). Unknown keys are errors, not ignored, because a misspelt boost
 that silently does nothing is the worst kind of ranking bug.
 """
 
@@ -16,6 +17,7 @@ import yaml
 
 from fuserec_os.behaviour.config import EventsConfig
 from fuserec_os.errors import ConfigError
+from fuserec_os.experiments.config import ExperimentsConfig
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.profiles.config import ProfilesConfig
@@ -23,7 +25,7 @@ from fuserec_os.rerank.rules import RulesConfig
 from fuserec_os.rerank.settings import RerankSettings
 from fuserec_os.search.request import SearchConfig
 
-SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank", "rules")
+SECTIONS = ("version", "search", "events", "profiles", "features", "model", "rerank", "rules", "experiments")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RankingConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     rerank: RerankSettings = field(default_factory=RerankSettings)
     rules: RulesConfig = field(default_factory=RulesConfig)
+    experiments: ExperimentsConfig = field(default_factory=ExperimentsConfig)
     source: str = "built-in defaults"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -89,6 +92,7 @@ def parse_ranking_config(raw: Any, source: str = "<config>") -> RankingConfig:
             model=ModelConfig.from_dict(raw.get("model")),
             rerank=RerankSettings.from_dict(raw.get("rerank")),
             rules=RulesConfig.from_dict(raw.get("rules")),
+            experiments=ExperimentsConfig.from_dict(raw.get("experiments")),
             source=source,
             raw=raw,
         )

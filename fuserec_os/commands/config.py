@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from fuserec_os.config import RankingConfig
     from fuserec_os.settings import Settings
 
-RANKING_SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules")
+RANKING_SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules", "experiments")
 # values in these keys are (from, to) ranges, shown ``from..to`` with an open end left empty
 _RANGES = frozenset({"search.price_ranges", "search.rating_ranges"})
 _ABSENT = object()  # a map entry the built-in defaults do not have
@@ -104,6 +104,8 @@ def ranking_rows(ranking: RankingConfig) -> dict[str, list[Row]]:
             for d in section.defs:
                 by_scope[d.scope].append(d.name)
             rows = [Row(f"features ({scope})", names, source("features")) for scope, names in by_scope.items() if names]
+        elif name == "experiments":
+            rows = _experiment_rows(ranking, source)
         else:
             for f in dataclasses.fields(section):
                 if not f.init or f.name.startswith("_"):
@@ -115,6 +117,33 @@ def ranking_rows(ranking: RankingConfig) -> dict[str, list[Row]]:
                 rows.extend(flatten(key, (name, f.name), value, default))
         sections[name] = rows
     return sections
+
+
+def _experiment_rows(ranking: RankingConfig, source: Any) -> list[Row]:
+    """One row per key of each experiment, dotted by experiment and variant name (``experiments.e.variants.
+    control.share``); ``serves`` is what the variant's keys amount to (``engine order``, ``model v7, blend
+    0.5``). No experiment: one ``experiments`` row showing ``none``."""
+    experiments = ranking.experiments.experiments
+    if not experiments:
+        return [Row("experiments", {}, source("experiments"))]
+    rows: list[Row] = []
+    for name, exp in experiments.items():
+        at = ("experiments", name)
+        for key in ("mode", "state", "indices", "attribution_hours", "primary_metric"):
+            rows.append(Row(f"experiments.{name}.{key}", _json(getattr(exp, key)), source(*at, key)))
+        rows.append(Row(f"experiments.{name}.salt", exp.hash_salt, source(*at, "salt")))
+        for v in exp.variants:
+            vat = (*at, "variants", v.name)
+            key = f"experiments.{name}.variants.{v.name}"
+            rows.append(Row(f"{key}.share", v.share, source(*vat, "share")))
+            rows.append(Row(f"{key}.control", v.control, source(*vat, "control")))
+            rows.append(Row(f"{key}.serves", v.serves, "file"))
+        if exp.guardrail is None:
+            rows.append(Row(f"experiments.{name}.guardrail", None, "default"))
+        else:
+            for key, value in exp.guardrail.as_dict().items():
+                rows.append(Row(f"experiments.{name}.guardrail.{key}", value, source(*at, "guardrail", key)))
+    return rows
 
 
 def _json(value: Any) -> Any:

@@ -35,6 +35,13 @@ def test_readme_sample_config_is_valid_and_matches_defaults(tmp_path: Path) -> N
     assert cfg.rules.out_of_stock == "demote" and cfg.rules.max_per_brand_first_page == 4
     assert cfg.rules.pins == {"running shoes": ("P000123", None, "P000456")}
     assert cfg.rules.boosts == {"running shoes": {"P000789": 5, "P000042": "top"}}
+    exp = cfg.experiments.get("mlp-vs-engine")
+    assert exp.mode == "ab" and exp.running and exp.indices == ("products",) and exp.attribution_hours == 24
+    assert [(v.name, v.share, v.serves) for v in exp.variants] == [
+        ("control", 0.5, "engine order"),
+        ("treatment", 0.5, "model active"),
+    ]
+    assert exp.guardrail is not None and (exp.guardrail.metric, exp.guardrail.max_drop) == ("ctr", 0.05)
 
 
 def test_changed_boost_is_applied() -> None:

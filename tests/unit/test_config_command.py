@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from fuserec_os.settings import SETTINGS
 
-SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules")
+SECTIONS = ("search", "events", "profiles", "features", "model", "rerank", "rules", "experiments")
 DUMMY_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
 PASSWORD = "s3cr3t-Pa55word"
 
