@@ -230,7 +230,9 @@ class Guardrail:
         metric = raw.get("metric")
         valid = ("win_rate",) if mode == INTERLEAVE else tuple(AB_METRICS)
         if metric not in valid:
-            raise ConfigError(f"{where}.metric: {metric!r} is not a metric of {mode} mode (expected one of {', '.join(valid)})")
+            raise ConfigError(
+                f"{where}.metric: {metric!r} is not a metric of {mode} mode (expected one of {', '.join(valid)})"
+            )
         max_drop = _fraction(f"{where}.max_drop", raw.get("max_drop", 0.0), low=0.0, high=1.0)
         if max_drop >= 1.0:
             raise ConfigError(f"{where}.max_drop: {max_drop:g} must be below 1 (a relative drop: 0.05 is 5% worse)")
@@ -323,7 +325,8 @@ class Experiment:
         valid = ("win_rate",) if mode == INTERLEAVE else tuple(AB_METRICS)
         if metric not in valid:
             raise ConfigError(
-                f"{where}.primary_metric: {metric!r} is not a metric of {mode} mode (expected one of {', '.join(valid)})"
+                f"{where}.primary_metric: {metric!r} is not a metric of {mode} mode "
+                f"(expected one of {', '.join(valid)})"
             )
         salt = raw.get("salt")
         if salt is not None and (not isinstance(salt, str) or not salt.strip()):
