@@ -77,8 +77,20 @@ __all__ = [
     "search_indices",
 ]
 
-#: Input columns we understand; anything else is ignored (and reported once per file).
-IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "session_id", "timestamp", "query", "product_ids")
+#: Input columns we understand; anything else is ignored (and reported once per file). ``experiment``,
+#: ``variant`` and ``teams`` (interleaving: the variant that drafted each shown product, parallel to
+#: ``product_ids``) say the search was served under an experiment (:mod:`fuserec_os.experiments`).
+IMPRESSION_FIELDS: tuple[str, ...] = (
+    "request_id",
+    "user_id",
+    "session_id",
+    "timestamp",
+    "query",
+    "product_ids",
+    "experiment",
+    "variant",
+    "teams",
+)
 
 #: Without these an impression says nothing about what whom was shown when.
 REQUIRED_IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "timestamp", "product_ids")
@@ -93,6 +105,9 @@ IMPRESSION_COLUMNS: dict[str, str] = {
     "query_norm": "object",
     "product_ids": "object",
     "ingested_at": "datetime64[ns, UTC]",
+    "experiment": "object",
+    "variant": "object",
+    "teams": "object",
 }
 
 #: Default cap on the product ids of one logged search: one row is one page of results, not the catalog.
@@ -155,6 +170,35 @@ def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
     return out
 
 
+def _parse_teams(value: Any) -> list[str]:
+    """The team of each shown product (a variant name, or empty: drafted by no team), like product_ids: a list,
+    or text "a|b|c" or a JSON array. Empty entries stay (positions must line up with product_ids)."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except (json.JSONDecodeError, RecursionError):
+                raise InvalidValue(f"{show_value(value)} is not a valid JSON array of variant names") from None
+        else:
+            items = text.split("|")
+    elif isinstance(value, np.ndarray):
+        items = value.tolist()
+    if not isinstance(items, (list, tuple)):
+        raise InvalidValue(f"{show_value(value)} is not a list (expected the variant of each shown product)")
+    out: list[str] = []
+    for rank, item in enumerate(items, start=1):
+        if is_missing(item) or item == "":
+            out.append("")
+            continue
+        try:
+            out.append(parse_identifier(item, "control") or "")
+        except InvalidValue as exc:
+            raise InvalidValue(f"rank {rank}: {exc}") from None
+    return out
+
+
 # field -> parser (product_ids: see normalize_impression, for its cap)
 _PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("request_id", _parse_id("req-9")),
@@ -162,6 +206,9 @@ _PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("session_id", _parse_id("s-42")),
     ("query", parse_query),
     ("product_ids", _parse_product_ids),
+    ("experiment", _parse_id("mlp-vs-engine")),
+    ("variant", _parse_id("treatment")),
+    ("teams", _parse_teams),
 )
 
 
@@ -174,7 +221,9 @@ def normalize_impression(
     ``timestamp`` (parsed like an event's: ISO 8601 with any offset or epoch seconds/ms, stored as UTC
     milliseconds, at most a day in the future) and ``product_ids`` (a list, or text ``"a|b|c"`` or a JSON
     array; every item must be an id; at most ``max_shown``, default :data:`MAX_SHOWN`). Optional:
-    ``session_id``, ``query`` (whitespace collapsed; adds ``query_norm``). The doc also gets ``n_shown``;
+    ``session_id``, ``query`` (whitespace collapsed; adds ``query_norm``), and for a search served under an
+    experiment ``experiment`` with ``variant`` (A/B) or ``teams`` (interleaving: one variant name per shown
+    product, empty for a product no team drafted). The doc also gets ``n_shown``;
     absent optional fields are left out.
     """
     parse_error = row.get(PARSE_ERROR_KEY)
@@ -197,12 +246,28 @@ def normalize_impression(
     for name in REQUIRED_IMPRESSION_FIELDS:
         if name not in doc and not any(r.startswith(f"{name}:") for r in reasons):
             reasons.append(f"{name}: required, missing or empty")
+    _check_experiment(doc, reasons)
     if reasons:
         return None, sorted(reasons, key=lambda r: _FIELD_ORDER.get(r.partition(":")[0], len(_FIELD_ORDER)))
     if "query" in doc:
         doc["query_norm"] = normalize_query(doc["query"])
     doc["n_shown"] = len(doc["product_ids"])
     return doc, []
+
+
+def _check_experiment(doc: dict[str, Any], reasons: list[str]) -> None:
+    """A search under an experiment names the experiment and its variant, or its teams (interleaving), one per
+    shown product."""
+    if "experiment" not in doc:
+        for name in ("variant", "teams"):
+            if name in doc:
+                reasons.append(f"{name}: given without experiment (name the experiment the search was served under)")
+        return
+    if "variant" not in doc and "teams" not in doc:
+        reasons.append("experiment: a search under an experiment names its variant (or its teams, interleaved)")
+    teams, shown = doc.get("teams"), doc.get("product_ids")
+    if teams is not None and shown is not None and len(teams) != len(shown):
+        reasons.append(f"teams: {len(teams)} teams for {len(shown)} shown products (one per product, in order)")
 
 
 # --- the DataFrame contract --------------------------------------------------------------------------
@@ -213,8 +278,9 @@ def _utc_column(values: list[Any]) -> pd.Series:
 
 def impressions_frame(docs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Search-log documents as a typed DataFrame: exactly :data:`IMPRESSION_COLUMNS`, sorted by (timestamp,
-    request_id). ``product_ids`` holds lists (display order); session_id, query and query_norm hold None when
-    absent. Empty input gives an empty frame with the same columns and dtypes."""
+    request_id). ``product_ids`` holds lists (display order); session_id, query, query_norm, experiment,
+    variant and teams (a list) hold None when absent. Empty input gives an empty frame with the same columns
+    and dtypes."""
     columns: dict[str, list[Any]] = {name: [] for name in IMPRESSION_COLUMNS}
     for doc in docs:
         for name, values in columns.items():
@@ -380,12 +446,14 @@ def read_impressions(
     *,
     since_ingested: datetime | None = None,
     before: datetime | None = None,
+    experiment: str | None = None,
     page_size: int = 5000,
 ) -> pd.DataFrame:
     """The search log behind ``alias`` as an :func:`impressions_frame` (sorted by time, request id).
 
     ``since_ingested``: only searches stored strictly after it (the profile update's watermark).
-    ``before``: only searches that happened strictly before it. Naive datetimes are taken as UTC. Read from
+    ``before``: only searches that happened strictly before it. ``experiment``: only searches served under
+    that experiment. Naive datetimes are taken as UTC. Read from
     one point in time with ``search_after`` (see :func:`fuserec_os.behaviour.timeseries.read_pit`). No alias
     yet gives an empty frame.
     """
@@ -394,6 +462,8 @@ def read_impressions(
     if not search_indices(client, alias):
         return impressions_frame([])
     filters = time_filters(since_ingested, before)
+    if experiment is not None:
+        filters.append({"term": {"experiment": experiment}})
     query: dict[str, Any] = {"bool": {"filter": filters}} if filters else {"match_all": {}}
     return impressions_frame(read_pit(client, alias, query, _READ_SORT, page_size=page_size, what=_WHAT))
 

@@ -130,6 +130,9 @@ def test_a_row_with_every_problem_lists_every_reason() -> None:
         "timestamp": "yesterday-ish",
         "query": 42,
         "product_ids": "P1||",
+        "experiment": ["e"],
+        "variant": {"v": 1},
+        "teams": 3.5,
         "unknown": "ignored",
     }
     doc, reasons = normalize_impression(row, now=NOW)
@@ -139,6 +142,33 @@ def test_a_row_with_every_problem_lists_every_reason() -> None:
     assert "'yesterday-ish' is not a date" in reasons[3]
     assert "42 is not text" in reasons[4]
     assert "rank 2: empty product id; rank 3: empty product id" in reasons[5]
+    assert "e.g. mlp-vs-engine" in reasons[6] and "e.g. treatment" in reasons[7]
+    assert "3.5 is not a list (expected the variant of each shown product)" in reasons[8]
+
+
+def test_a_search_under_an_experiment() -> None:
+    """v2 of the search log: the experiment and variant (A/B), or the teams of the shown products (interleaving)."""
+    doc = ok(product_ids="P1|P2|P3", experiment="mlp-vs-engine", variant="treatment")
+    assert (doc["experiment"], doc["variant"]) == ("mlp-vs-engine", "treatment") and "teams" not in doc
+    doc = ok(product_ids="P1|P2|P3", experiment="il", teams=["control", "mlp", None])
+    assert doc["teams"] == ["control", "mlp", ""] and "variant" not in doc
+    assert ok(product_ids="P1|P2", experiment="il", teams="control|")["teams"] == ["control", ""]
+
+    def reasons(**fields: object) -> list[str]:
+        row = {"request_id": "r", "user_id": "u", "timestamp": "2024-05-01T10:00:00Z", "product_ids": "P1|P2"}
+        doc, why = normalize_impression({**row, **fields}, now=NOW)
+        assert doc is None
+        return why
+
+    assert reasons(variant="treatment") == [
+        "variant: given without experiment (name the experiment the search was served under)"
+    ]
+    assert reasons(experiment="e") == [
+        "experiment: a search under an experiment names its variant (or its teams, interleaved)"
+    ]
+    assert reasons(experiment="e", teams=["control"]) == [
+        "teams: 1 teams for 2 shown products (one per product, in order)"
+    ]
 
 
 def test_unparseable_row_is_one_reason() -> None:
@@ -155,12 +185,13 @@ def test_doc_id_is_the_request_id_so_reingesting_dedups() -> None:
 def test_mapping_matches_the_documents() -> None:
     spec = load_mapping(REPO / "mappings" / "searches.json", "searches")
     props = spec.mappings["properties"]
-    assert spec.version == 1 and spec.mappings["dynamic"] == "strict"
-    doc = ok(session_id="s", query="Shoes")
+    assert spec.version == 2 and spec.mappings["dynamic"] == "strict"
+    doc = ok(session_id="s", query="Shoes", experiment="e", variant="v", teams=["v", "w", ""])
     assert set(doc) | {"ingested_at"} == set(props)
     assert props["product_ids"]["type"] == "keyword" and props["n_shown"]["type"] == "integer"
     assert props["query"]["analyzer"] == "english" and props["query"]["fields"]["keyword"]["type"] == "keyword"
-    assert {props[f]["type"] for f in ("request_id", "user_id", "session_id", "query_norm")} == {"keyword"}
+    keywords = ("request_id", "user_id", "session_id", "query_norm", "experiment", "variant", "teams")
+    assert {props[f]["type"] for f in keywords} == {"keyword"}
     assert props["timestamp"]["type"] == props["ingested_at"]["type"] == "date"
 
 
