@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from fuserec_os import __version__
+from fuserec_os.commands.ab import ab
 from fuserec_os.commands.common import FuserecGroup, State
 from fuserec_os.commands.config import config_cmd
 from fuserec_os.commands.demo import demo
@@ -50,7 +51,7 @@ def cli(ctx: click.Context, env_file: str) -> None:
     ctx.obj = State(env_file)
 
 
-for _command in (engine, index, ingest, search, serve, profiles, model, generate, demo, config_cmd):
+for _command in (engine, index, ingest, search, serve, profiles, model, ab, generate, demo, config_cmd):
     cli.add_command(_command)
 
 

@@ -300,7 +300,7 @@ class Report:
     def verdict(self) -> list[str]:
         """One plain sentence per treatment (interleave: one), about the primary metric."""
         if self.interleave is not None:
-            return [_interleave_verdict(self.interleave)]
+            return [_interleave_verdict(self.interleave, self.replicates)]
         return [_ab_verdict(self, t.name) for t in self.experiment.treatments]
 
     def as_dict(self) -> dict[str, Any]:
@@ -329,9 +329,12 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def _p(p: float | None) -> str:
+def _p(p: float | None, replicates: int) -> str:
+    """A p-value in words; a bootstrap p-value at its floor (every replicate on one side) is a bound."""
     if p is None:
         return "p unknown"
+    if p <= 1.0 / replicates:
+        return f"p <= {1.0 / replicates:.2g}"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
@@ -348,11 +351,12 @@ def _ab_verdict(report: Report, variant: str) -> str:
         return f"{variant} {how}; too little data for a {level} interval yet"
     ci = f"{level} CI {_pct(x.ci[0])} to {_pct(x.ci[1])}"
     if x.significant:
-        return f"{variant} {how}, {ci}, significant ({_p(x.p_value)})"
-    return f"no significant difference in {metric}: {variant} {how}, {ci} ({_p(x.p_value)}); keep collecting"
+        return f"{variant} {how}, {ci}, significant ({_p(x.p_value, report.replicates)})"
+    p = _p(x.p_value, report.replicates)
+    return f"no significant difference in {metric}: {variant} {how}, {ci} ({p}); keep collecting"
 
 
-def _interleave_verdict(s: InterleaveSummary) -> str:
+def _interleave_verdict(s: InterleaveSummary, replicates: int) -> str:
     rate = s.win_rate
     counts = f"{s.wins} won, {s.losses} lost, {s.ties} tied"
     if rate is None:
@@ -364,8 +368,8 @@ def _interleave_verdict(s: InterleaveSummary) -> str:
     ci = f"{level} CI {_pct(s.ci[0])} to {_pct(s.ci[1])}"
     if s.significant:
         better = s.treatment if rate > 0.5 else s.control
-        return f"{head}, {ci}, significant ({_p(s.p_value)}): users prefer {better}"
-    return f"no significant preference: {head}, {ci} ({_p(s.p_value)}); keep collecting"
+        return f"{head}, {ci}, significant ({_p(s.p_value, replicates)}): users prefer {better}"
+    return f"no significant preference: {head}, {ci} ({_p(s.p_value, replicates)}); keep collecting"
 
 
 # ------------------------------------------------------------------------------------------ computing

@@ -23,7 +23,18 @@ main(sys.argv[2:])
 """
 
 HEAVY = ("pandas", "numpy", "scipy", "sklearn", "tensorflow", "keras", "pyarrow", "opensearchpy", "yaml", "tqdm")
-STAGES = ("behaviour", "profiles", "features", "learn", "rerank", "simulate", "search", "index", "engine")
+STAGES = (
+    "behaviour",
+    "profiles",
+    "features",
+    "learn",
+    "rerank",
+    "simulate",
+    "search",
+    "index",
+    "engine",
+    "experiments",
+)
 # the search request contract (pure Python) gives 'fuserec search --sort' its choices
 ALLOWED = {"fuserec_os.search", "fuserec_os.search.request"}
 
@@ -51,6 +62,8 @@ def top_packages(modules: set[str]) -> set[str]:
         ["serve", "--help"],
         ["search", "--help"],
         ["search", "tune", "--help"],
+        ["ab", "--help"],
+        ["ab", "report", "--help"],
     ],
 )
 def test_help_and_version_load_no_heavy_library_and_no_pipeline_stage(args: list[str], tmp_path: Path) -> None:

@@ -44,6 +44,10 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
         "Personalizer (only SearchBackend.from_env wires rerank.pipeline, lazily)",
     ),
     "simulate": (("learn", "commands"), "the simulator stands in for a shop, not for our training"),
+    "experiments": (
+        ("profiles", "features", "learn", "rerank", "serve", "simulate", "commands"),
+        "experiments read the logs and are called by the proxy: they never load the model or the trainer",
+    ),
 }
 
 
