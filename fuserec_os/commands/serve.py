@@ -55,6 +55,7 @@ def serve(state: State, host: str, port: int, workers: int, log_level: str) -> N
             rules=BusinessRules(ranking.rules),
             events_cfg=ranking.events,
             profiles_cfg=ranking.profiles,
+            experiments=ranking.experiments,
         )
         uvicorn.run(create_app(settings, options), host=host, port=port, log_level=log_level)
         return

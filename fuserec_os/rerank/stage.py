@@ -64,6 +64,7 @@ FALLBACKS: Mapping[str, str] = {
     "model_error": "the model or its features failed: engine order",
     "store_error": "reading the profile or the query statistics failed: engine order",
     "beyond_window": "the page lies after the reranked window: engine order",
+    "variant_engine": "the shopper's experiment variant serves engine order (the control of an A/B test)",
 }
 """Every value :attr:`StageResult.fallback` can take, with what it means (shown by ``--explain``, counted by the
 proxy's metrics). ``no_user``/``no_profile`` still apply the model (``applied`` is True) through its gate."""
@@ -99,6 +100,8 @@ class StageInput:
     elapsed_ms: float = 0.0
     """Time already spent on this request's personalization I/O (profile and statistics fetches) beyond the
     engine query itself; it counts against the budget."""
+    alpha: float | None = None
+    """A blend weight instead of the model's gate (an experiment variant's ``blend``); None: the gate decides."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +303,8 @@ class RerankStage:
             if not np.all(np.isfinite(model_scores)):
                 raise ValueError("the model produced non-finite scores")
             gate = model.artifact.gate
-            alpha = gate.alpha(inp.profile.n_events if inp.profile is not None else None)
+            n_events = inp.profile.n_events if inp.profile is not None else None
+            alpha = inp.alpha if inp.alpha is not None else gate.alpha(n_events)
             blended = (1.0 - alpha) * minmax(cands.engine_scores) + alpha * minmax(model_scores)
             # ties keep engine order (behavioural candidates after engine ones): a stable sort on -score
             order = np.argsort(-blended, kind="stable")

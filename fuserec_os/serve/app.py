@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from fuserec_os.errors import ConfigError, FuserecError
+from fuserec_os.experiments.config import ExperimentsConfig
 from fuserec_os.profiles.jobs import STATS_ALIAS
 from fuserec_os.rerank.rules import BusinessRules
 from fuserec_os.rerank.stage import RerankSettings, RuleSet
@@ -30,6 +31,7 @@ from fuserec_os.serve import jsonio
 from fuserec_os.serve import personalize as pz
 from fuserec_os.serve.engine import AsyncEngine, response_headers
 from fuserec_os.serve.errors import ProxyError, bad_request, engine_unavailable, forbidden, too_large, unauthorized
+from fuserec_os.serve.experiments import ExperimentRouter
 from fuserec_os.serve.impressions import ImpressionLog
 from fuserec_os.serve.metrics import Metrics
 from fuserec_os.serve.models import ActiveVersion, Loader, ModelHolder, Reloader, registry_loader
@@ -71,6 +73,10 @@ class ProxyOptions:
     load_at_start: bool = True
     clock: Callable[[], Any] | None = None
     """The request time features are computed at (default: now, UTC); the demo serves its simulated shop's time."""
+    experiments: ExperimentsConfig | None = None
+    """A/B tests and interleaving (the ranking YAML's ``experiments``); None: none."""
+    experiments_seconds: float = 10.0
+    """How often stopped experiments are polled from the cluster."""
 
 
 class Proxy:
@@ -98,6 +104,13 @@ class Proxy:
             options.reload_seconds or settings.proxy_reload_seconds,
             on_result=self._reloaded,
         )
+        self.experiments = ExperimentRouter(
+            options.experiments or ExperimentsConfig(),
+            settings.index_prefix,
+            stopped_reader=self._stopped_experiments,
+            loader=options.loader or loader,
+            poll_seconds=options.experiments_seconds,
+        )
         self.impressions = ImpressionLog(
             self._write_impressions,
             interval=options.impression_seconds,
@@ -112,6 +125,11 @@ class Proxy:
     def _reloaded(self, result: str, version: str | None) -> None:
         self.metrics.count("reloads", result)
         self.metrics.model_version = self.holder.version
+
+    def _stopped_experiments(self, names: list[str]) -> set[str]:
+        from fuserec_os.experiments.state import stopped_experiments
+
+        return set(stopped_experiments(self.sync, self.settings.index_prefix, names))
 
     def _write_impressions(self, rows: Any) -> Any:
         from fuserec_os.behaviour.search_log import record_impressions
@@ -145,9 +163,13 @@ class Proxy:
             await asyncio.to_thread(self.reloader.check)
         self.metrics.model_version = self.holder.version
         self.reloader.start()
+        if self.experiments.enabled:
+            await asyncio.to_thread(self.experiments.check)
+            self.experiments.start()
         try:
             yield
         finally:
+            self.experiments.stop()
             self.reloader.stop()
             await self.impressions.close()
             await self.engine.close()
@@ -255,6 +277,10 @@ class Proxy:
     ) -> pz.Personalized:
         stage = self.holder.stage()
         explain = request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("true", "1", "yes")
+        session = request.headers.get(SESSION_HEADER)
+        if session is not None and len(session) > MAX_USER_ID_BYTES:
+            session = None
+        routed = self.experiments.route(index, user, session, stage, request_id)
         out = await pz.personalized_search(
             self.engine,
             stage,
@@ -267,21 +293,26 @@ class Proxy:
             client_auth=request.headers.get("authorization"),
             explain=explain,
             now=self.clock() if self.clock is not None else None,
+            ranker=routed.ranker if routed is not None else None,
         )
+        if routed is not None and out.status == 200 and isinstance(out.body, dict):
+            out.body.setdefault("fuserec", {}).update(routed.info())
+            self.metrics.count("experiments", f"{routed.assignment.experiment.name}/{routed.variant_name}")
         if out.result is not None:
             self.metrics.outcome(out.result.applied, out.result.fallback)
             if out.page_ids:
                 row: dict[str, Any] = {
                     "request_id": request_id,
                     "user_id": user,
-                    "timestamp": time.time(),
+                    "timestamp": self.clock().timestamp() if self.clock is not None else time.time(),
                     "product_ids": out.page_ids,
                 }
-                session = request.headers.get(SESSION_HEADER)
-                if session and len(session) <= MAX_USER_ID_BYTES:
+                if session:
                     row["session_id"] = session
                 if plan.text:
                     row["query"] = plan.text
+                if routed is not None:
+                    row.update(routed.impression(out.page_ids))
                 self.impressions.add(row)
         return out
 
@@ -494,5 +525,6 @@ def app_from_env() -> Starlette:
         rules=BusinessRules(ranking.rules),
         events_cfg=ranking.events,
         profiles_cfg=ranking.profiles,
+        experiments=ranking.experiments,
     )
     return create_app(settings, options)

@@ -45,6 +45,7 @@ class Metrics:
         self.reloads: dict[str, int] = defaultdict(int)
         self.impressions: dict[str, int] = defaultdict(int)
         self.events: dict[str, int] = defaultdict(int)
+        self.experiments: dict[str, int] = defaultdict(int)
         self.model_version: str | None = None
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -106,6 +107,12 @@ class Metrics:
                     self.impressions,
                 ),
                 ("fuserec_events_total", "Behaviour events received on /_fuserec/events.", "result", self.events),
+                (
+                    "fuserec_experiment_searches_total",
+                    "Personalized searches served under an experiment, by experiment/variant.",
+                    "variant",
+                    self.experiments,
+                ),
             )
             for name, help_, label, table in tables:
                 out += [f"# HELP {name} {help_}", f"# TYPE {name} counter"]

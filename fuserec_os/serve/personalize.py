@@ -22,7 +22,7 @@ import copy
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -211,6 +211,10 @@ def _hit(raw: Mapping[str, Any], *, behavioural: bool = False) -> EngineHit:
     )
 
 
+Ranker = Callable[[StageInput, int], StageResult]
+"""(the request's stage input, the window) -> the stage's result: how an experiment variant ranks."""
+
+
 @dataclass
 class Personalized:
     """What :func:`personalized_search` produced: the response body (or the engine's error), and the result."""
@@ -322,7 +326,11 @@ async def personalized_search(
     client_auth: str | None = None,
     explain: bool = False,
     now: Any = None,
+    ranker: Ranker | None = None,
 ) -> Personalized:
+    """One personalized ``_search`` (module docstring). ``ranker`` turns the fetched :class:`StageInput` into the
+    result (default: ``stage.run``); an experiment passes its variant's ranking (engine order, another blend
+    weight, an interleaved list)."""
     t0 = time.perf_counter()
     settings = stage.settings
     need = plan.offset + plan.size
@@ -426,7 +434,7 @@ async def personalized_search(
         explain=explain,
         now=now,
     )
-    result = stage.run(inp, window=window)
+    result = ranker(inp, window) if ranker is not None else stage.run(inp, window=window)
     (_start, _stop), tail, skip = page_slice(plan.offset, plan.size, len(result.order))
     shown = {h.id for h in result.order}
     tail_raw = [h for h in all_hits[window:] if str(h.get("_id")) not in shown][skip : skip + tail] if tail else []

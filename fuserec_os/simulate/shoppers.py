@@ -522,7 +522,11 @@ class _Player:
             if t >= end_ms:
                 break
             request_id = f"{sid}-R{j:02d}"
-            shown = self.shop.shown_list(user, intent, rng)
+            show = getattr(self.shop, "show", None)
+            if show is not None:  # a live shop (the closed loop through the proxy) names the request itself
+                shown, request_id = show(user, intent, rng, session_id=sid, request_id=request_id, at_ms=t)
+            else:
+                shown = self.shop.shown_list(user, intent, rng)
             self.seq += 1
             self.searches_by_kind[intent.kind] += 1
             imp = {

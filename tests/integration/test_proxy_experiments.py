@@ -1,0 +1,186 @@
+"""Experiments served by the query proxy, through the unchanged opensearch-py client, on a real engine.
+
+Same shop as ``test_proxy.py`` (two brands of running shoes, a shopper who buys Aeropace, a brand-affinity
+model in the registry). Checked: the variant each shopper gets is the salted hash's (in two proxy instances
+alike), the control is engine order and the treatment the model, a variant's blend weight is used, every search
+under the experiment is logged with its experiment and variant (or teams), ``ab stop`` reaches a running
+proxy through the cluster, and interleaving mixes both rankings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opensearchpy import OpenSearch
+
+from fuserec_os.behaviour.search_log import read_impressions
+from fuserec_os.experiments.assign import assign
+from fuserec_os.experiments.config import ExperimentsConfig
+from fuserec_os.experiments.state import stop_experiment
+from fuserec_os.settings import Settings
+
+from .proxy_helpers import RunningProxy
+from .test_proxy import FAN, SHOES, USER, _app, _ids, world  # noqa: F401 (world: the shared shop fixture)
+
+pytestmark = pytest.mark.integration
+
+SHOPPERS = [FAN, *(f"shopper-{i}" for i in range(24))]
+
+
+def _ab(name: str, *, treatment: dict[str, Any] | None = None, salt: str | None = None) -> ExperimentsConfig:
+    raw: dict[str, Any] = {
+        "mode": "ab",
+        "variants": {
+            "control": {"share": 0.5, "control": True, "engine": True},
+            "treatment": {"share": 0.5, **(treatment or {"model_version": "active"})},
+        },
+    }
+    if salt is not None:
+        raw["salt"] = salt
+    return ExperimentsConfig.from_dict({name: raw})
+
+
+def _salt_putting_fan_in(variant: str, name: str) -> str:
+    """A salt under which the fan lands in ``variant`` (found by trying, as the hash decides)."""
+    for i in range(200):
+        salt = f"{name}-{i}"
+        exp = _ab(name, salt=salt).get(name)
+        got = assign(exp, FAN)
+        assert got is not None and got.variant is not None
+        if got.variant.name == variant:
+            return salt
+    raise AssertionError("no salt in 200 puts the fan there: the hash is not uniform")
+
+
+def _flush_impressions(running: RunningProxy) -> None:
+    task = running.proxy.impressions._task
+    assert task is not None
+    asyncio.run_coroutine_threadsafe(running.proxy.impressions.flush(), task.get_loop()).result(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def ab_config() -> ExperimentsConfig:
+    return _ab("shoes-ab", salt=_salt_putting_fan_in("treatment", "shoes-ab"))
+
+
+@pytest.fixture(scope="module")
+def ab_proxy(world: Settings, ab_config: ExperimentsConfig) -> Iterator[RunningProxy]:  # noqa: F811
+    with RunningProxy(_app(world, experiments=ab_config, experiments_seconds=3600.0)) as p:
+        yield p
+
+
+def test_each_shopper_gets_the_hashed_variant_in_two_proxy_instances(
+    world: Settings,  # noqa: F811
+    ab_config: ExperimentsConfig,
+    ab_proxy: RunningProxy,
+) -> None:
+    exp = ab_config.get("shoes-ab")
+    alias = world.alias("products")
+    with RunningProxy(_app(world, experiments=ab_config, experiments_seconds=3600.0)) as second:
+        for shopper in SHOPPERS:
+            expected = assign(exp, shopper)
+            assert expected is not None and expected.variant is not None
+            for proxy in (ab_proxy, second):
+                resp = proxy.client().search(index=alias, body={**SHOES, "size": 5}, headers={USER: shopper})
+                info = resp["fuserec"]
+                assert info["experiment"] == "shoes-ab" and info["variant"] == expected.variant.name, shopper
+                if expected.variant.name == "control":
+                    assert info["fallback"] == "variant_engine" and info["applied"] is False
+    variants = {assign(exp, s).variant.name for s in SHOPPERS}  # type: ignore[union-attr]
+    assert variants == {"control", "treatment"}  # both arms are exercised by this set of shoppers
+
+
+def test_control_serves_engine_order_and_treatment_the_model(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+    ab_config: ExperimentsConfig,
+    ab_proxy: RunningProxy,
+) -> None:
+    exp = ab_config.get("shoes-ab")
+    alias = world.alias("products")
+    body = {**SHOES, "size": 10}
+    engine = _ids(client.search(index=alias, body=body))
+    control_shopper = next(s for s in SHOPPERS if assign(exp, s).variant.name == "control")  # type: ignore[union-attr]
+    proxied = ab_proxy.client()
+    control = proxied.search(index=alias, body=body, headers={USER: control_shopper})
+    assert _ids(control) == engine
+    fan = proxied.search(index=alias, body={**body, "_source": ["brand"]}, headers={USER: FAN})
+    assert fan["fuserec"]["variant"] == "treatment" and fan["fuserec"]["applied"] is True
+    assert [h["_source"]["brand"] for h in fan["hits"]["hits"]] == ["Aeropace"] * 10
+
+
+def test_every_search_under_the_experiment_is_logged_with_its_variant(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+    ab_config: ExperimentsConfig,
+    ab_proxy: RunningProxy,
+) -> None:
+    exp = ab_config.get("shoes-ab")
+    alias = world.alias("products")
+    sent: dict[str, str] = {}
+    for shopper in SHOPPERS[:8]:
+        resp = ab_proxy.client().search(index=alias, body={**SHOES, "size": 4}, headers={USER: shopper})
+        sent[resp["fuserec"]["request_id"]] = assign(exp, shopper).variant.name  # type: ignore[union-attr]
+    _flush_impressions(ab_proxy)
+    client.indices.refresh(index=f"{world.index_prefix}*")
+    logged = read_impressions(client, world.alias("searches"))
+    rows = logged[logged["request_id"].isin(list(sent))]
+    assert len(rows) == len(sent)
+    for row in rows.itertuples():
+        assert row.experiment == "shoes-ab" and row.variant == sent[row.request_id]
+        assert len(row.product_ids) == 4
+
+
+def test_a_variant_blend_weight_overrides_the_gate(world: Settings, client: OpenSearch) -> None:  # noqa: F811
+    name = "blend-zero"
+    salt = _salt_putting_fan_in("treatment", name)
+    config = _ab(name, treatment={"blend": 0.0}, salt=salt)
+    alias = world.alias("products")
+    body = {**SHOES, "size": 10}
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        fan = p.client().search(index=alias, body=body, headers={USER: FAN})
+    assert fan["fuserec"]["variant"] == "treatment" and fan["fuserec"]["applied"] is True
+    assert _ids(fan) == _ids(client.search(index=alias, body=body))  # blend 0: the model has no weight
+
+
+def test_ab_stop_reaches_a_running_proxy_through_the_cluster(world: Settings, client: OpenSearch) -> None:  # noqa: F811
+    config = _ab("to-stop")
+    alias = world.alias("products")
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        before = p.client().search(index=alias, body={**SHOES, "size": 3}, headers={USER: FAN})
+        assert before["fuserec"]["experiment"] == "to-stop"
+        stop_experiment(client, world.index_prefix, "to-stop", by="cli", reason="test")
+        p.proxy.experiments.check()  # what the poll does every experiments_seconds
+        after = p.client().search(index=alias, body={**SHOES, "size": 3}, headers={USER: FAN})
+    assert "experiment" not in after["fuserec"] and after["fuserec"]["applied"] is True
+
+
+def test_interleaving_mixes_both_rankings_and_logs_each_products_team(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+) -> None:
+    config = ExperimentsConfig.from_dict(
+        {
+            "mixed": {
+                "mode": "interleave",
+                "variants": {"engine": {"control": True, "engine": True}, "model": {"model_version": "active"}},
+            }
+        }
+    )
+    alias = world.alias("products")
+    body = {**SHOES, "size": 10, "_source": ["brand"]}
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        resp = p.client().search(index=alias, body=body, headers={USER: FAN})
+        _flush_impressions(p)
+    info = resp["fuserec"]
+    assert info["experiment"] == "mixed" and info["variant"] == "interleaved"
+    brands = [h["_source"]["brand"] for h in resp["hits"]["hits"]]
+    assert 0 < brands.count("Aeropace") < 10  # the model's picks (Aeropace) and the engine's, mixed
+    client.indices.refresh(index=f"{world.index_prefix}*")
+    logged = read_impressions(client, world.alias("searches"))
+    row = logged[logged["request_id"] == info["request_id"]].iloc[0]
+    assert row["experiment"] == "mixed" and len(row["teams"]) == len(row["product_ids"]) == 10
+    assert set(row["teams"]) <= {"engine", "model", ""} and {"engine", "model"} <= set(row["teams"])
