@@ -25,6 +25,7 @@ from fuserec_os.commands.model import model
 from fuserec_os.commands.profiles import profiles
 from fuserec_os.commands.search import search
 from fuserec_os.commands.serve import serve
+from fuserec_os.commands.simulate import simulate
 from fuserec_os.settings import SETTINGS
 
 _SETTINGS_HELP = "\n".join(f"  {s.name} (default: {s.default or 'unset'})" for s in SETTINGS)
@@ -51,7 +52,7 @@ def cli(ctx: click.Context, env_file: str) -> None:
     ctx.obj = State(env_file)
 
 
-for _command in (engine, index, ingest, search, serve, profiles, model, ab, generate, demo, config_cmd):
+for _command in (engine, index, ingest, search, serve, profiles, model, ab, simulate, generate, demo, config_cmd):
     cli.add_command(_command)
 
 

@@ -145,24 +145,34 @@ def running_proxy(
     active: bool = True,
     now: pd.Timestamp | None = None,
     timeout: float = 180.0,
+    clock: Callable[[], Any] | None = None,
+    experiments: Any = None,
+    live_updates: bool | None = None,
 ) -> Iterator[RunningProxy]:
     """``fuserec serve``'s app in a thread on a free loopback port, stopped on exit whatever happens.
 
     Yields once ``/_fuserec/health`` says the engine answers and ``expect_model`` is loaded (the registry's
     active version, or with ``active=False`` that version whatever the registry's pointer says); raises
     :class:`ProxyStepError` naming the cause otherwise (port, start-up error, refused model, timeout).
+    ``clock`` (a moving simulated time) wins over ``now`` (a fixed one); ``experiments`` (default: none, whatever the
+    config says) and ``live_updates`` (default: the config's) are the closed loop's.
     """
     import uvicorn
 
+    from fuserec_os.experiments.config import ExperimentsConfig
     from fuserec_os.rerank.rules import BusinessRules
     from fuserec_os.serve.app import ProxyOptions, create_app
 
     urls = settings.opensearch_urls or (engine.url,)
     rerank = replace(ranking.rerank, budget_ms=max(ranking.rerank.budget_ms, DEMO_BUDGET_MS))
+    events_cfg = ranking.events if live_updates is None else replace(ranking.events, live_updates=live_updates)
+    if clock is None and now is not None:
+        clock = lambda: now  # noqa: E731
     options = ProxyOptions(
-        urls=tuple(urls), rerank=rerank, rules=BusinessRules(ranking.rules), events_cfg=ranking.events,
-        reload_seconds=3600.0, impression_seconds=0.5, clock=None if now is None else (lambda: now),
+        urls=tuple(urls), rerank=rerank, rules=BusinessRules(ranking.rules), events_cfg=events_cfg,
+        profiles_cfg=ranking.profiles, reload_seconds=3600.0, impression_seconds=0.5, clock=clock,
         active_version=None if active else (lambda: expect_model),
+        experiments=experiments or ExperimentsConfig(),  # the demo's own steps run without the config's tests
     )  # fmt: skip
     try:
         app = create_app(settings, options)

@@ -18,7 +18,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -123,6 +123,20 @@ class ClosedLoopResult:
         }
 
 
+def returning(users: Sequence[UserLatent], start: datetime) -> list[UserLatent]:
+    """The shoppers as they come back at ``start``: same tastes and activity, present from ``start`` on.
+
+    A shopper's ``arrival`` is when their history began; planned as is, sessions would fall anywhere since then,
+    before the history's end. Late arrivals of the history are no longer new either (they have a history now).
+    """
+    at = start.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    out = []
+    for u in users:
+        arrival = datetime.fromisoformat(u.arrival.replace("Z", "+00:00"))
+        out.append(replace(u, arrival=at, is_new=False) if arrival < start else replace(u, is_new=False))
+    return out
+
+
 EventSink = Callable[[list[dict[str, Any]]], int]
 """Sends one session's events (``POST /_fuserec/events``); returns how many were rejected."""
 
@@ -154,6 +168,7 @@ def play_closed_loop(
     start_ms, end_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     cat = _Catalog(catalog)
     vocab = vocabulary or QueryVocabulary()
+    users = returning(users, start)
     plans = sorted(
         _plan_sessions(random.Random(f"fuserec-loop-plan-{seed}"), users, cat, vocab, start_ms, end_ms),
         key=lambda p: (p.start_ms, p.user, p.number),

@@ -64,6 +64,7 @@ def top_packages(modules: set[str]) -> set[str]:
         ["search", "tune", "--help"],
         ["ab", "--help"],
         ["ab", "report", "--help"],
+        ["simulate", "ab", "--help"],
     ],
 )
 def test_help_and_version_load_no_heavy_library_and_no_pipeline_stage(args: list[str], tmp_path: Path) -> None:
