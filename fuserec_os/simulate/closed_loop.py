@@ -61,6 +61,7 @@ class ProxyShop:
     clock: SimClock
     page_size: int = 24
     searches: int = 0
+    empty: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     variants: Counter[str] = field(default_factory=Counter)
     fallbacks: Counter[str] = field(default_factory=Counter)
@@ -88,15 +89,18 @@ class ProxyShop:
         if info.get("fallback"):
             self.fallbacks[str(info["fallback"])] += 1
         ids = [str(h.get("_id")) for h in resp.get("hits", {}).get("hits", [])]
+        self.empty += not ids
         return ids, str(info.get("request_id") or request_id)
 
 
 @dataclass
 class ClosedLoopResult:
-    """What the closed loop did: searches sent, events sent back (and refused), and how long it took."""
+    """What the closed loop did: searches sent (``empty_searches`` found nothing: the proxy logs no impression for
+    them), events sent back (and refused), and how long it took."""
 
     sessions: int
     searches: int
+    empty_searches: int
     events: int
     events_rejected: int
     search_failures: dict[str, int]
@@ -111,6 +115,7 @@ class ClosedLoopResult:
         return {
             "sessions": self.sessions,
             "searches": self.searches,
+            "empty_searches": self.empty_searches,
             "events": self.events,
             "events_rejected": self.events_rejected,
             "search_failures": self.search_failures,
@@ -174,6 +179,7 @@ def play_closed_loop(
         key=lambda p: (p.start_ms, p.user, p.number),
     )
     player = _Player(cat, shop, random.Random(f"fuserec-loop-play-{seed}"), end_ms)  # type: ignore[arg-type]
+    player.session_tag = f"L{start:%Y%m%d%H%M}-"  # the history's sessions are S0001... of the same shoppers
     started = time.monotonic()
     events = rejected = 0
     types: Counter[str] = Counter()
@@ -190,6 +196,7 @@ def play_closed_loop(
     return ClosedLoopResult(
         sessions=len(plans),
         searches=shop.searches,
+        empty_searches=shop.empty,
         events=events,
         events_rejected=rejected,
         search_failures=dict(shop.failures),

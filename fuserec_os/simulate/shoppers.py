@@ -482,6 +482,7 @@ class _Player:
         self.k = 0
         self.uid = ""
         self.sid = ""
+        self.session_tag = ""  # keeps session (and event) ids of a later run apart from the history's
 
     def emit(
         self,
@@ -513,7 +514,7 @@ class _Player:
     def play(self, plan: _Plan, user: UserLatent) -> None:
         rng, items, end_ms = self.rng, self.items, self.end_ms
         self.uid = user.user_id
-        self.sid = sid = f"{user.user_id}-S{plan.number:04d}"
+        self.sid = sid = f"{user.user_id}-{self.session_tag}S{plan.number:04d}"
         self.k = 0
         t = plan.start_ms
         cart: list[_CartLine] = []
