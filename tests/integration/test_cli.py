@@ -123,7 +123,8 @@ def test_config_shows_and_validates(cli: Cli, tmp_path: Path) -> None:
     shown = json.loads(cli("config", "--json").stdout)
     assert shown["in_use"]["engine"] == "cluster" and shown["in_use"]["products_alias"].endswith("products")
     assert shown["settings"]["FUSEREC_OPENSEARCH_URL"]["source"] == "env"
-    assert set(shown["ranking"]["sections"]) == {"search", "events", "profiles", "features", "model", "rerank", "rules"}
+    sections = {"search", "events", "profiles", "features", "model", "rerank", "rules", "experiments"}
+    assert set(shown["ranking"]["sections"]) == sections
     assert cli("config").stdout.splitlines()[-1] == "configuration is valid"
     cfg = tmp_path / "ranking.yaml"
     cfg.write_text("search:\n  feilds: {title: 2}\n")
