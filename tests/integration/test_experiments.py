@@ -36,6 +36,11 @@ EXPERIMENTS: dict[str, Any] = {
             "treatment": {"share": 0.5, "model_version": "active"},
         },
     },
+    "il": {
+        "mode": "interleave",
+        "indices": ["reviews"],
+        "variants": {"control": {"engine": True}, "mlp": {"model_version": "active"}},
+    },
     "ctr-guard": {
         "indices": ["catalog"],
         "variants": {"control": {"share": 0.5, "engine": True}, "risky": {"share": 0.5, "blend": 1.0}},
@@ -161,7 +166,11 @@ def test_stop_is_seen_by_every_replica(ab_cli: Cli, client: OpenSearch, settings
     assert active_experiment(config, products, prefix=prefix) is not None
 
     listed = json.loads(ab_cli("ab", "list", "--json").stdout)
-    assert [(e["name"], e["state"]) for e in listed] == [("mlp-vs-engine", "running"), ("ctr-guard", "running")]
+    assert [(e["name"], e["state"]) for e in listed] == [
+        ("mlp-vs-engine", "running"),
+        ("il", "running"),
+        ("ctr-guard", "running"),
+    ]
 
     first = json.loads(ab_cli("ab", "stop", "mlp-vs-engine", "--reason", "enough data", "--json").stdout)
     assert first["stopped_now"] and first["by"] == "cli" and first["reason"] == "enough data"
@@ -169,7 +178,7 @@ def test_stop_is_seen_by_every_replica(ab_cli: Cli, client: OpenSearch, settings
     assert again.startswith("mlp-vs-engine was stopped already") and "enough data" in again
 
     # a proxy replica polling the cluster leaves it out from now on; the other experiment still runs
-    stopped = stopped_experiments(client, prefix, [e for e in config.experiments])
+    stopped = stopped_experiments(client, prefix, list(config.experiments))
     assert set(stopped) == {"mlp-vs-engine"} and stopped["mlp-vs-engine"].reason == "enough data"
     assert active_experiment(config, products, prefix=prefix, stopped=stopped) is None
     assert active_experiment(config, settings.alias("catalog"), prefix=prefix, stopped=stopped) is not None
@@ -205,6 +214,40 @@ def test_a_guardrail_stops_a_treatment_that_hurts_ctr(
     assert text.startswith("ctr-guard: guardrail stopped: stopped already (risky's ctr is")
     _, made = stop_experiment(client, settings.index_prefix, "ctr-guard", by="cli", reason="again")
     assert not made  # the guardrail's stop is kept, with its reason
+
+
+def test_an_interleaving_report_from_the_cluster(
+    ab_cli: Cli, client: OpenSearch, settings: Settings, specs: tuple[MappingSpec, MappingSpec]
+) -> None:
+    """Teams stored per shown product come back in order; clicks go to the treatment's picks 65% of the time."""
+    from fuserec_os.experiments.interleave import interleave_request
+
+    exp = parse_ranking_config({"experiments": EXPERIMENTS}).experiments.get("il")
+    rng = np.random.default_rng(3)
+    control = [f"P{i:03d}" for i in range(20)]
+    treatment = [f"P{i:03d}" for i in rng.permutation(40)[:20]]
+    searches, events, wins, losses = [], [], 0, 0
+    for u in range(400):
+        uid, rid = f"U{u}", f"il-{u}"
+        a = assign(exp, uid)
+        assert a is not None and a.interleaved
+        mixed = interleave_request(a, control, treatment, rid, size=10)
+        ts = T0 + pd.Timedelta(minutes=u)
+        searches.append({"request_id": rid, "user_id": uid, "timestamp": ts.isoformat(),
+                         "product_ids": list(mixed.product_ids), **impression_fields(a, mixed.teams)})  # fmt: skip
+        team = "mlp" if rng.random() < 0.65 else "control"
+        pid = next(p for p, t in zip(mixed.product_ids, mixed.teams, strict=True) if t == team)
+        wins, losses = wins + (team == "mlp"), losses + (team == "control")
+        events.append({"user_id": uid, "type": "click", "product_id": pid, "request_id": rid,
+                       "timestamp": (ts + pd.Timedelta(seconds=5)).isoformat()})  # fmt: skip
+    store(client, settings, specs, searches, events)
+
+    out = json.loads(ab_cli("ab", "report", "il", "--json").stdout)
+    s = out["interleave"]
+    assert (s["searches"], s["wins"], s["losses"], s["ties"]) == (400, wins, losses, 0)
+    assert s["significant"] and out["verdict"][0].endswith("users prefer mlp")
+    text = ab_cli("ab", "report", "il").stdout
+    assert "mlp vs control" in text and f"{wins}" in text
 
 
 def test_a_search_log_month_from_mapping_v1_gains_the_experiment_fields(
