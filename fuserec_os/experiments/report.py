@@ -468,12 +468,14 @@ def _matrix(users: pd.DataFrame, variant: str) -> np.ndarray:
 
 def _summary(experiment: Experiment, name: str, users: pd.DataFrame) -> VariantSummary:
     v = experiment.variant(name)
-    base = {"name": v.name, "control": v.control, "serves": v.serves, "share": v.share}
     if name not in users.index.get_level_values(0):
-        return VariantSummary(**base)  # type: ignore[arg-type]
+        return VariantSummary(v.name, v.control, v.serves, v.share)
     u = users.loc[name]
     return VariantSummary(
-        **base,  # type: ignore[arg-type]
+        v.name,
+        v.control,
+        v.serves,
+        v.share,
         users=len(u),
         searches=int(u["searches"].sum()),
         clicked=int(u["clicked"].sum()),
