@@ -22,6 +22,7 @@ _LABELS = {
 }
 _ROW, _TOP, _LEFT, _PLOT, _RIGHT = 28, 56, 250, 440, 150
 _UP, _DOWN, _NONE = "#1a7f37", "#cf222e", "#6e7781"
+_SPANS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
 def _rows(report: Report) -> list[tuple[str, float | None, tuple[float, float] | None, str]]:
@@ -49,7 +50,8 @@ def lift_chart_svg(report: Report) -> str:
     """The chart as SVG text (see the module docstring)."""
     rows = _rows(report)
     ends = [v for _, lift, ci, _ in rows for v in ((lift,) if ci is None else (lift, *ci)) if v is not None]
-    span = max([abs(v) for v in ends] + [0.05]) * 1.15
+    widest = max([abs(v) for v in ends] + [0.0]) * 1.05
+    span = next((n for n in _SPANS if n >= widest), widest)  # a round axis: ticks at +-span and +-span/2
     width = _LEFT + _PLOT + _RIGHT
     height = _TOP + _ROW * len(rows) + 40
 
