@@ -40,7 +40,14 @@ from fuserec_os.experiments.attribution import (
 )
 from fuserec_os.experiments.config import AB_METRICS, INTERLEAVE, Experiment, ExperimentsConfig
 from fuserec_os.experiments.state import StopInfo
-from fuserec_os.experiments.stats import BootstrapLift, ZTest, bootstrap_lift, poisson_bootstrap_sums, sign_test
+from fuserec_os.experiments.stats import (
+    BootstrapLift,
+    ZTest,
+    bootstrap_lift,
+    poisson_bootstrap_sums,
+    sample_ratio_p,
+    sign_test,
+)
 from fuserec_os.experiments.stats import two_proportion as z_test
 
 if TYPE_CHECKING:
@@ -414,6 +421,7 @@ def compute_report(
         users = _per_user(outcomes)
         report.variants = [_summary(experiment, v.name, users) for v in experiment.variants]
         report.lifts = _lifts(experiment, report.variants, users, confidence, replicates, seed)
+        _check_split(experiment, report.variants, users, notes)
         unpriced = sum(v.unpriced for v in report.variants)
         if unpriced:
             notes.append(f"{unpriced} attributed purchase(s) had no price: left out of the revenue")
@@ -436,6 +444,34 @@ def _known_variants(experiment: Experiment, impressions: pd.DataFrame, notes: li
         listed = ", ".join(f"{n} ({c})" for n, c in other.items())
         notes.append(f"searches logged under variants the config does not have were left out: {listed}")
     return impressions[known]
+
+
+#: Below this, the users per variant are too far from the configured shares to be chance.
+SRM_ALARM = 0.001
+
+
+def _check_split(
+    experiment: Experiment, summaries: Sequence[VariantSummary], users: pd.DataFrame, notes: list[str]
+) -> None:
+    """Notes when the users per variant do not fit the shares (a sample ratio mismatch), and when a user was
+    logged under several variants: both mean the assignment or the log is broken, so the lifts are suspect."""
+    observed = [s.users for s in summaries]
+    p = sample_ratio_p(observed, [v.share or 0.0 for v in experiment.variants])
+    if p is not None and p < SRM_ALARM:
+        split = ", ".join(f"{s.name} {s.users}" for s in summaries)
+        shares = ", ".join(f"{v.name} {v.share:g}" for v in experiment.variants)
+        notes.append(
+            f"sample ratio mismatch: users split {split} but the shares are {shares} (chi-square p = {p:.2g}); "
+            "assignment or logging loses users of some variant: do not trust the lifts until it is explained"
+        )
+    if len(users):
+        per_user = users.index.get_level_values(1).value_counts()
+        several = int((per_user > 1).sum())
+        if several:
+            notes.append(
+                f"{several} user(s) were logged under more than one variant (the shares or salt changed while "
+                "it ran?); each counts in every variant it saw"
+            )
 
 
 def _per_user(outcomes: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,9 @@ __all__ = [
     "BootstrapLift",
     "ZTest",
     "bootstrap_lift",
+    "chi_square_sf",
     "poisson_bootstrap_sums",
+    "sample_ratio_p",
     "sign_test",
     "two_proportion",
 ]
@@ -198,3 +200,52 @@ def sign_test(wins: int, losses: int) -> float | None:
     log_pmf = log_fact[n] - log_fact[i] - log_fact[n - i] - n * math.log(2.0)
     tail = float(np.exp(log_pmf).sum())
     return min(1.0, 2.0 * tail)
+
+
+def chi_square_sf(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square variable with ``df`` degrees of freedom: the regularized upper incomplete
+    gamma Q(df/2, x/2), by its series below a + 1 and its continued fraction above (Numerical Recipes 6.2)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1 (got {df})")
+    if x <= 0:
+        return 1.0
+    a, y = df / 2.0, x / 2.0
+    log_front = a * math.log(y) - y - math.lgamma(a)
+    if y < a + 1.0:  # series for P, then Q = 1 - P
+        term = total = 1.0 / a
+        n = a
+        for _ in range(1000):
+            n += 1.0
+            term *= y / n
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300  # Lentz's continued fraction for Q
+    b = y + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        step = d * c
+        h *= step
+        if abs(step - 1.0) < 1e-15:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def sample_ratio_p(observed: Sequence[int], shares: Sequence[float]) -> float | None:
+    """The chi-square goodness-of-fit p-value of the users per variant against the configured shares: a tiny
+    value (a *sample ratio mismatch*) means assignment or logging loses users of some variant, and the lifts
+    cannot be trusted. None without users."""
+    total = sum(observed)
+    if total == 0 or len(observed) < 2:
+        return None
+    stat = sum((o - total * s) ** 2 / (total * s) for o, s in zip(observed, shares, strict=True))
+    return chi_square_sf(stat, len(observed) - 1)

@@ -118,6 +118,18 @@ def test_unknown_variants_and_missing_prices_are_reported_not_dropped_silently()
     assert report.lift("revenue_per_search", "treatment").lift is None  # type: ignore[union-attr]
 
 
+def test_a_sample_ratio_mismatch_and_users_in_two_variants_are_flagged() -> None:
+    imps, events = table({"control": (1200, 100, 10), "treatment": (800, 100, 10)})
+    report = compute_report(experiment(), imps, events, replicates=200)
+    assert any(n.startswith("sample ratio mismatch: users split control 1200, treatment 800") for n in report.notes)
+    imps, events = table({"control": (1000, 100, 10), "treatment": (1000, 100, 10)})
+    assert not any("mismatch" in n for n in compute_report(experiment(), imps, events, replicates=200).notes)
+    moved = imps.copy()
+    moved.loc[moved["request_id"] == "treatment-r0", "user_id"] = "control-u0"  # one user seen in both
+    notes = compute_report(experiment(), moved, events, replicates=200).notes
+    assert any(n.startswith("1 user(s) were logged under more than one variant") for n in notes)
+
+
 def test_guardrail_trips_when_the_treatment_is_significantly_worse() -> None:
     guard = {"metric": "ctr", "max_drop": 0.05, "min_searches": 500}
     imps, events = table({"control": (2000, 600, 0), "treatment": (2000, 400, 0)})

@@ -11,7 +11,9 @@ from scipy import stats as sp
 from fuserec_os.experiments.stats import (
     BootstrapLift,
     bootstrap_lift,
+    chi_square_sf,
     poisson_bootstrap_sums,
+    sample_ratio_p,
     sign_test,
     two_proportion,
 )
@@ -162,3 +164,17 @@ def test_bootstrap_lift_edge_cases() -> None:
     (boot,) = bootstrap_lift(per_user_table(0, 50), per_user_table(5, 50), [(1, 0)], replicates=200)
     assert boot.lifts.size == 0 and boot.undefined == 200 and boot.interval() is None
     assert math.isclose(sign_test(0, 3) or 0, 0.25)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10])
+def test_chi_square_tail(df: int) -> None:
+    for x in (0.01, 0.5, 3.0, 10.0, 25.0, 80.0):
+        assert chi_square_sf(x, df) == pytest.approx(sp.chi2.sf(x, df), rel=1e-9, abs=1e-300)
+    assert chi_square_sf(0.0, df) == 1.0
+
+
+def test_sample_ratio_mismatch() -> None:
+    """5,000 / 5,000 at 50/50 fits; 5,200 / 4,800 does not (chi-square 16 on 1 df, p = 6.3e-5)."""
+    assert sample_ratio_p([5000, 5000], [0.5, 0.5]) == pytest.approx(1.0)
+    assert sample_ratio_p([5200, 4800], [0.5, 0.5]) == pytest.approx(sp.chi2.sf(16.0, 1))
+    assert sample_ratio_p([0, 0], [0.5, 0.5]) is None
