@@ -22,7 +22,7 @@ notes, and events that could not be attributed are counted by reason (:class:`.a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -717,13 +717,10 @@ def check_guardrails(
     replicates: int = 500,
     seed: int = 0,
     stop: bool = True,
-    report_for: Callable[[Experiment], Report] | None = None,
 ) -> list[GuardrailStatus]:
     """Check the guardrail of every running experiment that has one; stop (for every replica) each tripped one
     whose guardrail says ``auto_stop`` when ``stop`` is true. What the proxy calls periodically, off the request
     path (it reads the experiment's whole log: minutes apart, not per request); ``fuserec ab check`` runs it once.
-
-    ``report_for`` replaces reading from the cluster (tests).
     """
     from fuserec_os.experiments.state import stop_experiment, stopped_experiments
 
@@ -734,11 +731,7 @@ def check_guardrails(
         if exp.name in stopped:
             out.append(GuardrailStatus(exp.name, "stopped", f"stopped already ({stopped[exp.name].reason})"))
             continue
-        report = (
-            report_for(exp)
-            if report_for
-            else experiment_report(client, prefix, exp, replicates=replicates, seed=seed, confidence=0.95)
-        )
+        report = experiment_report(client, prefix, exp, replicates=replicates, seed=seed)
         status = report.guardrail or guardrail_status(exp, report)
         assert exp.guardrail is not None
         if status.status == "tripped" and stop and exp.guardrail.auto_stop:
