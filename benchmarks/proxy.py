@@ -109,6 +109,17 @@ NAME = "proxy"
 TARGET_ADDED_MEDIAN_MS = 3.0
 TARGET_ADDED_P99_MS = 10.0
 TARGET_STAGE_MS = 1.5
+TARGET_EXPERIMENT_MS = 0.5  # issue 12: assignment plus impression logging, added at the median
+EXPERIMENT_PATH = "proxy+user+experiment"
+EXPERIMENT_YAML = """experiments:
+  bench:
+    mode: ab
+    variants:
+      a: {share: 0.5, control: true, model_version: active}
+      b: {share: 0.5, model_version: active}
+"""
+"""Both variants serve the same model: the path differs from proxy+user only by the experiment's own work
+(assignment, routing, the impression's experiment fields)."""
 USER_HEADER = "X-Fuserec-User-Id"
 PATHS = ("engine", "proxy", "proxy+user")
 RELEVANCE_KINDS = ("free_text", "boolean", "filtered", "browse")
@@ -131,12 +142,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "Measure what the query proxy (fuserec serve) adds to a search: the same size-10 relevance searches "
             "sent straight to the engine, through the proxy without the user header (pass-through) and through "
             "it with X-Fuserec-User-Id (personalized: engine window of 100, profile and statistics reads, "
-            "behavioural candidates, the rerank stage), on each engine. The proxy runs as a real uvicorn server "
+            "behavioural candidates, the rerank stage), and through a second proxy running an A/B experiment "
+            "whose variants serve the same model (what an experiment adds: assignment, routing, the impression's "
+            "experiment fields; paired per request), on each engine. The proxy runs as a real uvicorn server "
             "in a subprocess. Prints, per engine, median/p95/p99 per path at concurrency 1 and the added latency "
             "(personalized minus engine), requests/s per path at each concurrency, the proxy's own per-step "
             "timings (fuserec.timings_ms medians), then the rerank stage alone at each window, one side-by-side "
             f"table of the engines, and MET/MISSED for the targets (added <= {TARGET_ADDED_MEDIAN_MS:g} ms median "
-            f"and <= {TARGET_ADDED_P99_MS:g} ms p99; stage < {TARGET_STAGE_MS:g} ms at window 100); exit 0 "
+            f"and <= {TARGET_ADDED_P99_MS:g} ms p99; stage < {TARGET_STAGE_MS:g} ms at window 100; an "
+            f"experiment <= {TARGET_EXPERIMENT_MS:g} ms at the median); exit 0 "
             "either way. Fails loudly if a sequential personalized answer is not fuserec.applied (it would be "
             "timing a fallback): at once for any fallback but the latency budget's, with exit 1 after the tables "
             "when more than 2% fell back for the budget. Writes benchmarks/results/proxy.json."
@@ -288,11 +302,12 @@ def _free_port() -> int:
 class ProxyProcess:
     """``python -m fuserec_os serve`` in a subprocess, in front of ``engine``; ready once it serves the model."""
 
-    def __init__(self, engine: BenchEngine, window: int) -> None:
+    def __init__(self, engine: BenchEngine, window: int, *, experiment: bool = False) -> None:
         self.port = _free_port()
         self.home = tempfile.TemporaryDirectory(prefix="fuserec-bench-proxy-")
         config = Path(self.home.name) / "ranking.yaml"
-        config.write_text(f"rerank:\n  window: {window}\n  max_window: {max(window, 1000)}\n")
+        text = f"rerank:\n  window: {window}\n  max_window: {max(window, 1000)}\n"
+        config.write_text(text + (EXPERIMENT_YAML if experiment else ""))
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -423,27 +438,37 @@ def applied_or_fail(target: Target, answer: dict[str, Any]) -> dict[str, Any]:
 def sequential(targets: Sequence[Target], reqs: Sequence[tuple[bytes, str]], warmup: int) -> dict[str, Any]:
     """Each request on every path back to back, rotating which goes first; per-path latencies (ms)."""
     times: dict[str, list[float]] = {t.name: [] for t in targets}
+    paired: list[float] = []  # per request: the experiment path minus proxy+user, sent back to back
     steps: dict[str, list[float]] = {}
     behavioural: list[int] = []
     budget = empty = 0
     for i, (body, user) in enumerate(reqs):
         k = i % len(targets)
+        this: dict[str, float] = {}
         for target in [*targets[k:], *targets[:k]]:
             ms, answer = target.search(body, user)
             if i < warmup:  # a cold engine may blow the budget: not timed, not checked
                 continue
             times[target.name].append(ms)
+            this[target.name] = ms
+            if target.name == EXPERIMENT_PATH and (answer.get("fuserec") or {}).get("experiment") != "bench":
+                raise SystemExit(f"{EXPERIMENT_PATH}: the answer was not served under the experiment: {answer}")
             if target.user:
                 info = applied_or_fail(target, answer)
                 budget += info.get("fallback") == "budget"
                 empty += not answer.get("hits", {}).get("hits")
                 behavioural.append(int(info.get("behavioural_candidates") or 0))
-                for key, value in (info.get("timings_ms") or {}).items():
-                    steps.setdefault(key, []).append(float(value))
+                if target.name == "proxy+user":
+                    for key, value in (info.get("timings_ms") or {}).items():
+                        steps.setdefault(key, []).append(float(value))
+        if EXPERIMENT_PATH in this and "proxy+user" in this:
+            paired.append(this[EXPERIMENT_PATH] - this["proxy+user"])
     out: dict[str, Any] = {"budget_fallbacks": budget, "empty_results": empty, "timed": len(reqs) - warmup}
     for name, values in times.items():
         out[name] = {"median_ms": median(values), "p95_ms": percentile(values, 95), "p99_ms": percentile(values, 99)}
     out["proxy_steps_median_ms"] = {k: median(v) for k, v in steps.items()}
+    if paired:
+        out["experiment_added_ms"] = {"median": median(paired), "p95": percentile(paired, 95), "pairs": len(paired)}
     out["behavioural_candidates_mean"] = sum(behavioural) / max(1, len(behavioural))
     return out
 
@@ -498,8 +523,10 @@ def measure(engine: BenchEngine, world: World, args: argparse.Namespace) -> dict
     )
     load_engine(engine, world)
     proxy = ProxyProcess(engine, args.window)
+    exp_proxy = ProxyProcess(engine, args.window, experiment=True)
     try:
         version = proxy.wait_ready()
+        exp_proxy.wait_ready()
         print(
             f"{engine.kind}: loaded in {time.perf_counter() - t0:.1f} s; proxy on port {proxy.port} serves "
             f"model {version}",
@@ -511,6 +538,7 @@ def measure(engine: BenchEngine, world: World, args: argparse.Namespace) -> dict
             Target("engine", engine.url, alias, user=False),
             Target("proxy", url, alias, user=False),
             Target("proxy+user", url, alias, user=True),
+            Target(EXPERIMENT_PATH, f"http://127.0.0.1:{exp_proxy.port}", alias, user=True),
         ]
         rnd = random.Random(args.seed)
         n = args.warmup + args.requests
@@ -526,7 +554,7 @@ def measure(engine: BenchEngine, world: World, args: argparse.Namespace) -> dict
                 (world.bodies[rnd.randrange(len(world.bodies))], rnd.choice(world.shoppers))
                 for _ in range(args.load_requests)
             ]
-            loads[str(c)] = {t.name: load(t, load_reqs, c) for t in targets}
+            loads[str(c)] = {t.name: load(t, load_reqs, c) for t in targets if t.name != EXPERIMENT_PATH}
             print(
                 f"{engine.kind}: concurrency {c}: "
                 + ", ".join(f"{name} {r['rps']:.0f} req/s" for name, r in loads[str(c)].items()),
@@ -534,6 +562,7 @@ def measure(engine: BenchEngine, world: World, args: argparse.Namespace) -> dict
             )
     finally:
         proxy.stop()
+        exp_proxy.stop()
     return {"engine": engine.describe(), "model_version": version, "sequential": seq, "load": loads}
 
 
@@ -585,7 +614,8 @@ def report(runs: list[dict[str, Any]], stage: dict[int, dict[str, Any]], args: a
         seq = run["sequential"]
         print()
         print(f"-- {describe_engine(run['engine'])} --")
-        rows = [[name, _f(seq[name]["median_ms"]), _f(seq[name]["p95_ms"]), _f(seq[name]["p99_ms"])] for name in PATHS]
+        names = [*PATHS, *([EXPERIMENT_PATH] if EXPERIMENT_PATH in seq else [])]
+        rows = [[name, _f(seq[name]["median_ms"]), _f(seq[name]["p95_ms"]), _f(seq[name]["p99_ms"])] for name in names]
         add = added(seq)
         rows.append(["added (proxy+user - engine)", _f(add["median"]), _f(add["p95"]), _f(add["p99"])])
         for line in format_table([f"sequential, {args.requests} per path (ms)", "median", "p95", "p99"], rows):
@@ -681,6 +711,14 @@ def report(runs: list[dict[str, Any]], stage: dict[int, dict[str, Any]], args: a
             f"{kind}: added latency p99 {add['p99']:.2f} ms <= {TARGET_ADDED_P99_MS:g} ms: "
             f"{verdict(add['p99'] <= TARGET_ADDED_P99_MS)}"
         )
+    for run in runs:
+        exp = run["sequential"].get("experiment_added_ms")
+        if exp:
+            print(
+                f"{run['engine']['kind']}: an experiment (assignment, routing, impression fields) added "
+                f"{exp['median']:.2f} ms at the median of {exp['pairs']} paired requests (p95 {exp['p95']:.2f}) "
+                f"<= {TARGET_EXPERIMENT_MS:g} ms: {verdict(exp['median'] <= TARGET_EXPERIMENT_MS)}"
+            )
     if 100 in stage:
         m = stage[100]["median_ms"]
         print(f"stage alone at window 100: median {m:.3f} ms < {TARGET_STAGE_MS:g} ms: {verdict(m < TARGET_STAGE_MS)}")

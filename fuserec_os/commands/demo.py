@@ -34,6 +34,9 @@ def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
           lists side by side with engine order, and the features behind the biggest moves
       16. judges the search config in force against equal field weights and the other multi_match
           types on the stored search log (a short 'fuserec search tune'; the demo writes no config)
+      17. a short A/B test: the simulated shoppers come back and search through the proxy for a few
+          more days, half served engine order and half the model; their clicks and purchases go back
+          through the proxy's event endpoint; the report prints the conversion lift with its interval
 
     Files (catalog, events, search log, reports) go to the state folder's demo/ (FUSEREC_STATE_DIR).
     With a temporary engine nothing is kept afterwards; run 'fuserec engine start' first to keep it.

@@ -64,6 +64,7 @@ class DemoOutcome:
     model_version: str | None = None
     active_model: str | None = None
     proxy: dict[str, Any] = field(default_factory=dict)
+    ab: dict[str, Any] = field(default_factory=dict)
 
 
 def demo_searches() -> list[DemoSearch]:
@@ -216,6 +217,39 @@ def _behaviour(
         now=pd.Timestamp(job.as_of) if job.as_of else None, step=15, echo=echo,
     )  # fmt: skip
     _tune(engine, ranking, aliases, echo=echo, step=16)
+    if outcome.active_model is not None:
+        outcome.ab = _ab_test(engine, settings, ranking, workdir, echo=echo, step=17)
+
+
+DEMO_AB_USERS = 400
+DEMO_AB_DAYS = 3.0
+
+
+def _ab_test(
+    engine: Engine, settings: Settings, ranking: RankingConfig, workdir: Path, *, echo: Callable[[str], None], step: int
+) -> dict[str, Any]:
+    """A short ``fuserec simulate ab``: the simulated shoppers come back and search through the proxy, half of
+    them served engine order, half the promoted model; their clicks and purchases flow back; the report."""
+    from fuserec_os.commands.ab import render_report
+    from fuserec_os.commands.simulate_run import run_simulated_ab
+
+    echo(
+        f"\n== {step}. a short A/B test: {DEMO_AB_USERS} of the simulated shoppers search for {DEMO_AB_DAYS:g} more "
+        "days through the proxy (half get engine order, half the model) and their clicks and purchases go back "
+        "through POST /_fuserec/events (fuserec simulate ab runs longer ones)"
+    )
+    out = run_simulated_ab(
+        engine, settings, ranking, world=workdir, users=DEMO_AB_USERS, days=DEMO_AB_DAYS, replicates=1000,
+        progress=False, echo=echo,
+    )  # fmt: skip
+    loop = out["loop"]
+    echo(
+        f"   {loop['sessions']:,} sessions, {loop['searches']:,} searches through the proxy, {loop['events']:,} "
+        f"events sent back ({loop['events_rejected']} refused) in {loop['seconds']:.0f}s"
+    )
+    for line in render_report(out["_report"]):
+        echo(f"   {line}" if line else "")
+    return {k: v for k, v in out.items() if not k.startswith("_")}
 
 
 def _tune(engine: Engine, ranking: RankingConfig, aliases: Aliases, *, echo: Callable[[str], None], step: int) -> None:
