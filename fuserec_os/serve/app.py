@@ -77,6 +77,8 @@ class ProxyOptions:
     """A/B tests and interleaving (the ranking YAML's ``experiments``); None: none."""
     experiments_seconds: float = 10.0
     """How often stopped experiments are polled from the cluster."""
+    guardrail_seconds: float = 300.0
+    """How often the experiments' guardrails are checked (a report over their logs), in the background."""
 
 
 class Proxy:
@@ -110,6 +112,8 @@ class Proxy:
             stopped_reader=self._stopped_experiments,
             loader=options.loader or loader,
             poll_seconds=options.experiments_seconds,
+            guardrail_check=self._check_guardrails,
+            guardrail_seconds=options.guardrail_seconds,
         )
         self.impressions = ImpressionLog(
             self._write_impressions,
@@ -125,6 +129,11 @@ class Proxy:
     def _reloaded(self, result: str, version: str | None) -> None:
         self.metrics.count("reloads", result)
         self.metrics.model_version = self.holder.version
+
+    def _check_guardrails(self) -> Any:
+        from fuserec_os.experiments.report import check_guardrails
+
+        return check_guardrails(self.sync, self.settings.index_prefix, self.experiments.config)
 
     def _stopped_experiments(self, names: list[str]) -> set[str]:
         from fuserec_os.experiments.state import stopped_experiments
@@ -218,6 +227,21 @@ class Proxy:
             raise bad_request(f"header {self.settings.proxy_user_header}: control characters are not allowed")
         return value
 
+    def session_id(self, request: Request) -> str | None:
+        """The session id header when it is usable as an id (else None: never an error, it is optional)."""
+        value = (request.headers.get(SESSION_HEADER) or "").strip()
+        if not value or len(value.encode("utf-8", "replace")) > MAX_USER_ID_BYTES:
+            return None
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return None
+        return value
+
+    def session_experiment(self, request: Request, index: str | None) -> bool:
+        """An anonymous search (no user id) that an experiment assigns by its session id."""
+        if index is None or not self.experiments.enabled or self.session_id(request) is None:
+            return False
+        return self.experiments.covers(index)
+
     def window(self, request: Request, params: list[tuple[str, str]]) -> int:
         raw = request.headers.get(WINDOW_HEADER) or dict(params).get("fuserec_window")
         settings = self.holder.settings
@@ -256,7 +280,8 @@ class Proxy:
         params = [(k, v) for k, v in request.query_params.multi_items() if not k.startswith("fuserec")]
         user = self.user_id(request)
         window = self.window(request, request.query_params.multi_items())
-        if user is None or index != self.products_alias:
+        anonymous_in_experiment = user is None and self.session_experiment(request, index)
+        if (user is None and not anonymous_in_experiment) or index != self.products_alias:
             if raw.strip():
                 pz.parse_body(raw)  # a clear 400 for malformed JSON, whatever the engine would say
             return await self.passthrough(request, raw, params), "search"
@@ -273,13 +298,11 @@ class Proxy:
         return _json(out.body), "search_personalized"
 
     async def personalize(
-        self, request: Request, index: str, plan: pz.SearchPlan, user: str, window: int, request_id: str
+        self, request: Request, index: str, plan: pz.SearchPlan, user: str | None, window: int, request_id: str
     ) -> pz.Personalized:
         stage = self.holder.stage()
         explain = request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("true", "1", "yes")
-        session = request.headers.get(SESSION_HEADER)
-        if session is not None and len(session) > MAX_USER_ID_BYTES:
-            session = None
+        session = self.session_id(request)
         routed = self.experiments.route(index, user, session, stage, request_id)
         out = await pz.personalized_search(
             self.engine,
@@ -300,7 +323,7 @@ class Proxy:
             self.metrics.count("experiments", f"{routed.assignment.experiment.name}/{routed.variant_name}")
         if out.result is not None:
             self.metrics.outcome(out.result.applied, out.result.fallback)
-            if out.page_ids:
+            if out.page_ids and (user is not None or routed is not None):
                 row: dict[str, Any] = {
                     "request_id": request_id,
                     "user_id": user,

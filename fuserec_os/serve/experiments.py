@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,12 +73,17 @@ class ExperimentRouter:
         stopped_reader: StoppedReader,
         loader: Loader | None = None,
         poll_seconds: float = 10.0,
+        guardrail_check: Callable[[], Any] | None = None,
+        guardrail_seconds: float = 300.0,
     ) -> None:
         self.config = config
         self.prefix = prefix
         self.stopped_reader = stopped_reader
         self.loader = loader
         self.poll_seconds = poll_seconds
+        self.guardrail_check = guardrail_check if any(e.guardrail for e in config.running()) else None
+        self.guardrail_seconds = guardrail_seconds
+        self._last_guardrail = time.monotonic()
         self.stopped: frozenset[str] = frozenset()
         self.pinned: dict[str, Any] = {}  # version -> LoadedModel, for variants naming a version
         self.refused: dict[str, str] = {}
@@ -133,6 +139,22 @@ class ExperimentRouter:
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             self.check()
+            if self.guardrail_check is not None and time.monotonic() - self._last_guardrail >= self.guardrail_seconds:
+                self._last_guardrail = time.monotonic()
+                self.check_guardrails()
+
+    def check_guardrails(self) -> None:
+        """Run the guardrail check (it reads the experiments' logs and may stop one for every replica: minutes
+        apart, in this background thread, never on the request path); a failure is logged, never raised."""
+        if self.guardrail_check is None:
+            return
+        try:
+            self.guardrail_check()
+        except Exception as exc:
+            self.last_error = f"checking guardrails: {exc}"
+            log.warning("fuserec serve: %s", self.last_error)
+            return
+        self.check()  # a guardrail that tripped stopped its experiment: serve as without it from now on
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,6 +163,10 @@ class ExperimentRouter:
             self._thread = None
 
     # -- per request ----------------------------------------------------------------------------------------
+    def covers(self, index: str) -> bool:
+        """Whether a running (not stopped) experiment covers searches on ``index``."""
+        return active_experiment(self.config, index, prefix=self.prefix, stopped=self.stopped) is not None
+
     def route(
         self, index: str, user_id: str | None, session_id: str | None, base: RerankStage, request_id: str
     ) -> Routed | None:

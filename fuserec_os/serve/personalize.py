@@ -278,7 +278,7 @@ def _cached(cache: ParsedCache | None, key: Any, parse: Any) -> Any:
 
 
 async def fetch_profile_and_stats(
-    engine: AsyncEngine, stores: Stores, user_id: str, text: str
+    engine: AsyncEngine, stores: Stores, user_id: str | None, text: str
 ) -> tuple[UserProfile | None, QueryStatsView | None]:
     """The shopper's profile and the query's statistics in ONE ``_mget`` across both indices.
 
@@ -287,8 +287,11 @@ async def fetch_profile_and_stats(
     any other per-document error raises (the caller turns it into a note and engine order for what it lacks).
     """
     query, stat_ids = view_doc_ids(text)
-    docs = [{"_index": stores.profiles_alias, "_id": user_id}]
+    docs = [{"_index": stores.profiles_alias, "_id": user_id}] if user_id is not None else []
+    n_profile = len(docs)  # an anonymous shopper (assigned by session) has no profile to read
     docs += [{"_index": stores.stats_alias, "_id": i} for i in stat_ids]
+    if not docs:
+        return None, None
     status, data, _ = await engine.json("POST", "/_mget", {"docs": docs})
     if status != 200:
         raise RuntimeError(f"reading the profile and query statistics: engine answered {status}")
@@ -300,13 +303,14 @@ async def fetch_profile_and_stats(
         if error and "index_not_found" not in json.dumps(error):
             raise RuntimeError(f"reading {doc.get('_index')}/{doc.get('_id')}: {error}")
     cache = stores.cache
-    first = answers[0]
     profile = None
-    if first.get("found") and not first.get("error"):
-        profile = _cached(cache, ("profile", _doc_version(first)), lambda: _profile(first["_source"]))
+    if n_profile:
+        first = answers[0]
+        if first.get("found") and not first.get("error"):
+            profile = _cached(cache, ("profile", _doc_version(first)), lambda: _profile(first["_source"]))
     stats = None
     if stat_ids:
-        found = [d for d in answers[1:] if d.get("found") and not d.get("error")]
+        found = [d for d in answers[n_profile:] if d.get("found") and not d.get("error")]
         versions = tuple(_doc_version(d) for d in found)
         key = None if any(v is None for v in versions) else ("stats", query, versions)
         stats = _cached(cache, key, lambda: view_from_sources(query, [d["_source"] for d in found]))
@@ -320,7 +324,7 @@ async def personalized_search(
     index: str,
     plan: SearchPlan,
     *,
-    user_id: str,
+    user_id: str | None,
     window: int,
     request_id: str,
     client_auth: str | None = None,

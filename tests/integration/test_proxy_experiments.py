@@ -184,3 +184,56 @@ def test_interleaving_mixes_both_rankings_and_logs_each_products_team(
     row = logged[logged["request_id"] == info["request_id"]].iloc[0]
     assert row["experiment"] == "mixed" and len(row["teams"]) == len(row["product_ids"]) == 10
     assert set(row["teams"]) <= {"engine", "model", ""} and {"engine", "model"} <= set(row["teams"])
+
+
+def test_an_anonymous_shopper_is_assigned_by_session_and_logged_under_it(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+    ab_config: ExperimentsConfig,
+    ab_proxy: RunningProxy,
+) -> None:
+    exp = ab_config.get("shoes-ab")
+    alias = world.alias("products")
+    proxied = ab_proxy.client()
+    sent = {}
+    for i in range(6):
+        session = f"anon-session-{i}"
+        resp = proxied.search(index=alias, body={**SHOES, "size": 4}, headers={"X-Fuserec-Session-Id": session})
+        expected = assign(exp, None, session)
+        assert expected is not None and expected.variant is not None
+        assert resp["fuserec"]["variant"] == expected.variant.name and resp["fuserec"]["applied"] is (
+            expected.variant.name == "treatment"
+        )
+        sent[resp["fuserec"]["request_id"]] = session
+    plain = proxied.search(index=alias, body={**SHOES, "size": 4})
+    assert "fuserec" not in plain  # neither id: served as without the experiment
+    _flush_impressions(ab_proxy)
+    client.indices.refresh(index=f"{world.index_prefix}*")
+    logged = read_impressions(client, world.alias("searches"))
+    rows = logged[logged["request_id"].isin(list(sent))]
+    assert len(rows) == len(sent)
+    assert all(row.user_id == sent[row.request_id] == row.session_id for row in rows.itertuples())
+
+
+def test_a_tripped_guardrail_checked_in_the_background_stops_the_experiment(
+    world: Settings,  # noqa: F811
+) -> None:
+    raw = {"guarded": {"variants": {"control": {"share": 0.5, "control": True, "engine": True},
+                                    "treatment": {"share": 0.5, "model_version": "active"}},
+                       "guardrail": {"metric": "ctr"}}}  # fmt: skip
+    config = ExperimentsConfig.from_dict(raw)
+    alias = world.alias("products")
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        router = p.proxy.experiments
+        assert router.guardrail_check is not None  # an experiment with a guardrail gets the background check
+        calls: list[int] = []
+
+        def tripped() -> None:  # what check_guardrails does when it trips: stop the experiment in the cluster
+            calls.append(1)
+            stop_experiment(p.proxy.sync, world.index_prefix, "guarded", by="guardrail", reason="ctr dropped")
+
+        router.guardrail_check = tripped
+        assert p.client().search(index=alias, body=SHOES, headers={USER: FAN})["fuserec"]["experiment"] == "guarded"
+        router.check_guardrails()
+        after = p.client().search(index=alias, body=SHOES, headers={USER: FAN})
+    assert calls == [1] and "experiment" not in after["fuserec"]
