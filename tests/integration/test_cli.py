@@ -87,7 +87,12 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     events = client.count(index=settings.alias("events"))["count"]
     profiles = client.count(index=settings.alias("profiles"))["count"]
     assert events > 0 and 0 < profiles <= 150
-    assert f"{events} events -> {profiles} profiles" in out
+    built = re.search(r"^ +(\d+) events -> (\d+) profiles", out, re.M)
+    sent = re.search(r"searches through the proxy, ([\d,]+) events sent back \(0 refused\)", out)
+    assert built and sent, out
+    # the history's events, then the A/B step's sent back through the proxy (live updates may add profiles)
+    assert events == int(built.group(1)) + int(sent.group(1).replace(",", ""))
+    assert 0 < int(built.group(2)) <= profiles
     # the last step: the proxy, one query, two shoppers, an unchanged opensearch-py client
     step = out[out.index("== 15. the query proxy") :]
     users = re.findall(r"^ {5}(U\d+) buys (.+?): \d+% of their brand weight", step, re.M)
@@ -112,8 +117,16 @@ def test_demo_runs_end_to_end(cli: Cli, client: OpenSearch, alias: str, settings
     logged = int(said.group(1)) if said else -1
     assert logged == 2
     assert "== 16. tune retrieval on the search log" in out and "current best_fields" in out
-    searches = client.count(index=settings.alias("searches"))["count"]  # the search log is stored, not a file
+    # the search log is stored, not a file (the A/B step's searches carry their experiment)
+    outside = {"query": {"bool": {"must_not": {"exists": {"field": "experiment"}}}}}
+    searches = client.count(index=settings.alias("searches"), body=outside)["count"]
     assert searches > logged and f"with {searches - logged} logged searches ->" in out
+    # the last step: a short A/B test through the proxy, then its report
+    ab = out[out.index("== 17. a short A/B test") :]
+    assert re.search(r"[\d,]+ searches through the proxy", ab) and "lift over control" in ab, ab
+    assert re.search(r"treatment: conversion \(primary\) +[+-]\d", ab) and "verdict:" in ab, ab
+    in_experiment = {"query": {"term": {"experiment": "sim-mlp-vs-engine"}}}
+    assert client.count(index=settings.alias("searches"), body=in_experiment)["count"] > 0
     # output a person reads: no Python reprs, times as ISO 8601 UTC
     for raw in ("{'", "['", "None", "True", "False", "+00:00"):
         assert raw not in out, f"{raw!r} in the demo's output"
