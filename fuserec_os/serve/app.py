@@ -303,7 +303,9 @@ class Proxy:
         stage = self.holder.stage()
         explain = request.headers.get(EXPLAIN_HEADER, "").strip().lower() in ("true", "1", "yes")
         session = self.session_id(request)
+        t_exp = time.perf_counter()
         routed = self.experiments.route(index, user, session, stage, request_id)
+        exp_ms = (time.perf_counter() - t_exp) * 1000
         out = await pz.personalized_search(
             self.engine,
             stage,
@@ -318,9 +320,6 @@ class Proxy:
             now=self.clock() if self.clock is not None else None,
             ranker=routed.ranker if routed is not None else None,
         )
-        if routed is not None and out.status == 200 and isinstance(out.body, dict):
-            out.body.setdefault("fuserec", {}).update(routed.info())
-            self.metrics.count("experiments", f"{routed.assignment.experiment.name}/{routed.variant_name}")
         if out.result is not None:
             self.metrics.outcome(out.result.applied, out.result.fallback)
             if out.page_ids and (user is not None or routed is not None):
@@ -335,8 +334,17 @@ class Proxy:
                 if plan.text:
                     row["query"] = plan.text
                 if routed is not None:
+                    t_exp = time.perf_counter()
                     row.update(routed.impression(out.page_ids))
+                    exp_ms += (time.perf_counter() - t_exp) * 1000
                 self.impressions.add(row)
+        if routed is not None and out.status == 200 and isinstance(out.body, dict):
+            # what the experiment cost this request beyond the variant's own ranking: assignment and routing,
+            # and the impression's experiment fields (the write itself is batched off the request path)
+            section = out.body.setdefault("fuserec", {})
+            section.update(routed.info())
+            section.setdefault("timings_ms", {})["experiment"] = round(exp_ms, 4)
+            self.metrics.count("experiments", f"{routed.assignment.experiment.name}/{routed.variant_name}")
         return out
 
     async def msearch(self, request: Request, index: str | None, request_id: str) -> tuple[Response, str]:
