@@ -129,10 +129,11 @@ def train(
 ) -> None:
     """Build leakage-free examples from the stored events, train, evaluate, and register a new version.
 
-    Features come from profiles and query statistics as of each search (no later event leaks in); the
-    split is by time. The evaluation table compares, on the same test searches: engine (BM25) order,
-    popularity, query-popularity, latent-only, gradient-boosted trees, the MLP (blended) and, with --truth,
-    the oracle; by user history and query type. The model section of FUSEREC_CONFIG sets the architecture.
+    Features come from profiles, query statistics and item signals as of each search (no later event leaks
+    in); the split is by time. The evaluation table compares, on the same test searches: engine (BM25) order,
+    popularity (catalog), behaviour popularity (every shopper's decayed engagement), query-popularity,
+    latent-only, gradient-boosted trees, the MLP (blended) and, with --truth, the oracle; by user history and
+    query type. The model section of FUSEREC_CONFIG sets the architecture.
     """
     from fuserec_os.learn.train_job import TrainOptions, active_rescorer, run_training
     from fuserec_os.rerank.registry import PromotionRefused

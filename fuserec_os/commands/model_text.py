@@ -191,7 +191,9 @@ def _feature_lines(names: Sequence[str], columns: Any) -> list[str]:
 
 
 _METRIC_ORDER = ("ndcg@", "mrr", "hr@", "auc", "mse")
-_METHOD_ORDER = ("engine", "popularity", "query_popularity", "latent", "hgb", "mlp", "mlp_only", "oracle")
+_METHOD_ORDER = (
+    "engine", "popularity", "behaviour_popularity", "query_popularity", "latent", "hgb", "mlp", "mlp_only", "oracle",
+)  # fmt: skip
 
 
 def _ordered(keys: Sequence[str], preferred: Sequence[str]) -> list[str]:

@@ -40,8 +40,8 @@ def _print_job(rep: ProfileJobReport) -> None:
     click.echo(
         f"{rep.mode}: {rep.events} events, {rep.impressions} logged searches -> {rep.users} profile(s) written, "
         f"as of {utc_iso(rep.as_of)} "
-        f"({rep.products} products, {rep.vectors} product vectors, {rep.stats_docs} query-statistics docs) "
-        f"in {total:.1f}s"
+        f"({rep.products} products, {rep.vectors} product vectors, {rep.stats_docs} query-statistics docs, "
+        f"{rep.item_docs} item-signals docs) in {total:.1f}s"
     )
     click.echo("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in rep.seconds.items()))
     click.echo(
@@ -56,8 +56,10 @@ def profiles() -> None:
     """Build user profiles from behaviour events and inspect or erase them.
 
     A profile holds decayed affinities (categories incl. parents, brands), a price profile, preferred
-    rating, text interests, a latent vector, recent items and counts. Weights and half-life come from the
-    'profiles' section of FUSEREC_CONFIG. Latent vectors are refit only by 'build'; 'update' keeps each
+    rating, text interests, a latent vector, recent items and counts. Built and updated with them: the
+    query statistics and the item signals (every shopper's decayed views, clicks, carts and purchases per
+    product, position-debiased click-through and conversion, ratings, recency, trend). Weights and half-life
+    come from the 'profiles' section of FUSEREC_CONFIG. Latent vectors are refit only by 'build'; 'update' keeps each
     user's vector (new users get a fold-in over the product vectors).
     """
 

@@ -2,9 +2,10 @@
 
 Why one function: a model is only as good as the agreement between the features it was trained on and the
 features it is served. The dataset builder calls :func:`assemble` per logged search with a profile built as of
-the search's day and a :class:`~fuserec_os.profiles.query_stats.QueryStatsView` of that day's snapshot; the
-proxy calls it per request with the profile document read from the cluster. Nothing here reads a clock, a
-file or the engine: ``now`` comes in with the request.
+the search's day and a :class:`~fuserec_os.profiles.query_stats.QueryStatsView` of that day's snapshot (and
+the :class:`~fuserec_os.profiles.item_signals.ItemSignals` advanced to the search); the proxy calls it per
+request with the profile document read from the cluster (and its in-memory copy of the stored item signals).
+Nothing here reads a clock, a file or the engine: ``now`` comes in with the request.
 
 Speed: everything per candidate is a NumPy gather from the precomputed
 :class:`~fuserec_os.features.items.ItemTable` (unknown products go to its sentinel row); everything per user
@@ -30,6 +31,7 @@ from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FEATURES, FeatureSet
 from fuserec_os.profiles.compute import UserProfile, to_utc
+from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.query_stats import QueryStatsView
 from fuserec_os.text import terms
 
@@ -75,12 +77,18 @@ class Candidates:
 
 @dataclass(frozen=True)
 class RequestContext:
-    """Everything about the request that is not the candidates. ``user`` None: new or anonymous shopper."""
+    """Everything about the request that is not the candidates. ``user`` None: new or anonymous shopper.
+
+    ``item_signals``: every product's behaviour signals holding the events (and logged searches) before ``now``
+    (training: the accumulator advanced to the search; serving: the in-memory copy of the stored ones); None
+    makes the ``item_*`` behaviour features missing.
+    """
 
     query: str
     user: UserProfile | None
     now: pd.Timestamp
     stats: QueryStatsView | None = None
+    item_signals: ItemSignals | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,40 @@ def _item(r: _Req) -> _Values:
         "age_days": age,
     }
     return {k: (v, np.isnan(v)) for k, v in out.items()}
+
+
+_SIGNALS = (
+    "item_views",
+    "item_clicks",
+    "item_carts",
+    "item_purchases",
+    "item_ctr",
+    "item_conversion",
+    "item_rating_mean",
+    "item_rating_count",
+    "item_days_since",
+    "item_trend",
+)
+
+
+def _behaviour(r: _Req) -> _Values:
+    """The item signals (NaN values are missing: the assembly turns non-finite values into indicators)."""
+    signals = r.ctx.item_signals
+    if signals is None:
+        return {n: (0.0, True) for n in _SIGNALS}
+    v = signals.values(r.cands.product_ids, r.now_ns)
+    unknown = r.rows >= len(r.items)  # outside the catalog: missing, like every item feature
+    counts = np.log1p(v.decayed)
+    values = (
+        *(counts[:, j] for j in range(4)),
+        v.ctr,
+        v.conversion,
+        v.rating_mean,
+        np.log1p(v.rating_count),
+        v.days_since,
+        v.trend,
+    )
+    return {n: (x, unknown) for n, x in zip(_SIGNALS, values, strict=True)}
 
 
 def _user(r: _Req) -> _Values:
@@ -329,6 +371,7 @@ _GROUPS: tuple[tuple[Callable[[_Req], _Values], tuple[str, ...]], ...] = (
         ),
     ),
     (_item, ("log_price", "rating", "log_review_count", "log_popularity", "in_stock", "age_days")),
+    (_behaviour, _SIGNALS),
     (
         _user,
         ("user_history", "user_views", "user_clicks", "user_carts", "user_purchases", "days_since_last_seen"),

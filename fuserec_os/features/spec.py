@@ -18,6 +18,7 @@ from typing import Any
 from fuserec_os.errors import ConfigError
 
 __all__ = [
+    "BEHAVIOUR_FEATURES",
     "DEFAULT_FEATURES",
     "FEATURES",
     "MISSING_SUFFIX",
@@ -27,8 +28,8 @@ __all__ = [
 ]
 
 SCOPES: tuple[str, ...] = ("query_item", "query_item_engagement", "item", "user", "cross")
-"""Where a feature's inputs come from: the engine hit, the query-product stats, the catalog, the profile, or
-the profile against the item."""
+"""Where a feature's inputs come from: the engine hit, the query-product stats, the item (its catalog document,
+and its behaviour signals learned from every shopper's events), the profile, or the profile against the item."""
 
 MISSING_SUFFIX = "__missing"
 
@@ -82,6 +83,32 @@ FEATURES: Mapping[str, FeatureDef] = _defs(
     ("log_popularity", "item", "log1p(catalog popularity score)"),
     ("in_stock", "item", "1 in stock, 0 out of stock; missing when unknown"),
     ("age_days", "item", "days from created_at to the request time (>= 0)"),
+    # --- the item (behaviour: ItemSignals from the events and the search log, as of the request time). Each is
+    # missing without item signals (none stored or loaded) and for a product outside the catalog.
+    ("item_views", "item", "log1p of the item's views by all shoppers, decayed by the profiles' half-life"),
+    ("item_clicks", "item", "log1p of the item's clicks by all shoppers, decayed by the profiles' half-life"),
+    ("item_carts", "item", "log1p of the item's add-to-carts by all shoppers, decayed by the profiles' half-life"),
+    ("item_purchases", "item", "log1p of the item's purchases by all shoppers, decayed by the profiles' half-life"),
+    (
+        "item_ctr",
+        "item",
+        "click-through rate after searches, debiased by position (clicks per position-weighted examination in "
+        "the search log) and smoothed towards the shop's rate; missing when never shown in a logged result list",
+    ),
+    (
+        "item_conversion",
+        "item",
+        "purchases after searches per position-weighted examination, smoothed like item_ctr; missing like it",
+    ),
+    ("item_rating_mean", "item", "mean explicit rating carried by events (a rating log); missing without one"),
+    ("item_rating_count", "item", "log1p of the number of explicit ratings carried by events"),
+    ("item_days_since", "item", "days from the item's newest event (any shopper, any type) to the request time"),
+    (
+        "item_trend",
+        "item",
+        "log of (engagement in the last 7 days + 1) over (weekly engagement in the 3 weeks before + 1), events "
+        "weighed by the profile weights; missing without engagement in those 4 weeks",
+    ),
     # --- the user (profile)
     ("user_history", "user", "log1p of the profile's event count; missing without a profile"),
     ("user_views", "user", "log1p of the user's views"),
@@ -102,6 +129,10 @@ FEATURES: Mapping[str, FeatureDef] = _defs(
     ("bought_before", "cross", "1 when the user bought the product before"),
 )
 """Every known feature by name, in the default column order."""
+
+BEHAVIOUR_FEATURES: frozenset[str] = frozenset(n for n in FEATURES if n.startswith("item_"))
+"""The item features learned from behaviour (:class:`~fuserec_os.profiles.item_signals.ItemSignals`): a model
+using any of them needs the item signals at serving time."""
 
 
 @dataclass(frozen=True)

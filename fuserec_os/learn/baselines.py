@@ -7,7 +7,11 @@ Rows are never grouped here: orderings that need several keys are encoded as *de
 their relative order in any global sort. Pooled AUC over such scores is then the AUC of the keys' order.
 
 * :func:`engine_scores`: what the engine (BM25) returned: the "do nothing" baseline every delta is against;
-* :func:`popularity_scores`: global bestsellers, the classic strong non-personal baseline;
+* :func:`popularity_scores`: global bestsellers, the classic strong non-personal baseline (fed the catalog's
+  ``popularity``, which a real shop often lacks: then it is the shown order);
+* :func:`behaviour_popularity_scores`: bestsellers learned from behaviour, every shopper's decayed clicks, carts and
+  purchases before the search (:class:`~fuserec_os.profiles.item_signals.ItemSignals`), a real popularity baseline
+  on any log;
 * :func:`query_popularity_scores`: past engagement after the same normalised query ("people who searched this
   bought that"), what a click-model / query-stats boost gives without any learning;
 * :func:`latent_scores`: the user's matrix-factorisation affinity alone (personal, no text relevance);
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "behaviour_popularity_scores",
     "dense_rank_scores",
     "engine_scores",
     "hgb_reranker",
@@ -101,6 +106,19 @@ def popularity_scores(item_popularity: Any) -> np.ndarray:
     """
     p = _float_array(item_popularity, "item_popularity")
     return np.where(np.isnan(p), 0.0, p)
+
+
+def behaviour_popularity_scores(engagement: Any, engine: Any) -> np.ndarray:
+    """The item's engagement by every shopper before the search, ties broken by the engine order.
+
+    ``engagement``: decayed clicks + 2 add-to-carts + 3 purchases (the label grades) at the search's time, the
+    dataset's ``item_engagement`` column; missing (NaN) counts as none. ``engine`` (:func:`engine_scores`) only
+    breaks ties, so products nobody engaged with keep the engine's order, and a log without engagement gives
+    exactly the engine baseline.
+    """
+    g = _float_array(engagement, "engagement")
+    e = _float_array(engine, "engine", g.size)
+    return dense_rank_scores(np.nan_to_num(g, nan=0.0), _desc(e))
 
 
 def query_popularity_scores(

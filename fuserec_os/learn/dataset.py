@@ -16,6 +16,11 @@ a search influences its features, and none before it is missing: online, live up
 (:mod:`fuserec_os.profiles.live`) keep the stored profiles and statistics as fresh.
 Product latent vectors are fitted once on the events before the validation period (documented mild leakage
 inside the training period; none into validation or test).
+
+Item signals (:class:`~fuserec_os.profiles.item_signals.ItemSignals`: every shopper's decayed counts, debiased
+rates, ratings, recency, trend) advance with the query statistics, so they too hold exactly the events and logged
+searches before each search; each candidate row also carries its ``item_engagement`` (decayed clicks + 2 carts
++ 3 purchases), the score of the behaviour popularity baseline.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.item_signals import ItemSignals, PreparedEvents, PreparedImpressions
 from fuserec_os.profiles.query_stats import QueryStats, mark_counted_requests
 from fuserec_os.rerank.blend import Gate
 from fuserec_os.timefmt import utc_iso
@@ -372,6 +378,9 @@ def build_dataset(
     user_profiles = _profiles_per_search(searches, ev, ev_ns, catalog, profiles_cfg)
     timing_profiles = time.monotonic() - t_start
     stats = QueryStats().track_sums()  # priors read after every search: keep their sums running
+    signals = ItemSignals.from_config(profiles_cfg)  # the item signals, advanced with the statistics
+    ev_arrays = PreparedEvents.from_frame(ev)
+    imp_arrays = PreparedImpressions.from_frame(imp) if imp is not None else None
     behavioural: dict[str, dict[str, int]] = {}
     blocks: list[np.ndarray] = []
     y_parts: list[np.ndarray] = []
@@ -389,12 +398,15 @@ def build_dataset(
         if hi > ev_done:  # the statistics and behavioural candidates need every earlier event
             new = ev.iloc[ev_done:hi]
             stats.add_events(new)
+            signals.add_prepared(ev_arrays, ev_done, hi)
             _add_behavioural(behavioural, new)
             ev_done = hi
         if imp is not None:
             ihi = int(np.searchsorted(imp_ns, now_ns, side="left"))
             if ihi > imp_done:
                 stats.add_impressions(imp.iloc[imp_done:ihi])
+                if imp_arrays is not None:
+                    signals.add_prepared_impressions(imp_arrays, imp_done, ihi)
                 imp_done = ihi
         user = user_profiles[position]
         t2 = time.monotonic()
@@ -427,8 +439,9 @@ def build_dataset(
             engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
             score_range=_score_range(ranked),
         )
-        ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm))
+        ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm), item_signals=signals)
         feats = assemble(feature_set, items, ctx, c)
+        engagement = signals.engagement(cands, now_ns)  # the behaviour popularity baseline's score
         names = feats.names
         blocks.append(feats.X)
         y_parts.append(np.array([labels.get((request_id, p), 0) for p in cands], dtype=np.int8))
@@ -442,6 +455,7 @@ def build_dataset(
                     "engine_rank": c.engine_ranks[i],
                     "shown_rank": shown_at[pid] if shown is not None else math.nan,
                     "source": source[i],
+                    "item_engagement": engagement[i],
                 }
             )
         timing["features"] += time.monotonic() - t2

@@ -2,10 +2,10 @@
 
 One run: read the stored events and the stored search log (impressions; a file given with ``--impressions``
 overrides it), build the leakage-free dataset, train the MLP, tune the blend gate on validation, then
-evaluate on the later test searches, in the same run, the engine order, popularity, query-popularity,
-latent-only, a gradient-boosted trees reranker on the same features, the MLP blend, and an oracle when one
-is passed in. The artifact (weights, feature set, gate, product vectors) is saved as a new registry version
-with its metrics.
+evaluate on the later test searches, in the same run, the engine order, popularity (catalog and behaviour),
+query-popularity, latent-only, a gradient-boosted trees reranker on the same features, the MLP blend, and an
+oracle when one is passed in. The artifact (weights, feature set, gate, product vectors) is saved as a new
+registry version with its metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from fuserec_os.errors import ConfigError, IndexStateError, InputFileError
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.index.products import read_products
 from fuserec_os.learn.baselines import (
+    behaviour_popularity_scores,
     engine_scores,
     hgb_reranker,
     latent_scores,
@@ -179,6 +180,9 @@ def evaluate_split(
     methods: dict[str, np.ndarray] = {
         "engine": engine,
         "popularity": popularity_scores(_column(ds, "log_popularity", rows)),
+        "behaviour_popularity": behaviour_popularity_scores(
+            cands["item_engagement"] if "item_engagement" in cands else np.full(len(cands), np.nan), engine
+        ),
         "query_popularity": query_popularity_scores(
             _column(ds, "q_log_clicks", rows), _column(ds, "q_purchase_rate", rows), engine
         ),
@@ -342,9 +346,9 @@ def run_training(
     )
     valid_report = evaluate_split(ds, "valid", result.scorer, gate, hgb_train=None)
     say(
-        f"evaluating on {summary['searches']['test']:,} test searches: engine order, popularity, query-popularity, "
-        f"latent, the MLP, and a gradient-boosted trees reranker (training it on {len(ytr):,} rows)"
-        + (", and the oracle" if oracle is not None else "")
+        f"evaluating on {summary['searches']['test']:,} test searches: engine order, popularity (catalog and "
+        f"behaviour), query-popularity, latent, the MLP, and a gradient-boosted trees reranker (training it on "
+        f"{len(ytr):,} rows)" + (", and the oracle" if oracle is not None else "")
     )
     t_eval = time.monotonic()
     report = evaluate_split(

@@ -19,6 +19,12 @@ doc without that entry (written before the search log was stored) means no searc
 the next update adds all of them. An update writes the profiles, then the statistics, then the watermarks: a
 failure in between leaves the watermarks behind and the next update folds those events in again (as it always
 did for the profiles).
+
+The item signals (:mod:`fuserec_os.profiles.item_store`, alias ``<prefix>item-signals``: every shopper's decayed
+counts, position-debiased rates, ratings, recency and trend per product) ride along with the statistics: a build
+replaces them from the same events and searches, an update adds the same new events and searches to the touched
+products (right after the statistics, before the watermarks), and an update finding none stored (profiles built
+before they existed) builds them from everything the profiles include, as it does for the statistics.
 """
 
 from __future__ import annotations
@@ -42,9 +48,10 @@ from fuserec_os.index.products import read_products
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
 from fuserec_os.index.state import get_state, put_state, state_index
-from fuserec_os.profiles import stats_store
+from fuserec_os.profiles import item_store, stats_store
 from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.live import mark_requests_counted_in_store
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.profiles.store import (
@@ -57,6 +64,7 @@ from fuserec_os.profiles.store import (
 
 STATE_NAME = "profiles"
 STATS_ALIAS = "query-stats"
+ITEMS_ALIAS = "item-signals"
 OVERLAP = timedelta(minutes=5)
 
 
@@ -72,6 +80,7 @@ class Aliases:
     stats: str
     state: str
     prefix: str = ""
+    items: str = ITEMS_ALIAS
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Aliases:
@@ -84,6 +93,7 @@ class Aliases:
             vectors=f"{prefix}product-vectors",
             stats=f"{prefix}{STATS_ALIAS}",
             state=state_index(prefix),
+            items=f"{prefix}{ITEMS_ALIAS}",
         )
 
 
@@ -96,6 +106,7 @@ class ProfileJobReport:
     products: int = 0
     vectors: int = 0
     stats_docs: int = 0
+    item_docs: int = 0
     live_skipped: int = 0
     as_of: str | None = None
     watermark: str | None = None
@@ -126,25 +137,45 @@ def load_catalog(client: OpenSearch, products_alias: str) -> ProductCatalog:
 
 
 def _store(
-    client: OpenSearch, aliases: Aliases, built: ProfileSet, stats: QueryStats, report: ProfileJobReport
+    client: OpenSearch,
+    aliases: Aliases,
+    built: ProfileSet,
+    stats: QueryStats,
+    signals: ItemSignals,
+    report: ProfileJobReport,
 ) -> None:
     report.users = write_profiles(client, aliases.profiles, built.profiles.values(), refresh=True)
     if built.product_vectors:
         write_product_vectors(client, aliases.vectors, built.product_vectors, built.as_of)
     report.vectors = len(built.product_vectors)
     report.stats_docs = stats_store.replace_stats(client, aliases.stats, stats)
+    report.item_docs = item_store.replace_signals(client, aliases.items, signals)
     report.as_of = iso_utc(built.as_of)
 
 
-def _build_stats(events: pd.DataFrame, impressions: pd.DataFrame, as_of: datetime | None) -> QueryStats:
-    """The engagement statistics of the events and logged searches a build uses (only ``timestamp < as_of``
-    when given)."""
+def _before(events: pd.DataFrame, impressions: pd.DataFrame, as_of: datetime | None) -> tuple[Any, Any]:
+    """The events and logged searches a build uses: only ``timestamp < as_of`` when given."""
     if as_of is not None:
         if len(events):
             events = events[events["timestamp"] < to_utc(as_of)]
         if len(impressions):
             impressions = impressions[impressions["timestamp"] < to_utc(as_of)]
+    return events, impressions
+
+
+def _build_stats(events: pd.DataFrame, impressions: pd.DataFrame, as_of: datetime | None) -> QueryStats:
+    """The engagement statistics of the events and logged searches a build uses (only ``timestamp < as_of``
+    when given)."""
+    events, impressions = _before(events, impressions, as_of)
     return QueryStats().add_events(events).add_impressions(impressions)
+
+
+def _build_signals(
+    events: pd.DataFrame, impressions: pd.DataFrame, as_of: datetime | None, cfg: ProfilesConfig
+) -> ItemSignals:
+    """The item signals of the events and logged searches a build uses (as :func:`_build_stats`)."""
+    events, impressions = _before(events, impressions, as_of)
+    return ItemSignals.from_config(cfg).add_events(events).add_impressions(impressions)
 
 
 def _read_searches(client: OpenSearch, aliases: Aliases, **kwargs: Any) -> pd.DataFrame:
@@ -192,8 +223,9 @@ def build_from_store(
     clock.lap("read_impressions")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
     stats = _build_stats(events, searches, as_of)
+    signals = _build_signals(events, searches, as_of, cfg)
     clock.lap("compute")
-    _store(client, aliases, built, stats, report)
+    _store(client, aliases, built, stats, signals, report)
     clock.lap("write")
     state = _watermark_state(events, started)
     state["impressions"] = _impressions_state(searches, started)
@@ -263,8 +295,9 @@ def build_from_file(
     clock.lap("read_impressions")
     built = build_profiles(events, catalog, cfg, as_of=as_of)
     stats = _build_stats(events, searches, as_of)
+    signals = _build_signals(events, searches, as_of, cfg)
     clock.lap("compute")
-    _store(client, aliases, built, stats, report)
+    _store(client, aliases, built, stats, signals, report)
     clock.lap("write")
     now = datetime.now(timezone.utc)
     state = _watermark_state(events.iloc[0:0], now)
@@ -344,6 +377,13 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
         marked = mark_requests_counted_in_store(client, aliases.events, folded, ingested_until=newest_read)
         new = QueryStats().add_events(marked).add_impressions(searches)
         report.stats_docs = stats_store.add_stats(client, aliases.stats, new, refresh=True)
+    written = item_store.add(client, aliases.items, events=folded, impressions=searches, refresh=True)
+    if written is None:  # profiles built before the item signals existed: all the profiles include, at once
+        ev_all, logged = _included(client, aliases, state, events, searches, imp_watermark, imp_seen)
+        signals = ItemSignals.from_config(cfg).add_events(ev_all).add_impressions(logged)
+        report.item_docs = item_store.replace_signals(client, aliases.items, signals)
+    else:
+        report.item_docs = len(written)
     clock.lap("write")
     new_state: dict[str, Any]
     if events.empty:  # the events' watermark stays where it was
@@ -377,6 +417,20 @@ def _backfill_stats(
     """Statistics of every stored event the profiles include after this update (when none were stored yet):
     those ingested before the overlap window, the previous run's overlap ids, and this run's new events; and
     likewise of the logged searches (all of this run's when no search watermark was kept yet)."""
+    stored, logged = _included(client, aliases, state, events, searches, imp_watermark, imp_seen)
+    return QueryStats().add_events(stored).add_impressions(logged)
+
+
+def _included(
+    client: OpenSearch,
+    aliases: Aliases,
+    state: Mapping[str, Any],
+    events: pd.DataFrame,
+    searches: pd.DataFrame,
+    imp_watermark: pd.Timestamp | None,
+    imp_seen: set[str],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every stored event and logged search the profiles include after this update (see :func:`_backfill_stats`)."""
     watermark = pd.Timestamp(state["watermark"])
     seen = set(state.get("recent_ids") or [])
     new_ids = set(events["event_id"])
@@ -390,7 +444,7 @@ def _backfill_stats(
             imp_seen | set(searches["request_id"])
         )
         logged = logged[keep]
-    return QueryStats().add_events(stored[included]).add_impressions(logged)
+    return stored[included], logged
 
 
 def _overlap_frame(state: Mapping[str, Any], watermark: pd.Timestamp, id_column: str = "event_id") -> pd.DataFrame:

@@ -2,9 +2,13 @@
 
 :func:`record_events_live` stores events like :func:`~fuserec_os.behaviour.event_store.record_events` (with
 ``applied_live: true`` on each document) and then, before returning, applies the ones it stored to the
-profiles and query statistics in the cluster with the exact incremental update the profile job uses
-(:func:`~fuserec_os.profiles.compute.update_profiles`, :func:`~fuserec_os.profiles.stats_store.add_stats`).
-The next search reads the updated documents (``_mget`` is real-time: no refresh needed).
+profiles, query statistics and item signals in the cluster with the exact incremental update the profile job
+uses (:func:`~fuserec_os.profiles.compute.update_profiles`, :func:`~fuserec_os.profiles.stats_store.add_stats`,
+:func:`~fuserec_os.profiles.item_store.add`). The next search reads the updated documents (``_mget`` is
+real-time: no refresh needed); the item signals are served from memory
+(:class:`~fuserec_os.profiles.item_cache.ItemSignalsCache`): an updater given this process's copy
+(``signals_cache``) puts the documents it wrote into it at once, other processes' copies take them at their
+next poll.
 
 How it adds up with the batch job (``fuserec profiles update``) and a rebuild:
 
@@ -26,9 +30,10 @@ Failure: the flag is written with the event, so a live update that fails after t
 leave them out of the job's reach. If nothing was written yet, the flag is taken off the stored events again
 (the job then folds them in); if the statistics were written but the profiles not, the flag stays (the
 statistics are right; those users' profiles miss the events until the next full build) and the error is
-reported (``LiveReport.error``). Updates within one process run one at a time (a lock); two processes
-updating the same user (or query) at the same instant can lose one update (read, add, write back without a
-version check), which the next full build repairs.
+reported (``LiveReport.error``). The item signals are written right after the statistics: a failure between
+the two leaves the signals without the events (as the profiles) until the next full build. Updates within one
+process run one at a time (a lock); two processes updating the same user (or query, or product) at the same
+instant can lose one update (read, add, write back without a version check), which the next full build repairs.
 """
 
 from __future__ import annotations
@@ -51,9 +56,10 @@ from fuserec_os.behaviour.timeseries import RecordResult
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import FuserecError
 from fuserec_os.index.mappings import MappingSpec
-from fuserec_os.profiles import stats_store
+from fuserec_os.profiles import item_store, stats_store
 from fuserec_os.profiles.compute import ProductCatalog, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.item_cache import ItemSignalsCache
 from fuserec_os.profiles.query_stats import REQUEST_COUNTED, QueryStats
 from fuserec_os.profiles.store import read_product_vectors, read_profiles, write_profiles
 
@@ -80,6 +86,7 @@ class LiveReport:
     events: int = 0
     users: int = 0
     stats_docs: int = 0
+    item_docs: int = 0
     ms: float = 0.0
     error: str | None = None
 
@@ -88,6 +95,7 @@ class LiveReport:
             "events": self.events,
             "users": self.users,
             "stats_docs": self.stats_docs,
+            "item_docs": self.item_docs,
             "ms": round(self.ms, 1),
             "error": self.error,
         }
@@ -154,7 +162,9 @@ class LiveUpdater:
     """Folds stored events into the profiles and statistics in the cluster (see the module docstring).
 
     Keeps the catalog (:class:`ProductCatalog`) and the product vectors of the last full build for
-    ``catalog_max_age_s`` seconds; pass ``catalog`` to use a given one (tests, tools).
+    ``catalog_max_age_s`` seconds; pass ``catalog`` to use a given one (tests, tools). ``items_alias``: where the
+    item signals are (None: not updated; :meth:`for_prefix` sets it); ``signals_cache``: this process's serving
+    copy of them, updated at once.
     """
 
     client: OpenSearch
@@ -166,6 +176,8 @@ class LiveUpdater:
     cfg: ProfilesConfig
     catalog: ProductCatalog | None = None
     catalog_max_age_s: float = CATALOG_MAX_AGE_S
+    items_alias: str | None = None
+    signals_cache: ItemSignalsCache | None = None
     _loaded_at: float = field(default=0.0, repr=False)
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -179,6 +191,7 @@ class LiveUpdater:
         from fuserec_os.profiles.jobs import Aliases
 
         a = Aliases.for_prefix(prefix)
+        kwargs.setdefault("items_alias", a.items)
         return cls(client, a.products, a.events, a.profiles, a.vectors, a.stats, cfg, **kwargs)
 
     def _product_side(self) -> tuple[ProductCatalog, dict[str, np.ndarray]]:
@@ -220,6 +233,12 @@ class LiveUpdater:
                 new_stats = QueryStats().add_events(marked)
                 report.stats_docs = stats_store.add_stats(self.client, self.stats_alias, new_stats)
                 stats_written = True
+                if self.items_alias is not None:
+                    written = item_store.add(self.client, self.items_alias, events=frame)
+                    if written:  # None: no item signals built yet (the next profile job builds them)
+                        report.item_docs = len(written)
+                        if self.signals_cache is not None:
+                            self.signals_cache.apply_docs(written)
                 report.users = write_profiles(self.client, self.profiles_alias, updated.values())
             except (FuserecError, ValueError) as exc:
                 raise LiveUpdateError(f"{type(exc).__name__}: {exc}", stats_written=stats_written) from exc

@@ -42,7 +42,20 @@ _USER = {
     "user_carts": "your add-to-carts",
     "user_purchases": "your purchases",
 }
+_SIGNAL_COUNTS = {
+    "item_views": "viewed",
+    "item_clicks": "clicked",
+    "item_carts": "added to carts",
+    "item_purchases": "bought",
+}
 _MISSING = {
+    **{name: "no behaviour signals for this item" for name in _SIGNAL_COUNTS},
+    "item_ctr": "never shown in a logged search",
+    "item_conversion": "never shown in a logged search",
+    "item_rating_mean": "no shopper ratings",
+    "item_rating_count": "no behaviour signals for this item",
+    "item_days_since": "nobody engaged with it yet",
+    "item_trend": "no engagement in the last 4 weeks",
     "brand_affinity": "no brand history",
     "cat_affinity": "no category history",
     "parent_cat_affinity": "no category history",
@@ -119,6 +132,20 @@ def describe(name: str, value: float, hit: Any, user: UserProfile | None, query:
         return f"{_USER[name]} ({round(math.expm1(value))})"
     if name == "days_since_last_seen":
         return f"last seen {value:.0f} days ago"
+    if name in _SIGNAL_COUNTS:
+        return f"{_SIGNAL_COUNTS[name]} by shoppers lately ({math.expm1(value):.1f}, decayed)"
+    if name == "item_ctr":
+        return f"clicked in search results ({value:.0%} of examinations)"
+    if name == "item_conversion":
+        return f"bought from search results ({value:.1%} of examinations)"
+    if name == "item_rating_mean":
+        return f"shoppers rate it {value:.1f}"
+    if name == "item_rating_count":
+        return f"{round(math.expm1(value)):,} shopper ratings"
+    if name == "item_days_since":
+        return f"last engaged with {value:.0f} days ago"
+    if name == "item_trend":
+        return "trending up" if value > 0 else "trending down" if value < 0 else "steady interest"
     if name == "rating":
         return f"rating {value:.1f}"
     if name == "log_review_count":

@@ -82,18 +82,19 @@ def _pool() -> ThreadPoolExecutor:
 
 @dataclass(frozen=True)
 class StoreAliases:
-    """Where the pipeline reads (tenant prefix applied): products, profiles, query statistics."""
+    """Where the pipeline reads (tenant prefix applied): products, profiles, query statistics, item signals."""
 
     products: str
     profiles: str
     stats: str
+    items: str = "item-signals"
 
     @classmethod
     def for_prefix(cls, prefix: str) -> StoreAliases:
         from fuserec_os.profiles.jobs import Aliases
 
         a = Aliases.for_prefix(prefix)
-        return cls(a.products, a.profiles, a.stats)
+        return cls(a.products, a.profiles, a.stats, a.items)
 
 
 # ------------------------------------------------------------------------------------------ pure helpers
@@ -214,12 +215,16 @@ class Pipeline:
         ranking: Any,
         *,
         rules: RuleSet | None = None,
+        signals_refresh_s: float = 30.0,
     ) -> Pipeline:
         """Load the registry's active model (if any) and build the stage from the ``rerank`` section.
 
         A model that cannot be loaded leaves the pipeline without one (fallback ``no_model``, the reason in the
-        notes): a broken registry never breaks search.
+        notes): a broken registry never breaks search. A model using the item signals loads their in-memory copy
+        here (one scan; refreshed in the background every ``signals_refresh_s`` seconds, see
+        :mod:`~fuserec_os.profiles.item_cache`).
         """
+        from fuserec_os.profiles.item_cache import ItemSignalsCache
         from fuserec_os.rerank.loader import load_active
         from fuserec_os.rerank.rules import BusinessRules
 
@@ -234,7 +239,12 @@ class Pipeline:
                 model, _ = load_active(client, prefix, aliases.products)
             except Exception as exc:  # a corrupt blob, a catalog that cannot be read: serve engine order
                 notes = (f"the active model could not be loaded: {type(exc).__name__}: {exc}",)
-        return cls(client, aliases, RerankStage(model, settings, rules, describe), notes=notes)
+        signals = None
+        if model is not None and model.needs_item_signals:
+            signals = ItemSignalsCache(client, aliases.items, interval_s=signals_refresh_s)
+            if signals.load() == "error":
+                notes = (*notes, f"item signals unavailable (their features are missing): {signals.last_error}")
+        return cls(client, aliases, RerankStage(model, settings, rules, describe, signals), notes=notes)
 
     def close(self) -> None:
         if self.stage.model is not None:

@@ -33,8 +33,9 @@ import pandas as pd
 
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
-from fuserec_os.features.spec import FeatureSet
+from fuserec_os.features.spec import BEHAVIOUR_FEATURES, FeatureSet
 from fuserec_os.profiles.compute import UserProfile
+from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.query_stats import QueryStatsView
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import minmax
@@ -48,6 +49,7 @@ __all__ = [
     "RerankSettings",
     "RerankStage",
     "RuleSet",
+    "SignalsSource",
     "StageInput",
     "StageResult",
     "check_input",
@@ -229,8 +231,20 @@ class LoadedModel:
         if not np.all(np.isfinite(scores)):
             raise ValueError(f"model {self.version} scored a warm-up batch with non-finite values")
 
+    @property
+    def needs_item_signals(self) -> bool:
+        """The model reads behaviour signals of items (``item_*`` features): serving must hold them."""
+        return bool(BEHAVIOUR_FEATURES & set(self.feature_set.names))
+
     def close(self) -> None:
         self.artifact.scorer.close()
+
+
+class SignalsSource(Protocol):
+    """Where the stage takes the item signals of a request from: the process's in-memory copy
+    (:class:`~fuserec_os.profiles.item_cache.ItemSignalsCache`), never a per-request read."""
+
+    def current(self) -> ItemSignals | None: ...
 
 
 # ------------------------------------------------------------------------------------------ the stage
@@ -261,11 +275,15 @@ class RerankStage:
         settings: RerankSettings | None = None,
         rules: RuleSet | None = None,
         describe: Describe | None = None,
+        signals: SignalsSource | None = None,
     ) -> None:
+        """``signals``: the item signals' source; None (or a source holding none) makes the ``item_*``
+        behaviour features missing, as for a shop without events."""
         self.model = model
         self.settings = settings or RerankSettings()
         self.rules = rules
         self.describe = describe or _plain
+        self.signals = signals
 
     def run(self, inp: StageInput, *, window: int | None = None) -> StageResult:
         """Never raises (a broken contract is reported as ``model_error`` with the reason in ``notes``)."""
@@ -295,7 +313,8 @@ class RerankStage:
                 score_range=_window_range(inp.hits),
             )
             now = inp.now if inp.now is not None else pd.Timestamp.now(tz="UTC")
-            ctx = RequestContext(query=inp.query, user=inp.profile, now=now, stats=inp.stats)
+            signals = self.signals.current() if self.signals is not None and model.needs_item_signals else None
+            ctx = RequestContext(query=inp.query, user=inp.profile, now=now, stats=inp.stats, item_signals=signals)
             feats = assemble(model.feature_set, model.items, ctx, cands)
             timings["features"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()

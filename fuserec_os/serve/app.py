@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from fuserec_os.errors import ConfigError, FuserecError
 from fuserec_os.experiments.config import ExperimentsConfig
-from fuserec_os.profiles.jobs import STATS_ALIAS
+from fuserec_os.profiles.item_cache import ItemSignalsCache
+from fuserec_os.profiles.jobs import ITEMS_ALIAS, STATS_ALIAS
 from fuserec_os.rerank.rules import BusinessRules
 from fuserec_os.rerank.stage import RerankSettings, RuleSet
 from fuserec_os.serve import jsonio
@@ -94,7 +95,10 @@ class Proxy:
         self.sync = make_client(settings, list(urls))
         self.products_alias = settings.alias("products")
         self.stores = pz.Stores(settings.alias("profiles"), settings.alias(STATS_ALIAS))
-        self.holder = ModelHolder(options.rerank or RerankSettings(), options.rules)
+        interval = options.reload_seconds or settings.proxy_reload_seconds
+        # the item signals live in memory (loaded with a model that uses them, polled every reload interval)
+        self.signals = ItemSignalsCache(self.sync, settings.alias(ITEMS_ALIAS), interval_s=interval)
+        self.holder = ModelHolder(options.rerank or RerankSettings(), options.rules, self.signals)
         self.events_cfg = options.events_cfg
         self.profiles_cfg = options.profiles_cfg
         self.live: Any = None  # the LiveUpdater, made on the first events POST when events.live_updates is on
@@ -103,7 +107,7 @@ class Proxy:
             self.holder,
             options.active_version or active,
             options.loader or loader,
-            options.reload_seconds or settings.proxy_reload_seconds,
+            interval,
             on_result=self._reloaded,
         )
         self.experiments = ExperimentRouter(
@@ -162,7 +166,9 @@ class Proxy:
 
         if self.live is None:
             profiles_cfg = self.profiles_cfg or ProfilesConfig()
-            self.live = LiveUpdater.for_prefix(self.sync, self.settings.index_prefix, profiles_cfg)
+            self.live = LiveUpdater.for_prefix(
+                self.sync, self.settings.index_prefix, profiles_cfg, signals_cache=self.signals
+            )
         return record_events_live(self.sync, rows, spec, self.settings.alias("events"), updater=self.live, cfg=cfg)
 
     @contextlib.asynccontextmanager
@@ -460,6 +466,7 @@ class Proxy:
             "engine": engine_state,
             "model_version": self.holder.version,
             "model_refused": dict(self.reloader.refused),
+            "item_signals": self.signals.info(),
             "uptime_s": round(time.time() - self.started, 1),
         }
         return JSONResponse(body, status_code=200 if engine_ok else 503)

@@ -4,7 +4,8 @@
 holder's :meth:`~ModelHolder.stage` once and uses it to the end, so a swap in the middle of a request never
 mixes two versions. :class:`Reloader` polls the registry's active version in a background thread; a new version
 is loaded (reading the catalog) and warmed on a scoring batch there, then swapped in one assignment. A version
-that fails either step is refused (logged, counted, remembered) and the current one keeps serving.
+that fails either step is refused (logged, counted, remembered) and the current one keeps serving. A version that
+uses the item signals first has the process's in-memory copy loaded (once; it then refreshes itself).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fuserec_os.rerank.explain import describe
-from fuserec_os.rerank.stage import LoadedModel, RerankSettings, RerankStage, RuleSet
+from fuserec_os.rerank.stage import LoadedModel, RerankSettings, RerankStage, RuleSet, SignalsSource
 
 log = logging.getLogger("fuserec.serve")
 
@@ -25,12 +26,16 @@ ActiveVersion = Callable[[], "str | None"]
 
 
 class ModelHolder:
-    """The current model and the stage built around it, swapped atomically."""
+    """The current model and the stage built around it, swapped atomically. ``signals``: the process's item
+    signals (:class:`~fuserec_os.profiles.item_cache.ItemSignalsCache`), handed to every stage."""
 
-    def __init__(self, settings: RerankSettings, rules: RuleSet | None = None) -> None:
+    def __init__(
+        self, settings: RerankSettings, rules: RuleSet | None = None, signals: SignalsSource | None = None
+    ) -> None:
         self.settings = settings
         self.rules = rules
-        self._stage = RerankStage(None, settings, rules, describe)
+        self.signals = signals
+        self._stage = RerankStage(None, settings, rules, describe, signals)
         self._lock = threading.Lock()
 
     @property
@@ -50,7 +55,7 @@ class ModelHolder:
         """Serve ``model`` from now on; returns the previous one (not closed: requests may still use it)."""
         with self._lock:
             old = self._stage.model
-            self._stage = RerankStage(model, self.settings, self.rules, describe)
+            self._stage = RerankStage(model, self.settings, self.rules, describe, self.signals)
         return old
 
 
@@ -99,6 +104,9 @@ class Reloader:
             try:
                 model = self.loader(wanted)
                 model.warm()
+                ensure = getattr(self.holder.signals, "ensure_loaded", None)
+                if ensure is not None and getattr(model, "needs_item_signals", False):
+                    ensure()  # a failed read leaves the item_* features missing, it does not refuse the model
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 self.refused[wanted] = reason
