@@ -2,8 +2,9 @@
 
 Setup, per engine (not timed): a generated catalog (default 5,000 products) indexed behind the products alias;
 synthetic behaviour (default 100k events of 2,000 users, heavy-tailed activity, Zipf-like products, 40% after
-one of the benchmark's own queries) turned into user profiles and query statistics exactly as the profile job
-builds them and written with its store code (``write_profiles``, ``write_stats``); a NumPy MLP of the default
+one of the benchmark's own queries) turned into user profiles, query statistics and item signals exactly as the
+profile job builds them and written with its store code (``write_profiles``, ``write_stats``,
+``item_store.replace_signals``: the proxy loads the item signals into memory with the model); a NumPy MLP of the default
 architecture (512-256-128, random weights) over the default features, saved in the model registry and promoted.
 The proxy then runs as a real server in a subprocess (``python -m fuserec_os serve --port P`` with
 ``FUSEREC_OPENSEARCH_URL`` set, one worker, BLAS limited to one thread), so client and server share no GIL.
@@ -88,9 +89,11 @@ from fuserec_os.features.spec import DEFAULT_FEATURES
 from fuserec_os.index import manager
 from fuserec_os.index.ingest import index_documents
 from fuserec_os.index.validate import normalize_product
+from fuserec_os.profiles import item_store
 from fuserec_os.profiles.compute import build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
-from fuserec_os.profiles.jobs import STATS_ALIAS
+from fuserec_os.profiles.item_signals import ItemSignals
+from fuserec_os.profiles.jobs import ITEMS_ALIAS, STATS_ALIAS
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.profiles.stats_store import write_stats
 from fuserec_os.profiles.store import write_profiles
@@ -223,6 +226,7 @@ class World:
     stats: QueryStats
     artifact: ModelArtifact
     shoppers: list[str]
+    signals: ItemSignals
 
 
 def make_world(args: argparse.Namespace) -> World:
@@ -264,6 +268,7 @@ def make_world(args: argparse.Namespace) -> World:
     events = stage_bench.synth_events(rng, args.events, pids, args.users, asked, start=now - pd.Timedelta(days=30))
     built = build_profiles(events, products, ProfilesConfig(), as_of=now)
     stats = QueryStats().add_events(events)
+    signals = ItemSignals.from_config(ProfilesConfig()).add_events(events)
     artifact = ModelArtifact(
         scorer=stage_bench.random_scorer(rng, DEFAULT_FEATURES.columns, (512, 256, 128)),
         features=DEFAULT_FEATURES.names,
@@ -272,11 +277,12 @@ def make_world(args: argparse.Namespace) -> World:
     )
     users = sorted(built.profiles)
     shoppers = [users[int(i)] for i in rng.choice(len(users), size=min(args.shoppers, len(users)), replace=False)]
-    return World(docs, products, bodies, texts, built, stats, artifact, shoppers)
+    return World(docs, products, bodies, texts, built, stats, artifact, shoppers, signals)
 
 
 def load_engine(engine: BenchEngine, world: World) -> None:
-    """The catalog, profiles, statistics and the promoted model, through the same code the jobs use."""
+    """The catalog, profiles, statistics, item signals and the promoted model, through the same code the jobs
+    use."""
     settings = Settings(index_prefix=engine.prefix)
     client = engine.client
     alias = settings.alias("products")
@@ -285,6 +291,7 @@ def load_engine(engine: BenchEngine, world: World) -> None:
     client.indices.refresh(index=index)
     write_profiles(client, settings.alias("profiles"), world.built, refresh=True)
     write_stats(client, settings.alias(STATS_ALIAS), world.stats, refresh=True)
+    item_store.replace_signals(client, settings.alias(ITEMS_ALIAS), world.signals)
     registry = ModelRegistry(client, engine.prefix)
     meta = {"kind": "mlp", "features": list(world.artifact.features), "code_version": "bench"}
     registry.promote(registry.save(world.artifact.to_bytes(), meta), force=True)
@@ -583,7 +590,8 @@ def stage_alone(world: World, args: argparse.Namespace) -> dict[int, dict[str, A
     rng = np.random.default_rng(args.seed + 1)
     model = LoadedModel.build("bench", world.artifact, world.products)
     model.warm()
-    stage = RerankStage(model, RerankSettings(max_window=max(1000, *args.stage_windows), budget_ms=60_000))
+    settings = RerankSettings(max_window=max(1000, *args.stage_windows), budget_ms=60_000)
+    stage = RerankStage(model, settings, signals=stage_bench.HeldSignals(world.signals))
     profiles = [world.built.profiles[u] for u in world.shoppers]
     views = {q: world.stats.view(q) for q in dict.fromkeys(normalize_query(t) for t in world.texts[:50])}
     pids = world.products["product_id"].to_numpy(dtype=object)

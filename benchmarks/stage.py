@@ -2,7 +2,8 @@
 
 Setup (not timed): a generated catalog (default 5,000 products), synthetic behaviour (default 200k events of
 5,000 users, heavy-tailed activity, Zipf-like product popularity) turned into user profiles, product latent
-vectors and query statistics exactly as the profile job builds them; a NumPy MLP of the default architecture
+vectors, query statistics and item signals (held in memory, as a proxy holds them) exactly as the profile job
+builds them; a NumPy MLP of the default architecture
 (512-256-128, random weights) over the default feature set, loaded as a :class:`LoadedModel` (the item table
 precomputed once, as at model load).
 
@@ -37,6 +38,7 @@ from fuserec_os.behaviour.config import EVENT_TYPES
 from fuserec_os.features.spec import DEFAULT_FEATURES
 from fuserec_os.profiles.compute import build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.rerank.artifact import ModelArtifact
 from fuserec_os.rerank.blend import Gate
@@ -112,6 +114,16 @@ def synth_events(
             "request_id": None,
         }
     )
+
+
+class HeldSignals:
+    """The stage's item-signals source: one in-memory copy, as the proxy's cache hands out."""
+
+    def __init__(self, signals: ItemSignals) -> None:
+        self.signals = signals
+
+    def current(self) -> ItemSignals:
+        return self.signals
 
 
 def random_scorer(rng: np.random.Generator, names: tuple[str, ...], hidden: tuple[int, ...]) -> NumpyMLPScorer:
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     events = synth_events(rng, args.events, pids, args.users)
     built = build_profiles(events, products, ProfilesConfig(), as_of=pd.Timestamp("2026-02-01T00:00:00Z"))
     stats = QueryStats().add_events(events)
+    signals = HeldSignals(ItemSignals.from_config(ProfilesConfig()).add_events(events))
     names = DEFAULT_FEATURES.names
     artifact = ModelArtifact(
         scorer=random_scorer(rng, DEFAULT_FEATURES.columns, (512, 256, 128)),
@@ -207,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     model = LoadedModel.build("bench", artifact, products)
     load_s = time.perf_counter() - t_load
     model.warm()
-    stage = RerankStage(model, RerankSettings(max_window=max(1000, *args.window_list)))
+    stage = RerankStage(model, RerankSettings(max_window=max(1000, *args.window_list)), signals=signals)
     profiles = list(built.profiles.values())
     views = {q: stats.view(q) for q in QUERIES}
     now = pd.Timestamp("2026-02-01T00:00:00Z")

@@ -72,7 +72,11 @@ SETTINGS: tuple[Setting, ...] = (
         "If set, every proxy request (but /_fuserec/health) must carry it in the X-Fuserec-Api-Key header.",
     ),
     Setting("FUSEREC_PROXY_MAX_BODY", "1048576", "Largest request body the proxy accepts, in bytes (413 above)."),
-    Setting("FUSEREC_PROXY_RELOAD_SECONDS", "30", "How often the proxy polls the registry's active model version."),
+    Setting(
+        "FUSEREC_PROXY_RELOAD_SECONDS",
+        "30",
+        "How often the proxy polls the registry's active model version (and its item signals for changes).",
+    ),
     Setting(
         "FUSEREC_PROXY_ALLOW",
         None,

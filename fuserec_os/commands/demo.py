@@ -24,7 +24,7 @@ def demo(state: State, n: int, users: int, days: float, seed: int) -> None:
      4-8. runs BM25 and Boolean searches with filters, facets, sorting and paging
        9. simulates --users shoppers over --days (searches, clicks, carts, purchases)
       10. stores their events and the search log (what each search showed)
-      11. builds user profiles, product vectors and query statistics
+      11. builds user profiles, product vectors, query statistics and item signals
       12. prints two contrasting shoppers' profiles
       13. trains the MLP reranker, evaluates it against engine order and five baselines on later
           searches (table + HTML report), and registers it as a model version

@@ -3,7 +3,7 @@
 Engine -> products index from mappings/ -> generated catalog (plus three deliberately broken rows, to show
 the rejects report) -> ingest with a progress bar into a fresh index swapped in behind the alias -> BM25 and
 Boolean searches with filters, facets, sorting and paging -> simulated shoppers -> events and search log
-stored -> profiles and query statistics -> the MLP trained, evaluated against baselines, registered and
+stored -> profiles, query statistics and item signals -> the MLP trained, evaluated against baselines, registered and
 promoted -> the query proxy serving it to an unchanged opensearch-py client for two shoppers
 (``demo_proxy``). Every later stage (experiments, ...) adds its step here, and to ``fuserec demo --help``.
 """
@@ -192,13 +192,16 @@ def _behaviour(
         f"{logged.rejected} in {logged.seconds:.1f}s into {month_range(logged.indices)}"
     )
 
-    echo(f"== 11. build user profiles (decay half-life {ranking.profiles.half_life_days:g} days)")
+    echo(
+        f"== 11. build user profiles, query statistics and item signals (decay half-life "
+        f"{ranking.profiles.half_life_days:g} days)"
+    )
     job = build_from_store(engine.client, aliases, ranking.profiles)
     outcome.profiles = job.users
     echo(
         f"   {job.events} events -> {job.users} profiles and {job.vectors} product vectors; with "
-        f"{job.impressions} logged searches -> {job.stats_docs} query-statistics docs "
-        f"in {sum(job.seconds.values()):.1f}s, as of {utc_iso(job.as_of)}"
+        f"{job.impressions} logged searches -> {job.stats_docs} query-statistics docs and {job.item_docs} "
+        f"item-signals docs in {sum(job.seconds.values()):.1f}s, as of {utc_iso(job.as_of)}"
     )
     profiles = list(read_all_profiles(engine.client, aliases.profiles).values())
     pair = contrasting_pair(profiles)

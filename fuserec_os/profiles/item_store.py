@@ -41,6 +41,7 @@ __all__ = [
     "add",
     "doc_id",
     "read_all",
+    "read_docs",
     "read_meta",
     "read_updated",
     "replace_signals",
@@ -231,6 +232,12 @@ def read_meta(client: OpenSearch, alias: str) -> dict[str, Any] | None:
     """The meta document's source (``meta``: build, write, half-life, ...), None when none was written yet."""
     found = _mget_sources(client, alias, [META_ID])
     return dict(found[0]) if found else None
+
+
+def read_docs(client: OpenSearch, alias: str, product_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The stored documents of ``product_ids`` that exist (``_mget``: real-time), in the doc form."""
+    found = _mget_sources(client, alias, [doc_id(str(p)) for p in product_ids])
+    return [item_from_source(s) for s in found if s.get("kind") == "item"]
 
 
 def _scan(client: OpenSearch, alias: str, query: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

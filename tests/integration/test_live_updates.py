@@ -1,9 +1,9 @@
 """Live profile and statistics updates (issue 11, "Fresh features") against a real engine.
 
 Events recorded live (``record_events_live`` and the proxy's ``POST /_fuserec/events``) update the user's
-profile and the query statistics before the call returns. The state they leave equals a rebuild from every
-stored event (profiles compared after decaying both to one time: decay is a common factor, so floats agree
-to rounding, compared at rel 1e-9; latent vectors excepted, which only a full build refits), the batch job
+profile, the query statistics and the item signals before the call returns. The state they leave equals a
+rebuild from every stored event (profiles compared after decaying both to one time: decay is a common factor, so
+floats agree to rounding, compared at rel 1e-9; latent vectors excepted, which only a full build refits), the batch job
 afterwards does not count them again, and a search right after the POST sees the new profile.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
@@ -27,9 +28,10 @@ from fuserec_os.behaviour.search_log import read_impressions
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.index.products import read_products
-from fuserec_os.profiles import stats_store
+from fuserec_os.profiles import item_store, stats_store
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
+from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.jobs import Aliases, build_from_store, update_from_store
 from fuserec_os.profiles.live import LiveUpdater, record_events_live
 from fuserec_os.profiles.query_stats import QueryStats
@@ -131,6 +133,25 @@ def _assert_state_equals_rebuild(client: OpenSearch, aliases: Aliases) -> None:
     for kind in ("q", "t"):
         assert meta["sums"][kind]["num"] == pytest.approx(list(sums[kind][0]))
         assert meta["sums"][kind]["den"] == pytest.approx(sums[kind][1])
+    _assert_item_signals_equal_rebuild(client, aliases)
+
+
+def _assert_item_signals_equal_rebuild(client: OpenSearch, aliases: Aliases) -> None:
+    """The stored item signals equal ones built from every stored event: raw sums exactly, decayed numbers
+    and every derived signal at one time to rel 1e-9."""
+    rebuilt = ItemSignals.from_config(CFG).add_events(read_events(client, aliases.events))
+    got = item_store.read_all(client, aliases.items)
+    assert got is not None
+    stored = got[0]
+    assert sorted(stored.ids) == sorted(rebuilt.ids)
+    for pid in rebuilt.ids:
+        a, b = stored.doc(stored.index[pid]), rebuilt.doc(rebuilt.index[pid])
+        for key in ("counts", "search", "rating_n", "last", "days"):
+            assert a[key] == b[key], (pid, key)
+    now = pd.Timestamp("2024-04-20T00:00:00Z")
+    a_v, b_v = stored.values(rebuilt.ids, now), rebuilt.values(rebuilt.ids, now)
+    for name in ("decayed", "rating_mean", "days_since", "trend"):
+        np.testing.assert_allclose(getattr(a_v, name), getattr(b_v, name), rtol=1e-9, err_msg=name)
 
 
 def test_live_updates_equal_a_rebuild_and_the_job_does_not_count_them_again(
@@ -263,5 +284,7 @@ def test_a_search_right_after_the_events_post_sees_the_new_profile(shop: Setting
         assert stats.exact is not None
         counts = dict(zip(["A00", "A01", "A02"], stats.exact.lookup(["A00", "A01", "A02"])[:, 2], strict=True))
         assert counts == {"A00": 1.0, "A01": 1.0, "A02": 1.0}  # purchases counted right away
+        docs = item_store.read_docs(client, shop.alias("item-signals"), list(counts))  # by id: real-time
+        assert [d["counts"][3] for d in docs] == [1.0, 1.0, 1.0]  # and in the item signals
         # the proxy's own search log is not part of the live path: the job adds it later
         assert read_impressions is not None

@@ -6,10 +6,12 @@ statistics are built *as of* the start of the last logged day (``fuserec profile
 over every default feature is registered with the build's product vectors, and each of that day's searches is
 replayed through :class:`~fuserec_os.rerank.pipeline.Pipeline` (engine window, profile and statistics read from
 the engine, the stage) at the search's own time. Before each search, the events (and logged searches) between
-the previous search and this one are folded into the stored profiles and statistics with the live update
-(:class:`~fuserec_os.profiles.live.LiveUpdater`, issue 11), so serving sees every event strictly before the
-search. :func:`~fuserec_os.learn.dataset.build_dataset` featurises the same searches point-in-time at their own
-timestamps. Every shown product's row must be equal.
+the previous search and this one are folded into the stored profiles, statistics and item signals with the live
+update (:class:`~fuserec_os.profiles.live.LiveUpdater`, issue 11), so serving sees every event strictly before the
+search; the item signals are served from one in-memory copy (:class:`~fuserec_os.profiles.item_cache.
+ItemSignalsCache`) loaded after the build and fed by those live updates, as in a proxy replica.
+:func:`~fuserec_os.learn.dataset.build_dataset` featurises the same searches point-in-time at their own
+timestamps. Every shown product's row must be equal, the ``item_*`` behaviour features included.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from opensearchpy import OpenSearch
 from fuserec_os.behaviour.event_store import ingest_events, read_events
 from fuserec_os.behaviour.search_log import ingest_impressions, read_impressions
 from fuserec_os.config import RankingConfig
-from fuserec_os.features.spec import DEFAULT_FEATURES
+from fuserec_os.features.spec import BEHAVIOUR_FEATURES, DEFAULT_FEATURES
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import load_mapping
 from fuserec_os.index.products import read_products
 from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
-from fuserec_os.profiles import stats_store
+from fuserec_os.profiles import item_store, stats_store
 from fuserec_os.profiles.compute import ProductCatalog
+from fuserec_os.profiles.item_cache import ItemSignalsCache
 from fuserec_os.profiles.jobs import Aliases, build_from_store
 from fuserec_os.profiles.live import LiveUpdater
 from fuserec_os.profiles.query_stats import mark_counted_requests
@@ -106,6 +109,7 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
 
     # a model over every default feature, with the snapshot's product vectors (as a trained one carries)
     columns = DEFAULT_FEATURES.columns
+    assert set(DEFAULT_FEATURES.names) >= BEHAVIOUR_FEATURES
     rng = np.random.default_rng(0)
     weights = [rng.normal(size=(len(columns), 8)), np.zeros(8), rng.normal(size=(8, 1)), np.zeros(1)]
     scorer = NumpyMLPScorer(weights, np.zeros(len(columns)), np.ones(len(columns)), columns, "linear")
@@ -131,8 +135,10 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
 
     # online: the serving pipeline, reading the snapshot from the engine
     served = replace(ranking, rerank=RerankSettings(budget_ms=1e9))
-    compared = missing_online = 0
-    live = LiveUpdater.for_prefix(client, prefix, ranking.profiles)
+    compared = missing_online = signal_rows = 0
+    signals = ItemSignalsCache(client, aliases.items, interval_s=0)  # this "replica's" copy of the item signals
+    assert signals.load() == "loaded"
+    live = LiveUpdater.for_prefix(client, prefix, ranking.profiles, signals_cache=signals)
     ordered = mark_counted_requests(events.sort_values("timestamp", kind="stable").reset_index(drop=True))
     logged = impressions.sort_values("timestamp", kind="stable").reset_index(drop=True)
     done_until = day
@@ -144,9 +150,12 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
             assert live.apply(window).error is None
         shown = logged[(logged["timestamp"] >= done_until) & (logged["timestamp"] < now)]
         stats_store.add_impressions(client, aliases.stats, shown)
+        signals.apply_docs(item_store.add(client, aliases.items, impressions=shown) or [])
         done_until = now
         pipeline = Pipeline.from_config(client, prefix, served)
         pipeline.clock = lambda now=now: now  # type: ignore[misc]
+        assert pipeline.stage.signals is not None  # the model reads item signals: the pipeline loaded a copy
+        pipeline.stage.signals = signals
         model = pipeline.stage.model
         assert model is not None
         recorder = Recorder(model.artifact.scorer)
@@ -163,6 +172,7 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
         (X_on,) = recorder.seen
         online_ids = [h.id for h in (*inp.hits, *inp.behavioural)]
         position = {p: i for i, p in enumerate(online_ids)}
+        signal_rows += int((X_on[:, [columns.index(f"{n}__missing") for n in BEHAVIOUR_FEATURES]] < 0.5).sum())
         for i, pid in enumerate(pids):
             if pid not in position:
                 missing_online += 1
@@ -181,6 +191,7 @@ def test_feature_rows_are_the_same_online_and_offline(client: OpenSearch, shop: 
             )
             compared += 1
     assert compared >= 50 and missing_online <= compared * 0.2, (compared, missing_online)
+    assert signal_rows > compared, "the item signals were missing online: the comparison proved nothing for them"
 
 
 def _spy_on(pipeline: Pipeline) -> list[StageInput]:
