@@ -1,15 +1,20 @@
 """Real-shaped logs loaded with CLI options only (no glue code): constants, joined columns, ratings, query time,
-older month indices gaining the new fields, and training on searches derived from events without request ids."""
+older month indices gaining the new fields, and training on searches derived from events without request ids;
+the item signals of such logs (no search log: click-through and conversion missing, never 0; ratings without
+clicks: the rating signals are there)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 from opensearchpy import OpenSearch
 
 from fuserec_os.behaviour.event_store import read_events
 from fuserec_os.index.mappings import load_mapping
+from fuserec_os.profiles import item_store
+from fuserec_os.profiles.item_signals import ItemSignalValues
 from fuserec_os.settings import Settings
 
 from .conftest import REPO, Cli
@@ -110,6 +115,17 @@ def _shop(cli: Cli, tmp_path: Path) -> Path:
     return catalog
 
 
+def _item_signals(cli: Cli, client: OpenSearch, settings: Settings) -> ItemSignalValues:
+    """``fuserec profiles build``, then every stored product's item signals a day after the newest event."""
+    built = json.loads(cli("profiles", "build", "--json").stdout)
+    assert built["item_docs"] > 0, built
+    got = item_store.read_all(client, settings.alias("item-signals"))
+    assert got is not None
+    signals = got[0]
+    newest = read_events(client, settings.alias("events"))["timestamp"].max()
+    return signals.values(signals.ids, newest + np.timedelta64(1, "D"))
+
+
 def _train(cli: Cli, tmp_path: Path) -> str:
     config = tmp_path / "ranking.yaml"
     config.write_text(
@@ -140,9 +156,14 @@ def test_cli_a_shop_click_log_without_request_ids_loads_with_options_and_trains(
     assert "rejected 0" in loaded.stdout and "ignored" not in loaded.stdout
     assert read_events(client, settings.alias("events"))["request_id"].isna().all()
 
+    signals = _item_signals(cli, client, settings)
+    assert np.isnan(signals.ctr).all() and np.isnan(signals.conversion).all()  # no search log: missing, not 0
+    assert (signals.decayed[:, 1] > 0).any() and np.isnan(signals.rating_mean).all()  # clicks, no ratings
+
     out = _train(cli, tmp_path)
     assert "searches derived from events without a request id" in out, out
     assert "no logged searches" not in out
+    assert "behaviour_popularity" in out  # the behaviour popularity baseline, from the clicks
 
 
 def test_cli_a_rating_log_loads_with_options_and_trains(
@@ -163,6 +184,11 @@ def test_cli_a_rating_log_loads_with_options_and_trains(
     assert events["rating"].between(0.5, 5).all()
     assert set(events.loc[events["rating"] >= 4, "type"]) == {"purchase"}
     assert set(events.loc[events["rating"] < 4, "type"]) == {"view"}
+
+    signals = _item_signals(cli, client, settings)
+    assert np.nanmin(signals.rating_mean) >= 0.5 and np.nanmax(signals.rating_mean) <= 5  # ratings without clicks
+    assert (signals.rating_count > 0).all()  # every product with events here was rated
+    assert np.isnan(signals.ctr).all()  # no search log
 
     out = _train(cli, tmp_path)
     assert "searches derived from events without a request id" in out, out
