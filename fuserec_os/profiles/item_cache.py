@@ -80,11 +80,12 @@ class ItemSignalsCache:
         self._checked_at = -float("inf")
         self._lock = threading.Lock()
         self._polling = False
+        self._wanted = False  # a load was asked for: from then on polls run (and retry a failed load)
 
     # --- the request path ---------------------------------------------------------------------------------
     def current(self) -> ItemSignals | None:
         """The copy to read for one request (no I/O; starts a background poll when one is due)."""
-        due = self.loaded and self.interval_s > 0 and not self._polling
+        due = self._wanted and self.interval_s > 0 and not self._polling
         if due and self.clock() - self._checked_at >= self.interval_s:
             self._polling = True
             threading.Thread(target=self._poll_quietly, name="fuserec-item-signals", daemon=True).start()
@@ -98,8 +99,10 @@ class ItemSignalsCache:
 
     # --- loading and refreshing -----------------------------------------------------------------------------
     def load(self) -> str:
-        """Read every stored product (blocking). Returns ``loaded``, ``missing`` (nothing stored) or ``error``."""
+        """Read every stored product (blocking). Returns ``loaded``, ``missing`` (nothing stored) or ``error``
+        (the copy stays as it was; the next poll tries again)."""
         with self._lock:
+            self._wanted = True
             return self._load()
 
     def ensure_loaded(self) -> str | None:
@@ -130,6 +133,7 @@ class ItemSignalsCache:
         """One poll (blocking; see the module docstring). Returns ``unchanged``, ``updated``, ``loaded``,
         ``missing`` or ``error``."""
         with self._lock:
+            self._wanted = True
             now = self.clock()
             self._checked_at = now
             try:
@@ -137,7 +141,7 @@ class ItemSignalsCache:
             except Exception as exc:
                 return self._failed("polling", exc)
             inner: Mapping[str, Any] = (meta or {}).get("meta") or {}
-            if meta is None or self._table is None or inner.get("build") != self._build:
+            if meta is None or not self.loaded or self._table is None or inner.get("build") != self._build:
                 return self._load()
             if inner.get("write") != self._write:
                 self._changed_at = now
