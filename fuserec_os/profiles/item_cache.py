@@ -115,11 +115,19 @@ class ItemSignalsCache:
             got = item_store.read_all(self.client, self.alias)
         except Exception as exc:  # serving goes on with what it has
             return self._failed("loading", exc)
+        was_missing = self.loaded and self._table is None
         self.loaded = True
         self.last_error = None
         if got is None:
             self._table, self._build, self._write, self._seen_at = None, None, None, None
             self._stamps = {}
+            if was_missing:  # said once, not at every poll
+                return "missing"
+            log.warning(
+                "fuserec: no item signals in %s: the item_* features are missing until 'fuserec profiles build' "
+                "writes them",
+                self.alias,
+            )
             return "missing"
         table, meta, self._stamps = got
         inner = meta.get("meta") or {}

@@ -315,7 +315,8 @@ class ItemSignals:
         """Make ``day`` the newest day slot (the ring's older days beyond the window are cleared)."""
         if self.newest_day is not None and day <= self.newest_day:
             return
-        start = day - TREND_WINDOW_DAYS + 1 if self.newest_day is None else max(self.newest_day + 1, day - 27)
+        oldest = day - TREND_WINDOW_DAYS + 1
+        start = oldest if self.newest_day is None else max(self.newest_day + 1, oldest)
         for d in range(start, day + 1):
             slot = d % TREND_WINDOW_DAYS
             self.daily[:, slot] = 0.0

@@ -242,8 +242,11 @@ class Pipeline:
         signals = None
         if model is not None and model.needs_item_signals:
             signals = ItemSignalsCache(client, aliases.items, interval_s=signals_refresh_s)
-            if signals.load() == "error":
+            loaded = signals.load()
+            if loaded == "error":
                 notes = (*notes, f"item signals unavailable (their features are missing): {signals.last_error}")
+            elif loaded == "missing":
+                notes = (*notes, "no item signals stored (their features are missing): run 'fuserec profiles build'")
         return cls(client, aliases, RerankStage(model, settings, rules, describe, signals), notes=notes)
 
     def close(self) -> None:
