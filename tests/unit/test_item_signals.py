@@ -317,3 +317,15 @@ def test_the_behaviour_popularity_baseline_ranks_by_engagement_then_engine() -> 
     scores = behaviour_popularity_scores([0.0, np.nan, 2.5, 0.0], engine)
     assert list(np.argsort(-scores, kind="stable")) == [2, 0, 1, 3]
     assert list(np.argsort(-behaviour_popularity_scores([np.nan] * 4, engine), kind="stable")) == [0, 1, 2, 3]
+
+
+def test_explanations_say_what_the_signals_mean() -> None:
+    from fuserec_os.rerank.explain import describe
+
+    hit = type("Hit", (), {"source": {}, "score": 1.0})()
+    assert describe("item_purchases", math.log1p(2.5), hit, None) == "bought by shoppers lately (2.5, decayed)"
+    assert describe("item_ctr", 0.25, hit, None) == "clicked in search results (25% of examinations)"
+    assert describe("item_trend", 0.4, hit, None) == "trending up"
+    assert describe("item_rating_mean", 4.3, hit, None) == "shoppers rate it 4.3"
+    assert describe("item_ctr__missing", 1.0, hit, None) == "never shown in a logged search"
+    assert describe("item_trend__missing", 1.0, hit, None) == "no engagement in the last 4 weeks"
