@@ -75,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "FUSEREC_PROXY_RELOAD_SECONDS",
         "30",
-        "How often the proxy polls the registry's active model version (and its item signals for changes).",
+        "How often the proxy polls the registry's active model version; also how often serving (the proxy, the "
+        "Python backend) checks the item signals for changes.",
     ),
     Setting(
         "FUSEREC_PROXY_ALLOW",

@@ -171,7 +171,9 @@ class SearchBackend:
             # the composition root: the one place retrieval reaches up to the rerank stage, lazily
             from fuserec_os.rerank.pipeline import Pipeline
 
-            return Pipeline.from_config(backend.client, prefix, ranking)
+            return Pipeline.from_config(
+                backend.client, prefix, ranking, signals_refresh_s=settings.proxy_reload_seconds
+            )
 
         backend = cls(engine.client, settings.alias(PRODUCTS), ranking.search, personalizer_factory=personalizer)
         backend._engine = engine
