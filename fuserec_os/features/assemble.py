@@ -224,8 +224,10 @@ def _behaviour(r: _Req) -> _Values:
     signals = r.ctx.item_signals
     if signals is None:
         return {n: (0.0, True) for n in _SIGNALS}
-    v = signals.values(r.cands.product_ids, r.now_ns)
-    unknown = r.rows >= len(r.items)  # outside the catalog: missing, like every item feature
+    items = r.items
+    table_rows = signals.rows_for_table(items, items.product_ids_with_sentinel)
+    v = signals.values(None, r.now_ns, rows=table_rows[r.rows])  # candidates by catalog row: no second lookup
+    unknown = r.rows >= len(items)  # outside the catalog: missing, like every item feature
     counts = np.log1p(v.decayed)
     values = (
         *(counts[:, j] for j in range(4)),

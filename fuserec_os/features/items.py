@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import repeat
 from typing import Any
 
@@ -127,6 +128,11 @@ class ItemTable:
 
     def __len__(self) -> int:
         return len(self.product_ids)
+
+    @cached_property
+    def product_ids_with_sentinel(self) -> list[str]:
+        """``product_ids`` and an id no product has, for the unknown-product row (per-row lookups elsewhere)."""
+        return [*self.product_ids, "\x00unknown product\x00"]
 
     def safe_rows(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` with -1 (unknown product) replaced by the sentinel row ``len(self)``."""

@@ -231,6 +231,7 @@ class ItemSignals:
         self._alloc(8)
         self._tot = np.zeros(3)  # search clicks / carts / purchases of examined products
         self._tot_exams = 0.0
+        self._table_rows: tuple[object, int, np.ndarray] | None = None
 
     @classmethod
     def from_config(cls, cfg: ProfilesConfig, smoothing: float = _DEFAULT_SMOOTHING) -> ItemSignals:
@@ -298,6 +299,20 @@ class ItemSignals:
         """Row of each product, ``len(self)`` (an empty row) for a product without signals."""
         n = len(self.ids)
         return np.fromiter(map(self.index.get, product_ids, repeat(n)), dtype=np.int64, count=len(product_ids))
+
+    def rows_for_table(self, key: object, product_ids: Sequence[str]) -> np.ndarray:
+        """:meth:`rows` of a fixed product list (a model's catalog), cached while no product is added here.
+
+        Serving and training gather candidates by their catalog row already; mapping catalog rows to signal
+        rows through this array spares a second dict lookup per candidate. ``key`` names the list (its
+        identity): a new list or a new product here computes the array again.
+        """
+        cached = self._table_rows
+        if cached is not None and cached[0] is key and cached[1] == len(self.ids):
+            return cached[2]
+        out = self.rows(product_ids)
+        self._table_rows = (key, len(self.ids), out)
+        return out
 
     # --- time ---------------------------------------------------------------------------------------------
     def _factor(self, from_ns: float, to_ns: float) -> float:
@@ -406,13 +421,17 @@ class ItemSignals:
         out: np.ndarray = np.minimum(self._tot / self._tot_exams, 1.0)
         return out
 
-    def values(self, product_ids: Sequence[str], now: Any) -> ItemSignalValues:
-        """The signals of ``product_ids`` at ``now`` (a timestamp or UTC ns); see the module docstring.
+    def values(
+        self, product_ids: Sequence[str] | None, now: Any, *, rows: np.ndarray | None = None
+    ) -> ItemSignalValues:
+        """The signals of ``product_ids`` (or of signal ``rows``) at ``now`` (a timestamp or UTC ns); see the
+        module docstring.
 
         Per call: one gather of the products' numbers, one of their day slots, a few vector operations (the
         request path: ~120 candidates)."""
         now_ns = int(now) if isinstance(now, (int, np.integer)) else pd.Timestamp(now).value
-        rows = self.rows(product_ids)
+        if rows is None:
+            rows = self.rows(product_ids or [])
         g = self._num[rows]
         n = len(rows)
         decayed = g[:, 0:4] * (self._factor(self.ref_ns, now_ns) if self.ref_ns is not None else 0.0)
