@@ -118,6 +118,7 @@ class Proxy:
             poll_seconds=options.experiments_seconds,
             guardrail_check=self._check_guardrails,
             guardrail_seconds=options.guardrail_seconds,
+            ensure_signals=self.signals.ensure_loaded,
         )
         self.impressions = ImpressionLog(
             self._write_impressions,

@@ -75,6 +75,7 @@ class ExperimentRouter:
         poll_seconds: float = 10.0,
         guardrail_check: Callable[[], Any] | None = None,
         guardrail_seconds: float = 300.0,
+        ensure_signals: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.prefix = prefix
@@ -83,6 +84,7 @@ class ExperimentRouter:
         self.poll_seconds = poll_seconds
         self.guardrail_check = guardrail_check if any(e.guardrail for e in config.running()) else None
         self.guardrail_seconds = guardrail_seconds
+        self.ensure_signals = ensure_signals  # a version using item signals needs the process's copy loaded
         self._last_guardrail = time.monotonic()
         self.stopped: frozenset[str] = frozenset()
         self.pinned: dict[str, Any] = {}  # version -> LoadedModel, for variants naming a version
@@ -124,6 +126,8 @@ class ExperimentRouter:
             try:
                 model = self.loader(version)
                 model.warm()
+                if self.ensure_signals is not None and getattr(model, "needs_item_signals", False):
+                    self.ensure_signals()  # a failed read leaves the item_* features missing, not the model refused
             except Exception as exc:
                 self.refused[version] = f"{type(exc).__name__}: {exc}"
                 log.error("fuserec serve: model %s of an experiment refused: %s", version, self.refused[version])
@@ -207,7 +211,7 @@ class ExperimentRouter:
                 why = self.refused.get(version, "not loaded yet")
                 note = f"model {version} of variant {variant.name} is unavailable ({why}): engine order"
                 return lambda inp, window: base.engine_order(inp, "no_model", (note,))
-            stage = RerankStage(model, base.settings, base.rules, base.describe)
+            stage = RerankStage(model, base.settings, base.rules, base.describe, base.signals)
         if variant.blend is not None:
             blend = variant.blend
             return lambda inp, window: stage.run(replace(inp, alpha=blend), window=window)
