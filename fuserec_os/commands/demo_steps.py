@@ -220,8 +220,9 @@ def _behaviour(
         now=pd.Timestamp(job.as_of) if job.as_of else None, step=15, echo=echo,
     )  # fmt: skip
     _tune(engine, ranking, aliases, echo=echo, step=16)
-    if outcome.active_model is not None:
-        outcome.ab = _ab_test(engine, settings, ranking, workdir, echo=echo, step=17)
+    # the trained version, promoted or not: an A/B test is how a shop would try a candidate it is unsure of
+    version = outcome.active_model or outcome.model_version
+    outcome.ab = _ab_test(engine, settings, ranking, workdir, echo=echo, step=17, version=version)
 
 
 DEMO_AB_USERS = 400
@@ -229,21 +230,29 @@ DEMO_AB_DAYS = 3.0
 
 
 def _ab_test(
-    engine: Engine, settings: Settings, ranking: RankingConfig, workdir: Path, *, echo: Callable[[str], None], step: int
+    engine: Engine,
+    settings: Settings,
+    ranking: RankingConfig,
+    workdir: Path,
+    *,
+    echo: Callable[[str], None],
+    step: int,
+    version: str,
 ) -> dict[str, Any]:
     """A short ``fuserec simulate ab``: the simulated shoppers come back and search through the proxy, half of
-    them served engine order, half the promoted model; their clicks and purchases flow back; the report."""
+    them served engine order, half model ``version`` (promoted or not); their clicks and purchases flow back;
+    the report."""
     from fuserec_os.commands.ab import render_report
     from fuserec_os.commands.simulate_run import run_simulated_ab
 
     echo(
         f"\n== {step}. a short A/B test: {DEMO_AB_USERS} of the simulated shoppers search for {DEMO_AB_DAYS:g} more "
-        "days through the proxy (half get engine order, half the model) and their clicks and purchases go back "
-        "through POST /_fuserec/events (fuserec simulate ab runs longer ones)"
+        f"days through the proxy (half get engine order, half model {version}) and their clicks and purchases go "
+        "back through POST /_fuserec/events (fuserec simulate ab runs longer ones)"
     )
     out = run_simulated_ab(
         engine, settings, ranking, world=workdir, users=DEMO_AB_USERS, days=DEMO_AB_DAYS, replicates=1000,
-        progress=False, echo=echo,
+        progress=False, echo=echo, model_version=version,
     )  # fmt: skip
     loop = out["loop"]
     echo(

@@ -37,6 +37,14 @@ def simulate() -> None:
     default=None,
     help="Where the simulated shop's catalog and shoppers' tastes are (default: the demo's, under the state dir).",
 )
+@click.option(
+    "--model",
+    "model_version",
+    default=None,
+    metavar="VERSION",
+    help="Serve this registered version as the model (the treatment's 'active'), promoted or not: test a "
+    "candidate before promoting it (default: the registry's active version).",
+)
 @click.option("--seed", type=int, default=11, show_default=True, help="Sessions and choices: same seed, same run.")
 @click.option(
     "--replicates", type=click.IntRange(min=100), default=2000, show_default=True, help="Bootstrap replicates."
@@ -49,6 +57,7 @@ def simulate_ab_cmd(
     days: float,
     experiment: str | None,
     world: Path | None,
+    model_version: str | None,
     seed: int,
     replicates: int,
     as_json: bool,
@@ -84,6 +93,7 @@ def simulate_ab_cmd(
             seed=seed,
             replicates=replicates,
             progress=not as_json,
+            model_version=model_version,
         )
     if as_json:
         dump({k: v for k, v in outcome.items() if not k.startswith("_")})

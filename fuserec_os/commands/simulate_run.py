@@ -127,8 +127,11 @@ def run_simulated_ab(
     replicates: int = 2000,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    model_version: str | None = None,
 ) -> dict[str, Any]:
-    """Run the closed loop and report; returns {"loop", "report", "_report" (the Report object), "experiment"}."""
+    """Run the closed loop and report; returns {"loop", "report", "_report" (the Report object), "experiment",
+    "model_version"}. ``model_version``: the proxy serves that registered version as its model (the treatment's
+    ``active``) whatever the registry's pointer says: a candidate tested before it is promoted."""
     from opensearchpy import OpenSearch
     from tqdm import tqdm
 
@@ -146,8 +149,12 @@ def run_simulated_ab(
     alias = settings.alias("products")
     registry = ModelRegistry(client, prefix)
     active = registry.active_version() if client.indices.exists(index=registry.alias) else None
-    if active is None:
-        raise IndexStateError("no promoted model: the treatment serves the active model (fuserec model promote)")
+    serve = model_version or active
+    if serve is None:
+        raise IndexStateError(
+            "no promoted model: the treatment serves the active model (fuserec model promote vN, or --model vN to "
+            "test a registered version that is not active)"
+        )
     config, hint = pick_experiment(ranking, experiment_name, alias, prefix)
     (exp,) = config.running()
     catalog = load_catalog(files["docs"], files["latent"])
@@ -166,7 +173,14 @@ def run_simulated_ab(
     say = echo or (lambda s: None)
     say(f"   {len(shoppers):,} shoppers over {days:g} days from {start:%Y-%m-%d %H:%M} UTC, experiment {exp.name}")
     with running_proxy(
-        engine, settings, ranking, expect_model=active, clock=clock, experiments=config, live_updates=True
+        engine,
+        settings,
+        ranking,
+        expect_model=serve,
+        active=model_version is None,
+        clock=clock,
+        experiments=config,
+        live_updates=True,
     ) as proxy:
         os_client = OpenSearch([proxy.url], timeout=120)
 
@@ -195,6 +209,7 @@ def run_simulated_ab(
     report = experiment_report(client, prefix, exp, replicates=replicates, seed=seed)
     return {
         "experiment": exp.name,
+        "model_version": serve,
         "loop": loop.as_dict(),
         "report": report.as_dict(),
         "_report": report,
