@@ -25,11 +25,10 @@ from typing import Any
 
 import pandas as pd
 from opensearchpy import OpenSearch, helpers
-from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError
+from fuserec_os.engine.reads import mget_sources
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.config import ProfilesConfig
@@ -52,7 +51,6 @@ ITEM_SIGNALS_MAPPING = "item_signals"
 META_ID = "meta"
 _SCHEMA = 1
 _MAX_ID_BYTES = 512
-_MGET_CHUNK = 1000
 
 
 def doc_id(product_id: str) -> str:
@@ -201,31 +199,8 @@ def add(
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def _mget_sources(client: OpenSearch, alias: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Sources of the docs of ``ids`` that exist (one ``_mget`` per 1000 ids); [] when there is no index."""
-    out: list[dict[str, Any]] = []
-    for chunk in _chunks(list(dict.fromkeys(ids)), _MGET_CHUNK):
-        try:
-            with engine_errors(f"reading item signals from {alias}"):
-                resp = client.mget(index=alias, body={"ids": list(chunk)})
-        except EngineError as exc:
-            if isinstance(exc.__cause__, osx.NotFoundError):
-                return []
-            raise
-        for doc in resp.get("docs", []):
-            error = doc.get("error")
-            if error is not None:
-                if isinstance(error, dict) and error.get("type") == "index_not_found_exception":
-                    return []
-                raise EngineError(f"OpenSearch refused reading item signals {doc.get('_id')} from {alias}: {error}")
-            if doc.get("found"):
-                out.append(doc["_source"])
-    return out
+    return mget_sources(client, alias, ids, "item signals")
 
 
 def read_meta(client: OpenSearch, alias: str) -> dict[str, Any] | None:

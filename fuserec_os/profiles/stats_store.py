@@ -31,12 +31,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from opensearchpy import OpenSearch, helpers
-from opensearchpy import exceptions as osx
 
 from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
-from fuserec_os.errors import EngineError
+from fuserec_os.engine.reads import mget_sources
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
@@ -64,7 +63,6 @@ __all__ = [
 QUERY_STATS_MAPPING = "query_stats"
 META_ID = "meta"
 _MAX_ID_BYTES = 512  # OpenSearch's limit on a document id
-_MGET_CHUNK = 1000
 _MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponential back-off
 _INITIAL_BACKOFF = 1.0
 _COUNT_FIELDS = ("product_ids", "clicks", "carts", "purchases", "examinations")
@@ -325,35 +323,8 @@ def add_stats(
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _missing_index(error: Any) -> bool:
-    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
-
-
 def _mget_sources(client: OpenSearch, alias: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Sources of the docs of ``ids`` that exist, in one ``_mget`` per 1000 ids; [] when there is no index."""
-    out: list[dict[str, Any]] = []
-    for chunk in _chunks(list(dict.fromkeys(ids)), _MGET_CHUNK):
-        try:
-            with engine_errors(f"reading query stats from {alias}"):
-                resp = client.mget(index=alias, body={"ids": list(chunk)})
-        except EngineError as exc:
-            if isinstance(exc.__cause__, osx.NotFoundError):
-                return []
-            raise
-        for doc in resp.get("docs", []):
-            error = doc.get("error")
-            if error is not None:
-                if _missing_index(error):
-                    return []
-                raise EngineError(f"OpenSearch refused reading query stats {doc.get('_id')} from {alias}: {error}")
-            if doc.get("found"):
-                out.append(doc["_source"])
-    return out
+    return mget_sources(client, alias, ids, "query stats")
 
 
 def read_meta(client: OpenSearch, alias: str) -> dict[str, Any] | None:

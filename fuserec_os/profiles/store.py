@@ -27,7 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from opensearchpy import exceptions as osx
 from fuserec_os.behaviour.config import EVENT_TYPES
 from fuserec_os.engine.bulk import bulk_or_raise, bulk_parallel_or_raise
 from fuserec_os.engine.client import engine_errors
+from fuserec_os.engine.reads import mget_found
 from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
@@ -68,7 +69,6 @@ __all__ = [
 
 PROFILES_MAPPING = "profiles"
 PRODUCT_VECTORS_MAPPING = "product_vectors"
-_MGET_CHUNK = 1000
 _MAX_RETRIES = 5  # 429 (too many requests) retries per bulk chunk, with exponential back-off
 _INITIAL_BACKOFF = 1.0
 LEAN_MAPPING_VERSION = 2
@@ -311,36 +311,10 @@ def _upgrade_and_write(
     return manager.replace_behind_alias(client, spec, alias, write)
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _missing_index(error: Any) -> bool:
-    return isinstance(error, dict) and error.get("type") == "index_not_found_exception"
-
-
 def read_profiles(client: OpenSearch, alias: str, user_ids: Iterable[str]) -> dict[str, UserProfile]:
     """Profiles of ``user_ids`` by id (``_mget``); users without a profile (or no index yet) are absent."""
-    ids = list(dict.fromkeys(str(u) for u in user_ids))
-    out: dict[str, UserProfile] = {}
-    for chunk in _chunks(ids, _MGET_CHUNK):
-        try:
-            with engine_errors(f"reading profiles from {alias}"):
-                resp = client.mget(index=alias, body={"ids": list(chunk)})
-        except EngineError as exc:
-            if isinstance(exc.__cause__, osx.NotFoundError):
-                return {}
-            raise
-        for doc in resp.get("docs", []):
-            error = doc.get("error")
-            if error is not None:
-                if _missing_index(error):
-                    return {}
-                raise EngineError(f"OpenSearch refused reading profile {doc.get('_id')} from {alias}: {error}")
-            if doc.get("found"):
-                out[str(doc["_id"])] = _profile(doc["_source"])
-    return out
+    found = mget_found(client, alias, [str(u) for u in user_ids], "profile")
+    return {str(doc["_id"]): _profile(doc["_source"]) for doc in found}
 
 
 def _scan(client: OpenSearch, alias: str, what: str) -> Iterator[dict[str, Any]]:
