@@ -30,11 +30,26 @@ def _registry(state: State, client: OpenSearch) -> ModelRegistry:
     return ModelRegistry(client, state.settings.index_prefix)
 
 
-def _split(test_from: str | None, test_fraction: float, valid_fraction: float) -> SplitSpec:
+def _split(
+    test_from: str | None,
+    test_fraction: float,
+    valid_fraction: float,
+    split: str = "time",
+    holdout: int | None = None,
+    freeze_stats: bool = True,
+) -> SplitSpec:
     import pandas as pd
 
+    from fuserec_os.errors import ConfigError
     from fuserec_os.learn.dataset import SplitSpec
 
+    if split == "user" and test_from is not None:
+        raise click.BadParameter(
+            "a user split tests each user's last --holdout searches; --test-from is a time split's cut",
+            param_hint="--test-from",
+        )
+    if holdout is not None and split != "user":
+        raise click.BadParameter("--holdout needs --split user (each user's last N searches)", param_hint="--holdout")
     cut = None
     if test_from is not None:
         try:
@@ -44,7 +59,17 @@ def _split(test_from: str | None, test_fraction: float, valid_fraction: float) -
                 f"{test_from!r} is not a time (e.g. 2024-05-01T00:00:00Z)", param_hint="--test-from"
             ) from None
         cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
-    return SplitSpec(test_from=cut, test_fraction=test_fraction, valid_fraction=valid_fraction)
+    try:
+        return SplitSpec(
+            test_from=cut,
+            test_fraction=test_fraction,
+            valid_fraction=valid_fraction,
+            kind=split,
+            holdout=1 if holdout is None else holdout,
+            freeze_stats=freeze_stats,
+        )
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.group()
@@ -62,10 +87,39 @@ def model() -> None:
 
 
 _split_options = [
+    click.option(
+        "--split",
+        "split_kind",
+        type=click.Choice(["time", "user"]),
+        default="time",
+        show_default=True,
+        help="time: test on the latest searches (--test-from / --test-fraction); user: test on each user's last "
+        "--holdout searches with engagement (a user with no more than that is tested on all of theirs).",
+    ),
+    click.option(
+        "--holdout",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="With --split user: searches held out per user (default 1).",
+    ),
     click.option("--test-from", metavar="TIME", help="Test on searches from TIME on (ISO 8601); train before."),
     click.option("--test-fraction", default=0.25, show_default=True, help="Without --test-from: the latest share."),
     click.option(
-        "--valid-fraction", default=0.15, show_default=True, help="Share of pre-test searches to validate on."
+        "--valid-fraction", default=0.15, show_default=True, help="Share of the searches not tested to validate on."
+    ),
+    click.option(
+        "--freeze-stats/--live-stats",
+        default=True,
+        show_default=True,
+        help="Freeze: the query statistics (and behavioural candidates) never count the held-out events, so test "
+        "searches read them as of the cut. Live: they keep counting the test period's earlier engagement, as "
+        "serving with live updates does (flatters every method that reads them).",
+    ),
+    click.option(
+        "--ablation",
+        is_flag=True,
+        help="Also retrain without each feature scope (engine hit, query engagement, item, user, cross, and "
+        "user+cross) and add the test NDCG@10 of each to the report: one more training run per row (minutes).",
     ),
     click.option(
         "--impressions",
@@ -116,9 +170,13 @@ def split_options(f: Any) -> Any:
 @pass_state
 def train(
     state: State,
+    split_kind: str,
+    holdout: int | None,
     test_from: str | None,
     test_fraction: float,
     valid_fraction: float,
+    freeze_stats: bool,
+    ablation: bool,
     impressions: Path | None,
     truth: Path | None,
     catalog: Path | None,
@@ -130,20 +188,23 @@ def train(
     """Build leakage-free examples from the stored events, train, evaluate, and register a new version.
 
     Features come from profiles, query statistics and item signals as of each search (no later event leaks
-    in); the split is by time. The evaluation table compares, on the same test searches: engine (BM25) order,
-    popularity (catalog), behaviour popularity (every shopper's decayed engagement), query-popularity,
-    latent-only, gradient-boosted trees, the MLP (blended) and, with --truth, the oracle; by user history and
-    query type. The model section of FUSEREC_CONFIG sets the architecture.
+    in); the split is by time (or by user: --split user). The evaluation table compares, on the same test
+    searches: engine (BM25) order, popularity (catalog), behaviour popularity (every shopper's decayed
+    engagement), query-popularity, latent-only, gradient-boosted trees, the MLP (blended) and, with --truth, the
+    oracle; by user history and query type. --ablation adds the MLP retrained without each feature scope. The
+    model section of FUSEREC_CONFIG sets the architecture.
     """
     from fuserec_os.learn.train_job import TrainOptions, active_rescorer, run_training
     from fuserec_os.rerank.registry import PromotionRefused
 
     options = TrainOptions(
-        split=_split(test_from, test_fraction, valid_fraction),
+        split=_split(test_from, test_fraction, valid_fraction, split_kind, holdout, freeze_stats),
         impressions=impressions,
         oracle=_oracle(truth, catalog),
         report_dir=report_dir,
         features=state.ranking.features.names,
+        ablation=ablation,
+        show_bar=not as_json,
     )
     say = (lambda m: note(m)) if as_json else click.echo
     with state.engine() as eng:
@@ -189,41 +250,99 @@ def train(
 @model.command("evaluate")
 @click.argument("version", required=False)
 @split_options
+@click.option(
+    "--test-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Test on the searches of these events instead (never ingested; read and validated like 'fuserec ingest "
+    "events'): the stored events are the history, and are split into train and validation for the baselines.",
+)
+@click.option(
+    "--test-map",
+    "test_map",
+    metavar="FIELD=COLUMN,...",
+    help="With --test-file: rename its columns onto ours, as 'ingest events --map'.",
+)
+@click.option(
+    "--test-set",
+    "test_set",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="With --test-file: a constant for a column it lacks, as 'ingest events --set' (repeatable).",
+)
 @json_option
 @pass_state
 def evaluate_cmd(
     state: State,
     version: str | None,
+    split_kind: str,
+    holdout: int | None,
     test_from: str | None,
     test_fraction: float,
     valid_fraction: float,
+    freeze_stats: bool,
+    ablation: bool,
     impressions: Path | None,
     truth: Path | None,
     catalog: Path | None,
     report_dir: Path,
+    test_file: Path | None,
+    test_map: str | None,
+    test_set: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Evaluate a stored VERSION (default: the active one) on the current events against every baseline."""
-    from fuserec_os.learn.report import write_json
-    from fuserec_os.learn.train_job import TrainOptions, evaluate_version
+    """Evaluate a stored VERSION (default: the active one) on the current events against every baseline.
 
+    \b
+    Which searches are tested (the same options as 'model train'):
+      --split time (default)     the latest --test-fraction, or from --test-from TIME on
+      --split user --holdout N   each user's last N searches with engagement
+      --test-file FILE           the searches of held-out events that were never ingested
+    By default the query statistics never count held-out events (--freeze-stats); --live-stats lets them
+    count the test period's earlier engagement, as serving with live updates does.
+
+    \b
+    Examples:
+      fuserec model evaluate v3 --split user --holdout 2
+      fuserec model evaluate --test-file may.csv --test-map user_id=visitor,product_id=sku --test-set type=click
+      fuserec model evaluate --ablation --json > evaluation.json
+    """
+    from fuserec_os.learn.report import write_json
+    from fuserec_os.learn.train_job import TestFile, TrainOptions, evaluate_version, split_text
+
+    held_out = None
+    if test_file is not None:
+        if test_from is not None or split_kind != "time":
+            raise click.UsageError("--test-file chooses the test searches itself: leave out --test-from and --split")
+        from fuserec_os.behaviour.events import EVENT_FIELDS, NOT_SETTABLE
+        from fuserec_os.index.readers import parse_column_map, parse_constants
+
+        held_out = TestFile(
+            test_file,
+            column_map=parse_column_map(test_map, EVENT_FIELDS) if test_map else None,
+            constants=parse_constants(test_set, EVENT_FIELDS, not_settable=NOT_SETTABLE),
+        )
+    elif test_map or test_set:
+        raise click.UsageError("--test-map and --test-set describe a --test-file: give one")
     options = TrainOptions(
-        split=_split(test_from, test_fraction, valid_fraction),
+        split=_split(test_from, test_fraction, valid_fraction, split_kind, holdout, freeze_stats),
         impressions=impressions,
         oracle=_oracle(truth, catalog),
         report_dir=report_dir,
+        test_file=held_out,
+        ablation=ablation,
+        show_bar=not as_json,
     )
     say = (lambda m: note(m)) if as_json else click.echo
     with state.engine() as eng:
-        evaluated, report, table = evaluate_version(
-            eng.client, _aliases(state), state.ranking, options, version, progress=say
-        )
+        evaluated = evaluate_version(eng.client, _aliases(state), state.ranking, options, version, progress=say)
     if as_json:
-        dump({"version": evaluated, "test": report.as_dict()})
+        dump(evaluated.as_dict())
         return
     report_dir.mkdir(parents=True, exist_ok=True)
-    path = write_json(report, report_dir / f"evaluate-{evaluated}.json", extra={"version": evaluated})
-    click.echo(f"\n{evaluated} on the test searches:\n{table}\nreport: {path}")
+    extra = {k: v for k, v in evaluated.as_dict().items() if k != "test"}
+    path = write_json(evaluated.report, report_dir / f"evaluate-{evaluated.version}.json", extra=extra)
+    click.echo(f"\n{evaluated.version} on the test searches ({split_text(evaluated.split)}):\n{evaluated.table}")
+    click.echo(f"report: {path}")
 
 
 @model.command("list")

@@ -41,6 +41,7 @@ from fuserec_os.errors import ConfigError
 from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
+from fuserec_os.learn.splits import SplitSpec, assign_splits, held_out_events
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_signals import ItemSignals, PreparedEvents, PreparedImpressions
@@ -56,55 +57,6 @@ class ScoredRetriever(Protocol):
     """The engine's ranked (product id, score) lists for queries (BM25 through the engine, cached)."""
 
     def search_scored(self, queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]: ...
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """Where train ends and test begins: a time (``test_from``) or the last ``test_fraction`` of searches.
-
-    Validation is the last ``valid_fraction`` of the searches before the test period (by time), so the model
-    is tuned on data later than it trained on and earlier than it is tested on. ``test_until`` drops the
-    searches after it (to rebuild a version's test searches exactly, however many were logged since).
-    """
-
-    test_from: pd.Timestamp | None = None
-    test_fraction: float = 0.25
-    valid_fraction: float = 0.15
-    test_until: pd.Timestamp | None = None
-
-    def __post_init__(self) -> None:
-        if self.test_from is not None and self.test_until is not None and self.test_until < self.test_from:
-            raise ConfigError(
-                f"test until {self.test_until.isoformat()} is before test from {self.test_from.isoformat()}"
-            )
-        if not 0 < self.test_fraction < 1:
-            raise ConfigError(f"test fraction {self.test_fraction} must be between 0 and 1 (e.g. 0.25)")
-        if not 0 < self.valid_fraction < 1:
-            raise ConfigError(f"validation fraction {self.valid_fraction} must be between 0 and 1 (e.g. 0.15)")
-
-    def cuts(self, timestamps: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
-        """(valid_from, test_from) for searches at ``timestamps``."""
-        ordered = timestamps.sort_values(ignore_index=True)
-        if ordered.empty:
-            raise ConfigError(
-                "no logged searches with engagement: no click, add_to_cart or purchase after a query (ingest "
-                "events with a query, and a request_id or the search log; without them, searches are derived "
-                "from each user's events after the same query)"
-            )
-        if self.test_from is not None:
-            test_from = pd.Timestamp(self.test_from)
-            if test_from <= ordered.iloc[0] or test_from > ordered.iloc[-1]:
-                raise ConfigError(
-                    f"--test-from {test_from.isoformat()} leaves no training or no test searches (searches run "
-                    f"from {ordered.iloc[0].isoformat()} to {ordered.iloc[-1].isoformat()})"
-                )
-        else:
-            test_from = ordered.iloc[min(len(ordered) - 1, int(len(ordered) * (1 - self.test_fraction)))]
-        before = ordered[ordered < test_from]
-        if before.empty:
-            raise ConfigError("no searches before the test period: move the cut later")
-        valid_from = before.iloc[min(len(before) - 1, int(len(before) * (1 - self.valid_fraction)))]
-        return valid_from, test_from
 
 
 @dataclass
@@ -315,6 +267,7 @@ def build_dataset(
     progress: Callable[[str], None] | None = None,
     products: pd.DataFrame | None = None,
     product_vectors: Mapping[str, np.ndarray] | None = None,
+    test_events: pd.DataFrame | None = None,
 ) -> Dataset:
     """Featurise every logged search with at least one engaged product (see the module docstring).
 
@@ -323,19 +276,13 @@ def build_dataset(
     replaces the vectors otherwise fitted on the pre-validation events (to evaluate a stored model).
     ``derived_search_gap``: events with a query and no request id form searches (:func:`derive_request_ids`);
     None leaves them out. Profiles and query statistics read the events as stored, as serving does.
+    ``test_events``: held-out events that were never stored (``model evaluate --test-file``): their searches are
+    the test searches; the split says which events the statistics may count (:mod:`fuserec_os.learn.splits`).
     """
     started = time.monotonic()
     say = progress or (lambda _m: None)
     split = split or SplitSpec()
-    labelled = events
-    if derived_search_gap is not None:
-        labelled, derived = derive_request_ids(events, derived_search_gap)
-        if derived:
-            minutes = derived_search_gap / pd.Timedelta(minutes=1)
-            say(
-                f"{derived:,} searches derived from events without a request id (one user, one query, "
-                f"events at most {minutes:g} min apart)"
-            )
+    events, labelled, in_file, test_requests = _with_test_events(events, test_events, derived_search_gap, say)
     searches = logged_searches(labelled, impressions)
     labels = graded_labels(labelled)
     engaged = {rid for rid, _ in labels}
@@ -343,17 +290,15 @@ def build_dataset(
     if split.test_until is not None:
         searches = searches[searches["timestamp"] <= pd.Timestamp(split.test_until)].reset_index(drop=True)
     searches["search_id"] = np.arange(len(searches), dtype=np.int64)
-    valid_from, test_from = split.cuts(searches["timestamp"])
-    searches["split"] = np.where(
-        searches["timestamp"] >= test_from, "test", np.where(searches["timestamp"] >= valid_from, "valid", "train")
-    )
+    searches["split"], (valid_from, test_from) = assign_splits(searches, split, test_requests)
     say(f"{len(searches):,} searches with engagement; valid from {utc_iso(valid_from)}, test from {utc_iso(test_from)}")
+    held = held_out_events(events["user_id"], events["timestamp"], searches, split, test_from, in_file)
 
     # product vectors from the events before validation only
-    if product_vectors is None:  # fit on the events before validation only
+    if product_vectors is None:  # fit on the events before validation only, none of them held out
         vectors = dict(
             build_profiles(
-                events[events["timestamp"] < valid_from], catalog, profiles_cfg, as_of=valid_from
+                events[(events["timestamp"] < valid_from).to_numpy() & ~held], catalog, profiles_cfg, as_of=valid_from
             ).product_vectors
         )
     else:  # a stored model's own vectors (evaluating a registered version must not mix bases)
@@ -367,20 +312,27 @@ def build_dataset(
     # point in time: every search sees the events (and logged searches) strictly before its own timestamp
     ev = mark_counted_requests(events.sort_values("timestamp", kind="stable").reset_index(drop=True))
     ev_ns = _ns(ev["timestamp"])
+    counted = ~held[np.argsort(_ns(events["timestamp"]), kind="stable")] | (not split.freeze_stats)
     imp = impressions if impressions is not None and not impressions.empty else None
     imp_ns = np.zeros(0, dtype=np.int64)
+    imp_counted = np.ones(0, dtype=bool)
     if imp is not None:
         imp = imp.assign(timestamp=pd.to_datetime(imp["timestamp"], utc=True))
         imp = imp.sort_values("timestamp", kind="stable").reset_index(drop=True)
         imp_ns = _ns(imp["timestamp"])
+        imp_counted = ~_held_impressions(imp, searches, split, test_from, test_requests) | (not split.freeze_stats)
 
     t_start = time.monotonic()
     user_profiles = _profiles_per_search(searches, ev, ev_ns, catalog, profiles_cfg)
     timing_profiles = time.monotonic() - t_start
     stats = QueryStats().track_sums()  # priors read after every search: keep their sums running
     signals = ItemSignals.from_config(profiles_cfg)  # the item signals, advanced with the statistics
-    ev_arrays = PreparedEvents.from_frame(ev)
-    imp_arrays = PreparedImpressions.from_frame(imp) if imp is not None else None
+    # the item signals see what the statistics see (held-out events and searches stay out when frozen): their
+    # prepared arrays hold the counted rows only, and *_cum maps a position in ev / imp to one in those rows
+    ev_arrays = PreparedEvents.from_frame(ev[counted])
+    ev_cum = np.concatenate(([0], np.cumsum(counted)))
+    imp_arrays = PreparedImpressions.from_frame(imp[imp_counted]) if imp is not None else None
+    imp_cum = np.concatenate(([0], np.cumsum(imp_counted)))
     behavioural: dict[str, dict[str, int]] = {}
     blocks: list[np.ndarray] = []
     y_parts: list[np.ndarray] = []
@@ -395,18 +347,18 @@ def build_dataset(
         now_ns = now.value
         t0 = time.monotonic()
         hi = int(np.searchsorted(ev_ns, now_ns, side="left"))
-        if hi > ev_done:  # the statistics and behavioural candidates need every earlier event
-            new = ev.iloc[ev_done:hi]
+        if hi > ev_done:  # the statistics and behavioural candidates need every earlier event (not held out)
+            new = ev.iloc[ev_done:hi][counted[ev_done:hi]]
             stats.add_events(new)
-            signals.add_prepared(ev_arrays, ev_done, hi)
+            signals.add_prepared(ev_arrays, int(ev_cum[ev_done]), int(ev_cum[hi]))
             _add_behavioural(behavioural, new)
             ev_done = hi
         if imp is not None:
             ihi = int(np.searchsorted(imp_ns, now_ns, side="left"))
             if ihi > imp_done:
-                stats.add_impressions(imp.iloc[imp_done:ihi])
+                stats.add_impressions(imp.iloc[imp_done:ihi][imp_counted[imp_done:ihi]])
                 if imp_arrays is not None:
-                    signals.add_prepared_impressions(imp_arrays, imp_done, ihi)
+                    signals.add_prepared_impressions(imp_arrays, int(imp_cum[imp_done]), int(imp_cum[ihi]))
                 imp_done = ihi
         user = user_profiles[position]
         t2 = time.monotonic()
@@ -502,3 +454,44 @@ def _add_behavioural(acc: dict[str, dict[str, int]], events: pd.DataFrame) -> No
     for q, pid in zip(ev["query_norm"].astype(str), ev["product_id"].astype(str), strict=True):
         per = acc.setdefault(q, {})
         per[pid] = per.get(pid, 0) + 1
+
+
+def _with_test_events(
+    events: pd.DataFrame,
+    test_events: pd.DataFrame | None,
+    gap: pd.Timedelta | None,
+    say: Callable[[str], None],
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None, set[str] | None]:
+    """(every event, the same with derived request ids, which came from the test file, the test file's request
+    ids). Searches are derived in each part on its own, so no derived search mixes stored and held-out events."""
+    parts = [events] if test_events is None else [events, test_events]
+    labelled_parts = []
+    derived = 0
+    for part in parts:
+        labelled, n = derive_request_ids(part, gap) if gap is not None else (part, 0)
+        labelled_parts.append(labelled)
+        derived += n
+    if derived and gap is not None:
+        say(
+            f"{derived:,} searches derived from events without a request id (one user, one query, "
+            f"events at most {gap / pd.Timedelta(minutes=1):g} min apart)"
+        )
+    if test_events is None:
+        return events, labelled_parts[0], None, None
+    in_file = np.r_[np.zeros(len(events), dtype=bool), np.ones(len(test_events), dtype=bool)]
+    rids = labelled_parts[1]["request_id"]
+    return (
+        pd.concat(parts, ignore_index=True),
+        pd.concat(labelled_parts, ignore_index=True),
+        in_file,
+        set(rids[rids.notna()].astype(str)),
+    )
+
+
+def _held_impressions(
+    imp: pd.DataFrame, searches: pd.DataFrame, split: SplitSpec, cut: pd.Timestamp, test_requests: set[str] | None
+) -> np.ndarray:
+    """Which logged searches (impressions) the test period holds out: those of a test file's searches, else as
+    :func:`~fuserec_os.learn.splits.held_out_events` holds out events."""
+    in_file = imp["request_id"].astype(str).isin(test_requests).to_numpy() if test_requests is not None else None
+    return held_out_events(imp["user_id"], imp["timestamp"], searches, split, cut, in_file)

@@ -34,6 +34,9 @@ ORACLE_COLOUR = "#444444"
 
 _esc = html.escape
 
+Table = tuple[str, Sequence[str], Sequence[Sequence[str]]]
+"""An extra report section: a note, column names, rows of cell text (escaped when written)."""
+
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -596,6 +599,7 @@ def render_html(
     history: Sequence[Mapping[str, Any]] | None = None,
     title: str = "fuserec offline evaluation",
     meta: Mapping[str, Any] | None = None,
+    tables: Mapping[str, Table] | None = None,
 ) -> str:
     """The HTML document :func:`write_html` writes (separate so it can be tested or served without a file)."""
     ndcg = report.ndcg_name
@@ -633,6 +637,13 @@ def render_html(
             + "</div>"
         )
         parts.append(_html_segment_table(report, column))
+    for heading, (note, header, rows) in (tables or {}).items():
+        parts.append(f"<h2>{_esc(heading)}</h2>")
+        if note:
+            parts.append(f"<p>{_esc(note)}</p>")
+        head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
     if history:
         parts.append("<h2>Training</h2>")
         parts += [f'<div class="chart">{c}</div>' for c in _history_charts(history)]
@@ -647,6 +658,7 @@ def write_html(
     history: Sequence[Mapping[str, Any]] | None = None,
     title: str = "fuserec offline evaluation",
     meta: Mapping[str, Any] | None = None,
+    tables: Mapping[str, Table] | None = None,
 ) -> Path:
     """Write one self-contained HTML file: charts (inline SVG) and tables, no scripts, no external resources.
 
@@ -654,8 +666,9 @@ def write_html(
     loss-like keys are drawn together, the rest (validation metrics) in a second chart.
     ``meta``: shown at the top (model version, data window, seed...): scalars in one key/value table, each
     mapping (e.g. the dataset summary, the gate) in its own, a list of feature columns grouped by scope.
+    ``tables``: more sections, heading -> (a note, column names, rows of text), e.g. the ablation table.
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(render_html(report, history=history, title=title, meta=meta), encoding="utf-8")
+    p.write_text(render_html(report, history=history, title=title, meta=meta, tables=tables), encoding="utf-8")
     return p

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,9 @@ from fuserec_os.learn.baselines import (
     popularity_scores,
     query_popularity_scores,
 )
-from fuserec_os.learn.dataset import Dataset, SplitSpec, build_dataset
+from fuserec_os.learn.dataset import GRADES, Dataset, SplitSpec, build_dataset
 from fuserec_os.learn.evaluate import EvalReport, evaluate
+from fuserec_os.learn.model_config import ModelConfig
 from fuserec_os.learn.report import render_table, write_html, write_json
 from fuserec_os.profiles.compute import ProductCatalog
 from fuserec_os.profiles.jobs import Aliases
@@ -50,6 +51,10 @@ from fuserec_os.rerank.evaluation_set import EvaluationSet
 from fuserec_os.rerank.registry import CannotRescore, ModelRegistry, Rescorer, VersionInfo, code_version
 from fuserec_os.rerank.scorer import Scorer
 from fuserec_os.search.retrieval import EngineRetriever
+
+if TYPE_CHECKING:
+    from fuserec_os.learn.ablation import Ablation
+    from fuserec_os.learn.model import TrainResult
 
 Progress = Callable[[str], None]
 
@@ -63,12 +68,27 @@ oracle (:func:`fuserec_os.simulate.oracle.click_oracle`) and passes it in.
 
 
 @dataclass(frozen=True)
+class TestFile:
+    """Held-out events that were never ingested (``model evaluate --test-file``), read like ``ingest events``."""
+
+    path: Path
+    column_map: Mapping[str, str] | None = None
+    constants: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class TrainOptions:
+    """``ablation``: also retrain without each feature scope (:mod:`fuserec_os.learn.ablation`; one training run
+    per scope), with a progress bar on stderr when ``show_bar``."""
+
     split: SplitSpec = field(default_factory=SplitSpec)
     impressions: Path | None = None
     oracle: ReferenceScorer | None = None  # e.g. the simulator's click model (commands pass it in)
     report_dir: Path = Path("reports")
     features: tuple[str, ...] | None = None
+    test_file: TestFile | None = None
+    ablation: bool = False
+    show_bar: bool = False
 
 
 @dataclass
@@ -84,11 +104,14 @@ class TrainOutcome:
     decision: str
     gate: Gate
     seconds: dict[str, float]
+    split: dict[str, Any] = field(default_factory=dict)
+    ablation: Ablation | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "dataset": self.dataset,
+            "split": self.split,
             "loss": self.loss,
             "decision": self.decision,
             "gate": self.gate.__dict__,
@@ -96,6 +119,7 @@ class TrainOutcome:
             "report_json": str(self.json),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "test": self.report.as_dict(),
+            "ablation": self.ablation.as_dict() if self.ablation is not None else None,
         }
 
 
@@ -204,6 +228,28 @@ def evaluate_split(
     return evaluate(methods, y, groups, segments=segments, probabilistic=probabilistic)
 
 
+def fit_model(ds: Dataset, cfg: ModelConfig, say: Progress) -> TrainResult:
+    """Train the MLP on ``ds``'s training searches, early-stopped on its validation searches."""
+    from fuserec_os.learn.model import train_mlp
+
+    Xtr, ytr, gtr = ds.subset("train")
+    Xva, yva, gva = ds.subset("valid")
+    return train_mlp(
+        Xtr, ytr, gtr, Xva, yva, gva, cfg, feature_names=ds.names, progress=say, ranks_train=engine_ranks(ds, "train")
+    )
+
+
+def fit_gate(ds: Dataset, scorer: Scorer, cfg: ModelConfig) -> Gate:
+    """The blend gate (alpha per user segment) tuned on ``ds``'s validation searches."""
+    Xva, yva, gva = ds.subset("valid")
+    vc = ds.candidates[ds.rows("valid")]
+    v_events = ds.searches.set_index("search_id").loc[vc["search_id"].to_numpy(), "user_events"].to_numpy()
+    gate, _tables = Gate.fit(
+        vc["engine_score"].to_numpy(dtype=np.float64), scorer.predict(Xva), yva, gva, v_events, cfg.blend_alphas
+    )
+    return gate
+
+
 @dataclass
 class Prepared:
     """The inputs every model evaluation of one split needs: the dataset and what it was built from."""
@@ -244,6 +290,11 @@ def prepare(
     else:
         impressions, where = stored_impressions(client, aliases), f"from '{aliases.searches}'"
         source = f"search log '{aliases.searches}'" if impressions is not None else "events (no search log)"
+    test_events = None
+    if options.test_file is not None:
+        test_events = read_test_events(options.test_file, ranking, events, say)
+        check_test_searches_logged(options.test_file.path, test_events, impressions, where)
+        source = f"test file {options.test_file.path.name}"
     seconds["read"] = time.monotonic() - t
     say(
         f"read {len(products)} products, {len(events)} events"
@@ -262,11 +313,13 @@ def prepare(
         progress=say,
         products=products,
         product_vectors=product_vectors,
+        test_events=test_events,
     )
     seconds["dataset"] = time.monotonic() - t
     summary = ds.summary()
     searches = ", ".join(f"{split} {n:,}" for split, n in summary["searches"].items())
     say(f"dataset: {summary['rows']:,} rows, {summary['features']} columns, searches: {searches}")
+    say(f"test searches: {split_text(split_record(options))}")
     if minimum and any(summary["searches"][split] < minimum[split] for split in minimum):
         need = ", ".join(f"{split} {minimum[split]:,}" for split in summary["searches"] if split in minimum)
         raise ConfigError(
@@ -283,6 +336,47 @@ def prepare(
             return oracle_scores(reference(ds.candidates[rows], ds.searches))
 
     return Prepared(ds, len(events), len(products), oracle, source)
+
+
+def read_test_events(test_file: TestFile, ranking: RankingConfig, stored: pd.DataFrame, say: Progress) -> pd.DataFrame:
+    """The held-out events of ``test_file``, validated as ``fuserec ingest events`` validates a file; none of them
+    may be stored already (they would count twice: once as history, once as held out)."""
+    from fuserec_os.behaviour.event_file import read_event_file
+
+    got = read_event_file(
+        test_file.path, cfg=ranking.events, column_map=test_file.column_map, constants=test_file.constants
+    )
+    ids = got.events["event_id"].astype(str)
+    already = ids[ids.isin(set(stored["event_id"].astype(str)))]
+    if len(already):
+        raise ConfigError(
+            f"--test-file {test_file.path}: {len(already):,} of its {len(ids):,} events are already stored (e.g. "
+            f"event_id {already.iloc[0]!r}); held-out events must never have been ingested: test on a file of "
+            "later events, or store only the events before them"
+        )
+    repeats = f" ({got.repeats:,} identical repeats kept once)" if got.repeats else ""
+    say(f"read {len(ids):,} held-out events from {test_file.path} (not stored){repeats}")
+    return got.events
+
+
+def check_test_searches_logged(
+    path: Path, test_events: pd.DataFrame, impressions: pd.DataFrame | None, where: str
+) -> None:
+    """With a search log, searches (and so test searches) come from it: every engaged test search must be in it."""
+    if impressions is None:
+        return
+    engaged = test_events[test_events["type"].isin(list(GRADES)) & test_events["query"].notna()]
+    rids = engaged["request_id"].dropna().astype(str).unique()
+    missing = [r for r in rids if r not in set(impressions["request_id"].astype(str))]
+    no_rid = int(engaged["request_id"].isna().sum())
+    if missing or no_rid:
+        first = f"request id {missing[0]!r}" if missing else "events without a request id"
+        raise ConfigError(
+            f"--test-file {path}: {len(missing):,} of its {len(rids):,} engaged searches are not in the search log "
+            f"{where}" + (f" and {no_rid:,} engaged events carry no request id" if no_rid else "") + f" (e.g. "
+            f"{first}). With a search log, the searches and their candidates come from it: pass --impressions FILE "
+            "with a log that holds the test searches too (what they showed is not held out; their engagement is)"
+        )
 
 
 def evaluation_set(ds: Dataset, source: str) -> EvaluationSet:
@@ -317,29 +411,12 @@ def run_training(
     summary = ds.summary()
 
     t = time.monotonic()
-    from fuserec_os.learn.model import train_mlp
-
-    Xtr, ytr, gtr = ds.subset("train")
-    Xva, yva, gva = ds.subset("valid")
-    result = train_mlp(
-        Xtr, ytr, gtr, Xva, yva, gva, ranking.model, feature_names=ds.names, progress=say,
-        ranks_train=engine_ranks(ds, "train"),
-    )  # fmt: skip
+    result = fit_model(ds, ranking.model, say)
     seconds["train"] = time.monotonic() - t
 
     t = time.monotonic()
-    vrows = ds.rows("valid")
-    vc = ds.candidates[vrows]
-    ve = vc["engine_score"].to_numpy(dtype=np.float64)
-    v_events = ds.searches.set_index("search_id").loc[vc["search_id"].to_numpy(), "user_events"].to_numpy()
-    gate, _tables = Gate.fit(
-        ve,
-        result.scorer.predict(Xva),
-        yva,
-        gva,
-        v_events,
-        ranking.model.blend_alphas,
-    )
+    Xtr, ytr, _ = ds.subset("train")
+    gate = fit_gate(ds, result.scorer, ranking.model)
     say(
         f"blend gate (alpha by user history): none {gate.alpha_no_history:.2f}, light {gate.alpha_light:.2f}, "
         f"heavy {gate.alpha_heavy:.2f}"
@@ -357,12 +434,19 @@ def run_training(
     say(f"evaluated in {time.monotonic() - t_eval:.1f}s")
     active_at_training, active_metrics = _evaluate_active(client, aliases, ranking, options, say)
     seconds["evaluate"] = time.monotonic() - t
+    ablation = None
+    if options.ablation:
+        t = time.monotonic()
+        ablation = ablate(ds, ranking, options, say, reference=(report, gate_alphas(gate), seconds["train"]))
+        seconds["ablation"] = time.monotonic() - t
 
-    table = render_table(report)
+    table = render_table(report) + (f"\n{ablation.table()}" if ablation is not None else "")
     options.report_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    split = split_record(options)
     meta = {
         "dataset": summary,
+        "split": split,
         "loss": result.loss,
         "decision": result.decision,
         "gate": gate.__dict__,
@@ -375,8 +459,10 @@ def run_training(
         history=result.history,
         title="fuserec model evaluation",
         meta=meta,
+        tables=ablation.html_tables() if ablation is not None else None,
     )
-    jpath = write_json(report, options.report_dir / f"model-{stamp}.json", extra={**meta, "history": result.history})
+    extra = {**meta, "history": result.history, "ablation": ablation.as_dict() if ablation is not None else None}
+    jpath = write_json(report, options.report_dir / f"model-{stamp}.json", extra=extra)
 
     version = None
     if register:
@@ -400,6 +486,7 @@ def run_training(
                 "features": list(feature_set.names),
                 "training": {
                     **summary,
+                    "split": split,
                     "test_set": evaluation_set(ds, prep.source).as_dict(),
                     **({"active_at_training": active_at_training} if active_at_training else {}),
                     "events": prep.events,
@@ -413,8 +500,61 @@ def run_training(
         )
         say(f"registered model {version}")
     return TrainOutcome(
-        version, summary, report, valid_report, table, html, jpath, result.loss, result.decision, gate, seconds
-    )
+        version, summary, report, valid_report, table, html, jpath, result.loss, result.decision, gate, seconds,
+        split, ablation,
+    )  # fmt: skip
+
+
+def split_record(options: TrainOptions) -> dict[str, Any]:
+    """How the test searches were chosen (kept with a version, so they can be rebuilt the same way)."""
+    if options.test_file is not None:
+        return {"kind": "file", "file": str(options.test_file.path), "freeze_stats": options.split.freeze_stats}
+    return options.split.describe()
+
+
+def split_text(split: Mapping[str, Any]) -> str:
+    """How the test searches were chosen, in words: ``time split, statistics frozen at the cut``."""
+    kind = split.get("kind")
+    if kind == "user":
+        holdout = split.get("holdout", 1)
+        what = f"user split: each user's last {holdout} search{'' if holdout == 1 else 'es'} with engagement"
+    elif kind == "file":
+        what = f"the searches of {Path(str(split.get('file'))).name}"
+    else:
+        what = "time split"
+    stats = "statistics frozen at the cut" if split.get("freeze_stats") else "live statistics (not frozen)"
+    return f"{what}, {stats}"
+
+
+def gate_alphas(gate: Gate) -> dict[str, float]:
+    return {"none": gate.alpha_no_history, "light": gate.alpha_light, "heavy": gate.alpha_heavy}
+
+
+def ablate(
+    ds: Dataset,
+    ranking: RankingConfig,
+    options: TrainOptions,
+    say: Progress,
+    reference: tuple[EvalReport, Mapping[str, float], float] | None = None,
+) -> Ablation:
+    """The ablation table of ``ds``: the MLP retrained without each feature scope (see :mod:`~.ablation`)."""
+    from fuserec_os.learn.ablation import ablation_variants, run_ablation
+
+    cfg = ranking.model
+
+    def one(sub: Dataset, model_cfg: ModelConfig) -> tuple[EvalReport, dict[str, float]]:
+        result = fit_model(sub, model_cfg, lambda _m: None)
+        gate = fit_gate(sub, result.scorer, model_cfg)
+        Xtr, ytr, _ = sub.subset("train")
+        return evaluate_split(sub, "test", result.scorer, gate, hgb_train=(Xtr, ytr), seed=model_cfg.seed), (
+            gate_alphas(gate)
+        )
+
+    n = len(ablation_variants(ds.names)) + (reference is None)
+    per = reference[2] if reference is not None else None
+    cost = f", about {per * n / 60:.0f} min at {per:.0f} s per model" if per else ""
+    say(f"ablation: training {n} more models, each without one feature scope{cost}")
+    return run_ablation(ds, cfg, one, reference=reference, say=say, show_bar=options.show_bar)
 
 
 def _evaluate_active(
@@ -467,8 +607,8 @@ def active_rescorer(
             raise CannotRescore(f"{candidate.version} did not record when its test searches began")
         if active.kind != "mlp":
             raise CannotRescore(f"{active.version} is a '{active.kind}' model: only 'mlp' models can be scored here")
+        split = rebuild_split(candidate.version, held, candidate.training)
         artifact = ModelArtifact.from_bytes(ModelRegistry(client, aliases.prefix).get(active.version)[1])
-        split = SplitSpec(test_from=pd.Timestamp(held.first), test_until=pd.Timestamp(held.last) if held.last else None)
         say(
             f"scoring the active model {active.version} on {held.describe(candidate.version)}, rebuilt from the "
             "stored events"
@@ -507,6 +647,34 @@ def active_rescorer(
     return rescore
 
 
+def rebuild_split(version: str, held: EvaluationSet, training: Mapping[str, Any] | None) -> SplitSpec:
+    """The split that chose ``version``'s test searches (its ``training.split``), ending at its last test search.
+
+    A version that recorded no split was tested on a time split with live statistics (before ``--freeze-stats``).
+    """
+    if held.first is None:
+        raise CannotRescore(f"{version} did not record when its test searches began")
+    recorded = (training or {}).get("split")
+    until = pd.Timestamp(held.last) if held.last else None
+    if not isinstance(recorded, Mapping):
+        return SplitSpec(test_from=pd.Timestamp(held.first), test_until=until, freeze_stats=False)
+    freeze = bool(recorded.get("freeze_stats", False))
+    valid = recorded.get("valid_fraction")
+    valid_fraction = float(valid) if isinstance(valid, (int, float)) else SplitSpec.valid_fraction
+    kind = recorded.get("kind")
+    if kind == "user":
+        holdout = int(recorded.get("holdout", 1))
+        return SplitSpec(
+            kind="user", holdout=holdout, test_until=until, freeze_stats=freeze, valid_fraction=valid_fraction
+        )
+    if kind != "time":
+        raise CannotRescore(
+            f"{version} was tested on held-out events of a file ({recorded.get('file', 'not recorded')})"
+        )
+    cut = str((training or {}).get("test_from") or held.first)
+    return SplitSpec(test_from=pd.Timestamp(cut), test_until=until, freeze_stats=freeze, valid_fraction=valid_fraction)
+
+
 def _metrics(report: EvalReport) -> dict[str, dict[str, float | None]]:
     return {m: dict(report.overall.metrics[m]) for m in report.methods}
 
@@ -520,6 +688,27 @@ def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(dict(value), default=default))
 
 
+@dataclass
+class Evaluated:
+    """What ``fuserec model evaluate`` prints: the version, its test report (and table), and how it was tested."""
+
+    version: str
+    report: EvalReport
+    table: str
+    dataset: dict[str, Any]
+    split: dict[str, Any]
+    ablation: Ablation | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "dataset": self.dataset,
+            "split": self.split,
+            "test": self.report.as_dict(),
+            "ablation": self.ablation.as_dict() if self.ablation is not None else None,
+        }
+
+
 def evaluate_version(
     client: OpenSearch,
     aliases: Aliases,
@@ -528,8 +717,12 @@ def evaluate_version(
     version: str | None = None,
     *,
     progress: Progress | None = None,
-) -> tuple[str, EvalReport, str]:
-    """Re-evaluate a stored version (default: the active one) on a fresh dataset, against the same baselines."""
+) -> Evaluated:
+    """Re-evaluate a stored version (default: the active one) on a fresh dataset, against the same baselines.
+
+    With ``options.ablation`` the current model config is also trained with every feature and without each
+    scope on the same searches (the stored version's features), for the ablation table.
+    """
     say = progress or (lambda _m: None)
     registry = ModelRegistry(client, aliases.prefix)
     if version is None:
@@ -546,4 +739,6 @@ def evaluate_version(
     report = evaluate_split(
         ds, "test", artifact.scorer, artifact.gate, hgb_train=(Xtr, ytr), oracle=prep.oracle, seed=ranking.model.seed
     )
-    return info.version, report, render_table(report)
+    ablation = ablate(ds, ranking, options, say) if options.ablation else None
+    table = render_table(report) + (f"\n{ablation.table()}" if ablation is not None else "")
+    return Evaluated(info.version, report, table, ds.summary(), split_record(options), ablation)
