@@ -18,7 +18,7 @@ products frame, passed as ``products=``. Without it those features are missing f
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import repeat
 from typing import Any
@@ -142,6 +142,18 @@ class ItemTable:
     def rows(self, product_ids: Sequence[str]) -> np.ndarray:
         """Row of each product id, -1 for a product not in the table (its item features are then missing)."""
         return np.fromiter(map(self.index.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
+
+    def with_vectors(self, product_vectors: Mapping[str, np.ndarray] | None) -> ItemTable:
+        """This table with other product vectors (training refits them as of each day); the rest is shared."""
+        vector_index, vectors = _normalised_vectors(product_vectors)
+        ids = self.product_ids
+        item_vector = np.fromiter((vector_index.get(p, -1) for p in ids), dtype=np.int64, count=len(ids))
+        return replace(
+            self,
+            vector_index=vector_index,
+            vectors=np.vstack([vectors, np.zeros((1, vectors.shape[1]))]),
+            item_vector=_pad(item_vector, -1),
+        )
 
     @classmethod
     def from_frame(cls, products: pd.DataFrame, product_vectors: Mapping[str, np.ndarray] | None = None) -> ItemTable:

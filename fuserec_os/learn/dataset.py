@@ -14,13 +14,14 @@ searching user's profile holds their events strictly before it (updated in batch
 request counted once (:func:`~fuserec_os.profiles.query_stats.mark_counted_requests`). So no event at or after
 a search influences its features, and none before it is missing: online, live updates
 (:mod:`fuserec_os.profiles.live`) keep the stored profiles and statistics as fresh.
-Product latent vectors are fitted once on the events before the validation period (documented mild leakage
-inside the training period; none into validation or test).
+Product latent vectors are refitted as of each day on the events before it (:mod:`fuserec_os.learn.vectors`:
+a single fit before validation let each training search's own engagement into its ``latent_dot``). Which
+events the test period holds out of the statistics and vectors: :mod:`fuserec_os.learn.splits`.
 
 Item signals (:class:`~fuserec_os.profiles.item_signals.ItemSignals`: every shopper's decayed counts, debiased
 rates, ratings, recency, trend) advance with the query statistics, so they too hold exactly the events and logged
-searches before each search; each candidate row also carries its ``item_engagement`` (decayed clicks + 2 carts
-+ 3 purchases), the score of the behaviour popularity baseline.
+searches before each search (and are frozen with them); each candidate row also carries its ``item_engagement``
+(decayed clicks + 2 carts + 3 purchases), the score of the behaviour popularity baseline.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from fuserec_os.features.assemble import Candidates, RequestContext, assemble
 from fuserec_os.features.items import ItemTable
 from fuserec_os.features.spec import FeatureSet
 from fuserec_os.learn.splits import SplitSpec, assign_splits, held_out_events
-from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles, update_profiles
+from fuserec_os.learn.vectors import refit_times, vectors_in_time
+from fuserec_os.profiles.compute import ProductCatalog, UserProfile, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_signals import ItemSignals, PreparedEvents, PreparedImpressions
 from fuserec_os.profiles.query_stats import QueryStats, mark_counted_requests
@@ -294,16 +296,14 @@ def build_dataset(
     say(f"{len(searches):,} searches with engagement; valid from {utc_iso(valid_from)}, test from {utc_iso(test_from)}")
     held = held_out_events(events["user_id"], events["timestamp"], searches, split, test_from, in_file)
 
-    # product vectors from the events before validation only
-    if product_vectors is None:  # fit on the events before validation only, none of them held out
-        vectors = dict(
-            build_profiles(
-                events[(events["timestamp"] < valid_from).to_numpy() & ~held], catalog, profiles_cfg, as_of=valid_from
-            ).product_vectors
-        )
-    else:  # a stored model's own vectors (evaluating a registered version must not mix bases)
-        vectors = dict(product_vectors)
-    items = ItemTable.from_catalog(catalog, vectors, products=products)
+    # product vectors as of each search, never fitted on held-out events (learn/vectors.py)
+    items = ItemTable.from_catalog(catalog, None, products=products)
+    refits = refit_times(searches["timestamp"].min(), valid_from, test_from)
+    in_time = vectors_in_time(
+        events[~held], catalog, profiles_cfg, items, refits, final=product_vectors is None, say=say
+    )
+    vectors = in_time.final if product_vectors is None else dict(product_vectors)
+    stored = items.with_vectors(vectors) if product_vectors is not None else None  # a stored model's test searches
 
     queries = sorted(set(searches["query"]))
     engine = dict(zip(queries, retriever.search_scored(queries, engine_k), strict=True))
@@ -334,6 +334,7 @@ def build_dataset(
     imp_arrays = PreparedImpressions.from_frame(imp[imp_counted]) if imp is not None else None
     imp_cum = np.concatenate(([0], np.cumsum(imp_counted)))
     behavioural: dict[str, dict[str, int]] = {}
+    at_valid: tuple[QueryStats, dict[str, dict[str, int]], ItemSignals] | None = None  # frozen for validation
     blocks: list[np.ndarray] = []
     y_parts: list[np.ndarray] = []
     g_parts: list[np.ndarray] = []
@@ -360,6 +361,11 @@ def build_dataset(
                 if imp_arrays is not None:
                     signals.add_prepared_impressions(imp_arrays, int(imp_cum[imp_done]), int(imp_cum[ihi]))
                 imp_done = ihi
+        read_stats, read_behavioural, read_signals = stats, behavioural, signals
+        if split.freeze_stats and row["split"] == "valid":  # validation rehearses the test: as of its start
+            if at_valid is None:
+                at_valid = (stats.copy(), {q: dict(per) for q, per in behavioural.items()}, signals.copy())
+            read_stats, read_behavioural, read_signals = at_valid
         user = user_profiles[position]
         t2 = time.monotonic()
         timing["stats"] += t2 - t0
@@ -379,7 +385,7 @@ def build_dataset(
         else:
             cands = [pid for pid, _ in ranked]
             seen = set(cands)
-            extra = [p for p, _ in sorted(behavioural.get(query_norm, {}).items(), key=lambda kv: -kv[1])]
+            extra = [p for p, _ in sorted(read_behavioural.get(query_norm, {}).items(), key=lambda kv: -kv[1])]
             extra = [p for p in extra if p not in seen][:behavioural_k]
             source = ["engine"] * len(cands) + ["behavioural"] * len(extra)
             cands += extra
@@ -391,9 +397,12 @@ def build_dataset(
             engine_ranks=np.array([ranks.get(p, math.nan) for p in cands], dtype=np.float64),
             score_range=_score_range(ranked),
         )
-        ctx = RequestContext(query=query, user=user, now=now, stats=stats.view(query_norm), item_signals=signals)
-        feats = assemble(feature_set, items, ctx, c)
-        engagement = signals.engagement(cands, now_ns)  # the behaviour popularity baseline's score
+        ctx = RequestContext(
+            query=query, user=user, now=now, stats=read_stats.view(query_norm), item_signals=read_signals
+        )
+        table = stored if stored is not None and row["split"] == "test" else in_time.at(now)
+        feats = assemble(feature_set, table, ctx, c)
+        engagement = read_signals.engagement(cands, now_ns)  # the behaviour popularity baseline's score
         names = feats.names
         blocks.append(feats.X)
         y_parts.append(np.array([labels.get((request_id, p), 0) for p in cands], dtype=np.int8))
@@ -462,8 +471,9 @@ def _with_test_events(
     gap: pd.Timedelta | None,
     say: Callable[[str], None],
 ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray | None, set[str] | None]:
-    """(every event, the same with derived request ids, which came from the test file, the test file's request
-    ids). Searches are derived in each part on its own, so no derived search mixes stored and held-out events."""
+    """(every event, the same with derived request ids, which came from the test file, the request ids of the
+    test searches: the file's that no stored event has). Searches are derived in each part on its own, so no
+    derived search mixes stored and held-out events."""
     parts = [events] if test_events is None else [events, test_events]
     labelled_parts = []
     derived = 0
@@ -479,12 +489,12 @@ def _with_test_events(
     if test_events is None:
         return events, labelled_parts[0], None, None
     in_file = np.r_[np.zeros(len(events), dtype=bool), np.ones(len(test_events), dtype=bool)]
-    rids = labelled_parts[1]["request_id"]
-    return (
+    stored_rids, rids = (set(p["request_id"].dropna().astype(str)) for p in labelled_parts)
+    return (  # a search that began in the stored log is not a test search, whatever the file adds to it
         pd.concat(parts, ignore_index=True),
         pd.concat(labelled_parts, ignore_index=True),
         in_file,
-        set(rids[rids.notna()].astype(str)),
+        rids - stored_rids,
     )
 
 

@@ -4,6 +4,13 @@
 engine's order (ties keep the engine rank order, since candidate lists arrive in engine order), ``alpha = 1``
 the model's. Alpha is tuned offline on validation NDCG@10 and gated per user segment (:class:`Gate`), so users
 without history are never personalised more than validation supports.
+
+A segment gets an alpha of its own only when validation shows it beats the alpha tuned on every validation
+search, for that segment's searches, by more than noise (:data:`EVIDENCE` standard errors of the paired
+per-search difference); otherwise it gets the overall alpha. Tuned per segment on its own, a few dozen
+validation searches picked noise: on the larger simulated shop the users without history got 0.7 and the light
+users 0.8 for validation gains of 0.001-0.01, while on the later test searches every segment did best with the
+model alone (alpha 1), so the gate cost 0.008 NDCG@10 overall and 0.03 for users without history.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from fuserec_os.rerank.metrics import GroupIndex, ndcg_per_group
 SEGMENTS: tuple[str, ...] = ("none", "light", "heavy")
 TIE_TOLERANCE = 1e-12
 """NDCG differences at or below this are ties; a tie goes to the smaller alpha (closer to engine order)."""
+EVIDENCE = 2.0
+"""Standard errors by which a segment's own best alpha must beat the overall alpha on its validation searches."""
 
 
 def minmax(scores: npt.ArrayLike) -> npt.NDArray[np.float64]:
@@ -178,11 +187,16 @@ class Gate:
         light_min_events: int = 1,
         heavy_min_events: int = 20,
         k: int = 10,
+        evidence: float = EVIDENCE,
     ) -> tuple[Gate, Mapping[str, dict[float, float]]]:
-        """Tune one alpha per segment on validation rows (``n_events``: the user's event count per row).
+        """Tune the alpha of every segment on validation rows (``n_events``: the user's event count per row).
 
-        ``alphas`` must contain 0, so on validation no segment can do worse than the engine's order; a segment
-        without any search with a positive label gets alpha 0.
+        The overall alpha is tuned on every row; a segment keeps the best alpha on its own rows only when that
+        beats the overall alpha there by ``evidence`` standard errors of the paired per-search NDCG difference
+        (see the module docstring), else it gets the overall alpha. ``alphas`` must contain 0, so engine order is
+        always a candidate: a segment the model serves worse than the engine by more than noise keeps engine
+        order (or the blend it prefers). A segment without any search with a positive label gets alpha 0.
+        ``tables`` holds each segment's ``{alpha: ndcg}`` and, under ``all``, the overall one.
         """
         if 0.0 not in {float(a) for a in alphas}:
             raise ValueError("alphas must contain 0 (engine order) so a segment can never lose to it")
@@ -191,12 +205,15 @@ class Gate:
         y = np.asarray(labels).ravel()
         chosen: dict[str, float] = {}
         tables: dict[str, dict[float, float]] = {}
+        overall, tables["all"] = tune_alpha(engine, model, labels, groups, alphas, k=k) if (y > 0).any() else (0.0, {})
         for name in SEGMENTS:
             rows = seg == name
             if not (rows & (y > 0)).any():
                 chosen[name], tables[name] = 0.0, {}
                 continue
-            chosen[name], tables[name] = tune_alpha(engine, model, labels, groups, alphas, mask=rows, k=k)
+            own, tables[name] = tune_alpha(engine, model, labels, groups, alphas, mask=rows, k=k)
+            better = own != overall and _beats(engine, model, labels, groups, rows, own, overall, k, evidence)
+            chosen[name] = own if better else overall
         gate = cls(
             alpha_no_history=chosen["none"],
             alpha_light=chosen["light"],
@@ -205,3 +222,30 @@ class Gate:
             heavy_min_events=heavy_min_events,
         )
         return gate, tables
+
+
+def _beats(
+    engine: npt.ArrayLike,
+    model: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    groups: npt.ArrayLike,
+    rows: npt.NDArray[np.bool_],
+    alpha: float,
+    other: float,
+    k: int,
+    evidence: float,
+) -> bool:
+    """Whether blending with ``alpha`` beats ``other`` on the searches of ``rows`` by more than ``evidence``
+    standard errors of the paired per-search NDCG@k difference (searches without a positive left out)."""
+    e = np.asarray(engine, dtype=np.float64).ravel()[rows]
+    m = np.asarray(model, dtype=np.float64).ravel()[rows]
+    y = np.asarray(labels).ravel()[rows]
+    gi = GroupIndex.of(np.asarray(groups).ravel()[rows])
+    en, mn = minmax_groups(e, gi), minmax_groups(m, gi)
+    a, has_pos = ndcg_per_group(y, (1.0 - alpha) * en + alpha * mn, gi, k)
+    b, _ = ndcg_per_group(y, (1.0 - other) * en + other * mn, gi, k)
+    diff = (a - b)[has_pos]
+    if diff.size < 2:
+        return False
+    se = float(diff.std(ddof=1)) / np.sqrt(diff.size)
+    return bool(diff.mean() > evidence * se) if se > 0 else bool(diff.mean() > TIE_TOLERANCE)

@@ -4,6 +4,7 @@ exactly like the trained scorer, and the model commands manage versions."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import replace
@@ -263,3 +264,141 @@ def test_promote_scores_the_active_model_on_the_candidates_own_test_searches(
     assert f"ndcg@10 on {candidate}'s {n:,} test searches (" in reason
     assert f"active model {active} {at_training:.4f}" in reason and "on the same searches, scored now" in reason
     assert_readable(reason)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# honest evaluation: a user split, frozen statistics, held-out events from a file, the ablation
+
+
+def test_user_split_tests_each_users_last_search_and_frozen_statistics_change_only_what_reads_them(
+    cli: Cli, shop: dict[str, object], trained: TrainOutcome
+) -> None:
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path) and trained.version
+    cli.env["FUSEREC_INDEX_PREFIX"] = str(shop["prefix"])
+    common = ["model", "evaluate", trained.version, "--impressions", str(tmp / "events.impressions.jsonl"), "--json"]
+    user = json.loads(cli(*common, "--split", "user", "--holdout", "1").stdout)
+    assert user["split"] == {"kind": "user", "holdout": 1, "freeze_stats": True, "valid_fraction": 0.15}
+    searches = user["dataset"]["searches"]
+    users = {str(e["user_id"]) for e in _engaged_searches(tmp).values()}
+    assert searches["test"] == len(users)  # one per user with engagement: their last
+    assert searches["train"] + searches["valid"] + searches["test"] == len(_engaged_searches(tmp))
+
+    frozen = json.loads(cli(*common, "--test-fraction", "0.3").stdout)
+    live = json.loads(cli(*common, "--test-fraction", "0.3", "--live-stats").stdout)
+    assert frozen["split"]["freeze_stats"] is True and live["split"]["freeze_stats"] is False
+    f, v = frozen["test"]["overall"], live["test"]["overall"]
+    assert f["n_searches"] == v["n_searches"]
+    assert f["metrics"]["engine"] == v["metrics"]["engine"]  # engine order reads no statistics
+    # the test period's earlier engagement reaches query-popularity only when the statistics are live
+    assert f["metrics"]["query_popularity"]["ndcg@10"] != v["metrics"]["query_popularity"]["ndcg@10"]
+    # the training run itself froze them (the default), and recorded how its test searches were chosen
+    assert trained.split["freeze_stats"] is True and trained.split["kind"] == "time"
+
+
+def _engaged_searches(tmp: Path) -> dict[str, dict[str, object]]:
+    """request id -> the first engaged event of each search with engagement (the simulator logs request ids)."""
+    out: dict[str, dict[str, object]] = {}
+    for line in (tmp / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["request_id"] and e["query"] and e["type"] in ("click", "add_to_cart", "purchase"):
+            out.setdefault(e["request_id"], e)
+    return out
+
+
+def _quiet_cut(tmp: Path) -> str:
+    """A time after at least 20 minutes without any event or logged search, whose first logged search after it has
+    engagement: events from it on form a test file equal to a time split at it (no search straddles it)."""
+    import pandas as pd
+
+    events = [json.loads(line) for line in (tmp / "events.jsonl").read_text().splitlines()]
+    shown = [json.loads(line) for line in (tmp / "events.impressions.jsonl").read_text().splitlines()]
+    engaged = set(_engaged_searches(tmp))
+    moments = sorted(
+        [(pd.Timestamp(e["timestamp"]), None) for e in events]
+        + [(pd.Timestamp(s["timestamp"]), s["request_id"]) for s in shown]
+    )
+    start = moments[0][0] + pd.Timedelta(days=12)
+    for (before, _), (after, rid) in itertools.pairwise(moments):
+        if after > start and after - before >= pd.Timedelta(minutes=20) and rid in engaged:
+            return str(after.isoformat())
+    raise AssertionError("no quiet moment in the simulated log")
+
+
+def test_a_test_file_of_events_never_ingested_is_tested_like_a_time_split_at_its_start(
+    client: OpenSearch, cli: Cli, shop: dict[str, object], trained: TrainOutcome, tmp_path: Path
+) -> None:
+    """The same shop in another prefix holding only the events before a cut, the later ones in a file: evaluating
+    the same model version on the file gives exactly the numbers of a time split at the cut on the full shop."""
+    import pandas as pd
+
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path) and trained.version
+    cut = _quiet_cut(tmp)
+    before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    lines = (tmp / "events.jsonl").read_text().splitlines()
+    early = [line for line in lines if pd.Timestamp(json.loads(line)["timestamp"]) < pd.Timestamp(cut)]
+    late = [line for line in lines if pd.Timestamp(json.loads(line)["timestamp"]) >= pd.Timestamp(cut)]
+    before.write_text("\n".join(early) + "\n")
+    after.write_text("\n".join(late) + "\n")
+
+    prefix = str(shop["prefix"]).rstrip("-") + "f-"
+    aliases = Aliases.for_prefix(prefix)
+    try:
+        spec = load_mapping(REPO / "mappings" / "products.json", "products")
+        assert ingest_products(client, tmp / "catalog.jsonl", spec, aliases.products, progress=False).ok
+        events_spec = load_mapping(REPO / "mappings" / "events.json", "events")
+        rep = ingest_events(client, before, events_spec, aliases.events, cfg=RankingConfig().events, progress=False)
+        assert rep.ok and rep.stored == len(early)
+        info, blob = ModelRegistry(client, str(shop["prefix"])).get(trained.version)
+        copied = ModelRegistry(client, prefix).save(blob, info.meta())
+
+        impressions = ["--impressions", str(tmp / "events.impressions.jsonl"), "--json"]
+        cli.env["FUSEREC_INDEX_PREFIX"] = prefix
+        on_file = json.loads(cli("model", "evaluate", copied, "--test-file", str(after), *impressions).stdout)
+        cli.env["FUSEREC_INDEX_PREFIX"] = str(shop["prefix"])
+        at_cut = json.loads(cli("model", "evaluate", trained.version, "--test-from", cut, *impressions).stdout)
+        assert on_file["split"] == {"kind": "file", "file": str(after), "freeze_stats": True}
+        assert on_file["dataset"]["searches"] == at_cut["dataset"]["searches"]
+        assert on_file["dataset"]["test_from"] == at_cut["dataset"]["test_from"] == pd.Timestamp(cut).isoformat()
+        for method in ("engine", "query_popularity", "mlp", "hgb"):
+            assert on_file["test"]["overall"]["metrics"][method]["ndcg@10"] == pytest.approx(
+                at_cut["test"]["overall"]["metrics"][method]["ndcg@10"], abs=1e-9
+            ), method
+        # nothing of the file was stored
+        assert client.count(index=aliases.events)["count"] == len(early)
+
+        # a file with events already stored, and a file with a bad row: refused, saying why
+        cli.env["FUSEREC_INDEX_PREFIX"] = prefix
+        stored = cli("model", "evaluate", copied, "--test-file", str(before), *impressions, ok=False)
+        assert stored.exit_code == 2 and "are already stored (e.g. event_id" in stored.stderr
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(late[0] + "\n" + late[1].replace('"timestamp": "', '"timestamp": "x') + "\n")
+        refused = cli("model", "evaluate", copied, "--test-file", str(bad), *impressions, ok=False)
+        assert refused.exit_code != 0 and "1 of 2 row(s) invalid, e.g. row 2: timestamp" in refused.stderr
+    finally:
+        for name in client.indices.get(index=f"{prefix}*"):
+            client.indices.delete(index=name)
+
+
+def test_train_with_ablation_prints_and_stores_one_retrained_row_per_scope(
+    cli: Cli, shop: dict[str, object], tmp_path: Path
+) -> None:
+    tmp = shop["tmp"]
+    assert isinstance(tmp, Path)
+    config = tmp_path / "ranking.yaml"
+    config.write_text("model:\n  hidden: [16]\n  epochs: 2\n  patience: 1\n")
+    cli.env.update({"FUSEREC_INDEX_PREFIX": str(shop["prefix"]), "FUSEREC_CONFIG": str(config)})
+    args = ["model", "train", "--no-register", "--impressions", str(tmp / "events.impressions.jsonl")]
+    result = cli(*args, "--ablation", "--report-dir", str(tmp_path / "reports"))
+    out = result.stdout
+    assert "ablation: test ndcg@10 with each feature scope removed" in out
+    for label in ("all features", "without user (user)", "without user and cross (no personalization)"):
+        assert re.search(rf"^{re.escape(label)}\s+\d+\s+0\.\d{{4}}", out, flags=re.M), label
+    assert "ablation: training 6 more models" in out and "ablation" in result.stderr  # the progress bar
+    report = json.loads(next((tmp_path / "reports").glob("model-*.json")).read_text())
+    rows = report["ablation"]["rows"]
+    removed = [r["removed"] for r in rows]
+    assert removed[0] == [] and ["cross", "user"] in removed and len(removed) == 7
+    assert all(r["mlp"] is not None and r["hgb"] is not None for r in rows)
+    assert "Ablation by feature scope" in next((tmp_path / "reports").glob("model-*.html")).read_text()

@@ -209,3 +209,40 @@ def test_a_log_without_request_ids_builds_a_dataset() -> None:
             FakeEngine(),
             derived_search_gap=None,
         )
+
+
+def _log_with_a_label(label: str) -> pd.DataFrame:
+    """Four users over 12 days; on day 6 user u2 clicks ``label`` after 'trail shoes' (a training search)."""
+    rows = []
+    for day in range(1, 13):
+        user = f"u{day % 4}"
+        pid = label if day == 6 else f"P{1 + (day * 7 + day // 3) % 6}"
+        rows.append(_event(user, pid, "click", f"2024-04-{day:02d}T12:00:00Z", f"r{day}"))
+        rows.append(_event(user, f"P{1 + day % 6}", "view", f"2024-04-{day:02d}T09:00:00Z", None, None))
+    return _frame(rows)
+
+
+def test_a_training_searchs_own_engagement_never_shapes_its_latent_features() -> None:
+    """Product vectors fitted on events that include a search's own click would make latent_dot encode its label
+    (the leak that made heavy users gain least); point-in-time vectors make its features independent of it."""
+    built = {}
+    for label in ("P3", "P5"):
+        built[label] = build_dataset(
+            _log_with_a_label(label),
+            ProductCatalog.from_frame(PRODUCTS),
+            FeatureSet.from_config(None),
+            ProfilesConfig(),
+            FakeEngine(),
+            products=PRODUCTS,
+            split=SplitSpec(test_fraction=0.25, valid_fraction=0.2),
+        )
+    a, b = built["P3"], built["P5"]
+    sid = a.searches.loc[a.searches["request_id"] == "r6", "search_id"].iloc[0]
+    assert a.searches.loc[sid, "split"] == "train"
+    rows = a.groups == sid
+    cols = [a.names.index("latent_dot"), a.names.index("latent_dot__missing")]
+    assert (a.X[rows, cols[1]] == 0).any()  # the user has a latent vector by then: the check means something
+    np.testing.assert_array_equal(a.X[rows][:, cols], b.X[rows][:, cols])
+    # a later search does read vectors fitted on the day-6 click, so the two logs differ there
+    later = a.groups == a.searches.loc[a.searches["request_id"] == "r8", "search_id"].iloc[0]
+    assert not np.array_equal(a.X[later][:, cols], b.X[later][:, cols])

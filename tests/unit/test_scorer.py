@@ -196,6 +196,36 @@ def test_gate_segments_and_fit_never_personalise_unsupported_segments() -> None:
         Gate(alpha_heavy=2.0)
 
 
+def test_gate_gives_a_segment_its_own_alpha_only_beyond_noise() -> None:
+    """One search of a segment that a smaller alpha happens to rank better must not set its alpha (the larger
+    simulated shop: validation gave users without history 0.7, the test period wanted 1.0)."""
+    e, m, y, g = blend_data(True, seed=3)  # 400 heavy users' searches, an informative model: overall alpha high
+    n = len(y)
+    # 20 searches of users without history: the model agrees with the engine in 19 of them; in one the engine
+    # puts the purchase first and the model last
+    ne = np.tile(np.arange(5, 0, -1, dtype=np.float64), 20)
+    nm = ne.copy()
+    ny = np.tile([0, 1, 0, 0, 0], 20)
+    ny[:5], nm[:5] = [3, 0, 0, 0, 0], [1.0, 2.0, 3.0, 4.0, 5.0]
+    e2, m2, y2 = np.r_[e, ne], np.r_[m, nm], np.r_[y, ny]
+    g2 = np.r_[g, 1000 + np.repeat(np.arange(20), 5)]
+    n_events = np.r_[np.full(n, 30), np.zeros(100)]
+    overall, _ = tune_alpha(e2, m2, y2, g2, [0.0, 0.5, 1.0])
+    own, _ = tune_alpha(e2, m2, y2, g2, [0.0, 0.5, 1.0], mask=n_events == 0)
+    assert overall == 1.0 and own == 0.0  # on its own, the segment would take engine order...
+    fitted, tables = Gate.fit(e2, m2, y2, g2, n_events, [0.0, 0.5, 1.0])
+    assert fitted.alpha_no_history == fitted.alpha_heavy == overall  # ...on the strength of one search
+    assert set(tables) == {"all", "none", "light", "heavy"} and tables["none"][0.0] > tables["none"][1.0]
+    # with no bar at all, the segment's own best alpha is back
+    assert Gate.fit(e2, m2, y2, g2, n_events, [0.0, 0.5, 1.0], evidence=-1e9)[0].alpha_no_history == 0.0
+    # when the engine puts the purchase first and the model last in every one of its searches, the segment
+    # keeps engine order: that is no noise
+    bought_first = np.tile([3, 0, 0, 0, 0], 20)
+    model_reversed = np.tile(np.arange(1.0, 6.0), 20)
+    fitted, _ = Gate.fit(e2, np.r_[m, model_reversed], np.r_[y, bought_first], g2, n_events, [0.0, 0.5, 1.0])
+    assert fitted.alpha_no_history == 0.0 and fitted.alpha_heavy == 1.0
+
+
 # ------------------------------------------------------------------------------------------ ndcg
 
 

@@ -88,10 +88,10 @@ def test_held_out_events_time_user_and_file() -> None:
     held = held_out_events(events["user_id"], events["timestamp"], user_split, SplitSpec(kind="user"), cut)
     # a from their last search (04-04 10:00) on; b from 04-03 11:00 on; c from 04-02 12:00 on
     assert held.tolist() == [False, True, True, False, True]
-    in_file = np.array([True, False, False, False, True])
-    assert held_out_events(events["user_id"], events["timestamp"], time_split, SplitSpec(), cut, in_file).tolist() == (
-        in_file.tolist()
-    )
+    # a test file: its own events, and everything from its first test search (the cut) on
+    in_file = np.array([False, False, False, False, True])
+    held = held_out_events(events["user_id"], events["timestamp"], time_split, SplitSpec(), cut, in_file)
+    assert held.tolist() == [False, True, True, False, True]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -131,8 +131,13 @@ def test_frozen_statistics_stop_counting_at_the_cut() -> None:
     cut = pd.Timestamp("2024-04-07T00:00:00Z")  # searches r7..r10 are tested
     frozen = _build(_daily_clicks_on_p2(), SplitSpec(test_from=cut, valid_fraction=0.2))
     live = _build(_daily_clicks_on_p2(), SplitSpec(test_from=cut, valid_fraction=0.2, freeze_stats=False))
-    # train and validation searches see every earlier click either way
-    assert _q_clicks(frozen, "r6", "P2") == _q_clicks(live, "r6", "P2") == 5
+    split = dict(zip(frozen.searches["request_id"], frozen.searches["split"], strict=True))
+    assert [split[f"r{d}"] for d in (4, 5, 6, 7)] == ["train", "valid", "valid", "test"]
+    # a training search sees every earlier click either way
+    assert _q_clicks(frozen, "r4", "P2") == _q_clicks(live, "r4", "P2") == 3
+    # validation rehearses the test: its searches read the statistics as of the validation start (r5)
+    assert [_q_clicks(frozen, f"r{d}", "P2") for d in (5, 6)] == [4, 4]
+    assert [_q_clicks(live, f"r{d}", "P2") for d in (5, 6)] == [4, 5]
     # a test search sees the clicks before the cut only (6), never the test period's earlier ones
     assert [_q_clicks(frozen, f"r{d}", "P2") for d in (7, 8, 10)] == [6, 6, 6]
     assert [_q_clicks(live, f"r{d}", "P2") for d in (7, 8, 10)] == [6, 7, 9]
@@ -171,3 +176,18 @@ def test_test_file_events_are_tested_and_never_counted_in_frozen_statistics() ->
     # the returning user's profile holds their stored history (profiles are never frozen)
     segments = dict(zip(ds.searches["request_id"], ds.searches["user_segment"], strict=True))
     assert segments["t1"] == "light" and segments["t2"] == "none"
+
+
+def test_a_search_that_began_in_the_stored_log_is_not_a_test_search() -> None:
+    stored = _daily_clicks_on_p2(8)
+    held = _frame(
+        [
+            _event("u8", "P2", "purchase", "2024-04-08T12:30:00Z", "r8"),  # the purchase after a stored click
+            _event("new", "P2", "click", "2024-04-10T12:00:00Z", "t2"),
+        ]
+    )
+    ds = _build(stored, SplitSpec(valid_fraction=0.25), test_events=held)
+    split = dict(zip(ds.searches["request_id"], ds.searches["split"], strict=True))
+    assert split["t2"] == "test" and split["r8"] == "valid"
+    r8 = ds.groups == ds.searches.loc[ds.searches["request_id"] == "r8", "search_id"].iloc[0]
+    assert ds.labels[r8].max() == 3  # its label is the purchase the file holds
