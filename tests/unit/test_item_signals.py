@@ -293,17 +293,30 @@ def test_training_rows_hold_the_signals_of_the_events_strictly_before_each_searc
                   [f"P{1 + (i + j) % 6}" for j in range(6)]) for i in range(0, 120, 2)])  # fmt: skip
     shown["request_id"] = [f"r{i // 2}" for i in range(0, 120, 2)]
     fs = FeatureSet(tuple(sorted(BEHAVIOUR_FEATURES)))
+    for freeze in (False, True):
+        _check_signals_in_time(events, shown, fs, freeze)
+
+
+def _check_signals_in_time(events: pd.DataFrame, shown: pd.DataFrame, fs: FeatureSet, freeze: bool) -> None:
+    """Live statistics: each search sees every event before it. Frozen (the default): the test period's
+    events are held out, and validation sees the signals as of its own start."""
     ds = build_dataset(
         events, ProductCatalog.from_frame(PRODUCTS), fs, ProfilesConfig(), FakeEngine(), impressions=shown,
-        products=PRODUCTS, split=SplitSpec(test_fraction=0.25, valid_fraction=0.2),
+        products=PRODUCTS, split=SplitSpec(test_fraction=0.25, valid_fraction=0.2, freeze_stats=freeze),
     )  # fmt: skip
+    searches = ds.searches
+    test_start = searches.loc[searches["split"] == "test", "timestamp"].min()
+    valid_start = searches.loc[searches["split"] == "valid", "timestamp"].min()
     checked = 0
-    for row in ds.searches.to_dict("records"):
+    for row in searches.to_dict("records"):
         now = pd.Timestamp(row["timestamp"])
         mask = ds.groups == row["search_id"]
         pids = ds.candidates.loc[mask, "product_id"].tolist()
-        ref = ItemSignals().add_events(events[events["timestamp"] < now])
-        ref.add_impressions(shown[shown["timestamp"] < now])
+        until = now
+        if freeze:
+            until = min(now, valid_start) if row["split"] == "valid" else min(now, test_start)
+        ref = ItemSignals().add_events(events[events["timestamp"] < until])
+        ref.add_impressions(shown[shown["timestamp"] < until])
         want = assemble(fs, ItemTable.from_frame(PRODUCTS), RequestContext("", None, now, item_signals=ref),
                         Candidates(pids, np.zeros(len(pids)), np.zeros(len(pids))))  # fmt: skip
         np.testing.assert_allclose(ds.X[mask], want.X, rtol=1e-5, atol=1e-6)
