@@ -124,28 +124,33 @@ def _parse_id(example: str) -> Callable[[Any], str | None]:
     return lambda value: parse_identifier(value, example)
 
 
+def _as_items(value: Any, expect: str) -> list[Any]:
+    """The entries of a list-valued column: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV);
+    ``expect`` says what would be valid in the error."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("["):
+            return text.split("|")
+        try:
+            items = json.loads(text)
+        except RecursionError:
+            raise InvalidValue(f"{show_value(value)} is JSON nested too deeply ({expect})") from None
+        except json.JSONDecodeError as exc:
+            raise InvalidValue(f"{show_value(value)} is not a valid JSON array ({exc.msg}; {expect})") from None
+        if not isinstance(items, list):
+            raise InvalidValue(f"{show_value(value)} is not a list ({expect})")
+        return items
+    if isinstance(value, np.ndarray):
+        return list(value.tolist())
+    if not isinstance(value, (list, tuple)):
+        raise InvalidValue(f"{show_value(value)} is not a list ({expect})")
+    return list(value)
+
+
 def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
     """Product ids in the order shown: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV); at most
     ``max_shown`` of them."""
-    items: Any = value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except RecursionError:
-                raise InvalidValue(f"{show_value(value)} is JSON nested too deeply ({_EXPECT_IDS})") from None
-            except json.JSONDecodeError as exc:
-                reason = f"{show_value(value)} is not a valid JSON array ({exc.msg}; {_EXPECT_IDS})"
-                raise InvalidValue(reason) from None
-            if not isinstance(items, list):
-                raise InvalidValue(f"{show_value(value)} is not a list ({_EXPECT_IDS})")
-        else:
-            items = text.split("|")
-    elif isinstance(value, np.ndarray):
-        items = value.tolist()
-    elif not isinstance(value, (list, tuple)):
-        raise InvalidValue(f"{show_value(value)} is not a list ({_EXPECT_IDS})")
+    items = _as_items(value, _EXPECT_IDS)
     if len(items) > max_shown:
         raise InvalidValue(
             f"{len(items)} ids, at most {max_shown} per search (one row is one page of results; raise the limit "
@@ -173,20 +178,7 @@ def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
 def _parse_teams(value: Any) -> list[str]:
     """The team of each shown product (a variant name, or empty: drafted by no team), like product_ids: a list,
     or text "a|b|c" or a JSON array. Empty entries stay (positions must line up with product_ids)."""
-    items: Any = value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                items = json.loads(text)
-            except (json.JSONDecodeError, RecursionError):
-                raise InvalidValue(f"{show_value(value)} is not a valid JSON array of variant names") from None
-        else:
-            items = text.split("|")
-    elif isinstance(value, np.ndarray):
-        items = value.tolist()
-    if not isinstance(items, (list, tuple)):
-        raise InvalidValue(f"{show_value(value)} is not a list (expected the variant of each shown product)")
+    items = _as_items(value, "expected the variant of each shown product")
     out: list[str] = []
     for rank, item in enumerate(items, start=1):
         if is_missing(item) or item == "":

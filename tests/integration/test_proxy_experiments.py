@@ -110,9 +110,8 @@ def test_control_serves_engine_order_and_treatment_the_model(
     fan = proxied.search(index=alias, body={**body, "_source": ["brand"]}, headers={USER: FAN})
     assert fan["fuserec"]["variant"] == "treatment" and fan["fuserec"]["applied"] is True
     assert [h["_source"]["brand"] for h in fan["hits"]["hits"]] == ["Aeropace"] * 10
-    assert (
-        fan["fuserec"]["timings_ms"]["experiment"] >= 0
-    )  # the experiment's own work is timed (the benchmark reads it)
+    # the experiment's own work is timed (the benchmark reads it)
+    assert fan["fuserec"]["timings_ms"]["experiment"] >= 0
 
 
 def test_every_search_under_the_experiment_is_logged_with_its_variant(
