@@ -11,7 +11,8 @@ Run from the repo root:  .venv/bin/python benchmarks/train.py [--rows 1000000] [
 Writes benchmarks/results/train.json; prints MET/MISSED and exits 0 either way.
 
 ``--compare-sampling`` (issue 11, "Training that scales") measures instead, in one run, full and sampled
-pointwise training (``model.sample``) on wide candidate lists shaped like a 40k-click log: ``--searches``
+pointwise training (``model.sample``; ``--loss listwise`` to see that the listwise loss is never sampled) on
+wide candidate lists shaped like a 40k-click log: ``--searches``
 training searches (default 40,000) of ``--list-size`` candidates (default 50; 2,000,000 rows) with few
 positives per list (``--positives``, default 4% of the rows: 2 per list), an engine score that sees relevance
 through noise (a feature, and the ranks sampling keeps the top of), plus whole validation and test lists
@@ -81,6 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     c.add_argument("--keep-top", type=int, default=None, help="model.sample.keep_top (default: model default)")
     c.add_argument("--rate", type=float, default=None, help="model.sample.rate (default: model default)")
     c.add_argument("--skip-full", action="store_true", help="only the sampled run (no comparison)")
+    c.add_argument(
+        "--loss",
+        choices=("pointwise", "listwise"),
+        default="pointwise",
+        help="the loss (default: pointwise, the one model.sample samples; listwise trains whole lists either way)",
+    )
     args = p.parse_args(argv)
     if args.compare_sampling:
         if min(args.searches, args.list_size, args.valid_searches, args.test_searches) < 1:
@@ -136,7 +143,12 @@ def compare_sampling(args: argparse.Namespace) -> int:
         keep_top=default.sample.keep_top if args.keep_top is None else args.keep_top,
         rate=default.sample.rate if args.rate is None else args.rate,
     )
-    base = ModelConfig(epochs=args.epochs or default.epochs, patience=args.patience or default.patience, seed=args.seed)
+    base = ModelConfig(
+        epochs=args.epochs or default.epochs,
+        patience=args.patience or default.patience,
+        seed=args.seed,
+        loss=args.loss,
+    )
     runs: dict[str, dict[str, Any]] = {}
     modes = ("sampled",) if args.skip_full else ("sampled", "full")  # sampled first: its number comes early
     for mode in modes:
@@ -183,7 +195,7 @@ def compare_sampling(args: argparse.Namespace) -> int:
     met_ndcg = diff is not None and abs(diff) <= NDCG_TOLERANCE
     rows.append(("target", f"|test NDCG@10 difference| <= {NDCG_TOLERANCE}: {verdict(met_ndcg)}"))
     print_summary(
-        f"train --compare-sampling: {Xt.shape[0]:,} rows x {f} features, hidden {base.hidden}, "
+        f"train --compare-sampling: {base.loss}, {Xt.shape[0]:,} rows x {f} features, hidden {base.hidden}, "
         f"max {base.epochs} epochs, patience {base.patience}, batch {base.batch_size}; sample keep_top "
         f"{sample.keep_top}, rate {sample.rate:g}, correction {sample.correction}, batch {sample.batch_size}",
         rows,
@@ -192,6 +204,7 @@ def compare_sampling(args: argparse.Namespace) -> int:
         f"{NAME}_sampling",
         {
             "params": {
+                "loss": base.loss,
                 "searches": args.searches,
                 "list_size": args.list_size,
                 "features": f,

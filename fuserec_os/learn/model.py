@@ -7,12 +7,12 @@ Inputs are standardised with a :class:`Scaler` fitted on the training rows only 
 The network is ``Dense(h, relu) -> Dropout`` per hidden layer, then ``Dense(1)``:
 
 * pointwise: binary cross-entropy on ``y > 0``, sigmoid output, batches of ``batch_size`` rows;
-* listwise: each training search is one list, padded to ``max_list_size`` (padding masked out); the Dense layers
-  are applied per item and the loss is the softmax cross-entropy between the list's scores and the target
-  distribution proportional to ``2**y - 1`` (ListNet top-1 with NDCG's gains), linear output. Searches
-  without a positive carry no target and are skipped. A search with more candidates than ``max_list_size``
-  is truncated keeping its positives first (highest label first), then its other candidates in their
-  original (engine) order. Batches hold ``max(1, batch_size // max_list_size)`` lists.
+* listwise: each training search is one list, padded to the longest list (at most ``max_list_size``; padding
+  masked out); the Dense layers are applied per item and the loss is the softmax cross-entropy between the list's
+  scores and the target distribution proportional to ``2**y - 1`` (ListNet top-1 with NDCG's gains), linear
+  output. Searches without a positive carry no target and are skipped. A search with more candidates than
+  ``max_list_size`` is truncated keeping its positives first (highest label first), then its other candidates in
+  their original (engine) order. Batches hold ``max(1, batch_size // max_list_size)`` lists.
 
 Every epoch the validation NDCG@10 is computed in NumPy (through the exported scorer, so the export path is
 exercised every epoch); training stops after ``patience`` epochs without improvement and the best epoch's
@@ -163,10 +163,12 @@ def _inference_model(dense: Sequence[Any], scaler: Scaler, d: int) -> Any:
     return keras.Model(inp, h, name="fuserec_mlp")
 
 
-def _build(keras: Any, d: int, cfg: ModelConfig, listwise: bool) -> tuple[Any, list[Any]]:
-    """The training model and its Dense layers (shared with the inference model)."""
+def _build(keras: Any, d: int, cfg: ModelConfig, listwise: bool, list_size: int = 0) -> tuple[Any, list[Any]]:
+    """The training model and its Dense layers (shared with the inference model); listwise lists of
+    ``list_size`` slots (default ``cfg.max_list_size``)."""
     dense: list[Any] = []
-    inp = keras.Input(shape=(cfg.max_list_size, d) if listwise else (d,), name="features")
+    slots = list_size or cfg.max_list_size
+    inp = keras.Input(shape=(slots, d) if listwise else (d,), name="features")
     h = inp
     for i, units in enumerate(cfg.hidden):
         layer = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")
@@ -178,7 +180,7 @@ def _build(keras: Any, d: int, cfg: ModelConfig, listwise: bool) -> tuple[Any, l
     dense.append(out)
     h = out(h)
     if listwise:
-        h = keras.layers.Reshape((cfg.max_list_size,), name="list_scores")(h)
+        h = keras.layers.Reshape((slots,), name="list_scores")(h)
     return keras.Model(inp, h, name=f"fuserec_mlp_{'listwise' if listwise else 'pointwise'}_train"), dense
 
 
@@ -263,16 +265,20 @@ def _train_one(
     tf.config.experimental.enable_op_determinism()
     listwise = loss == "listwise"
     d = Xs_train.shape[1]
-    model, dense = _build(keras, d, cfg, listwise)
     opt = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     weight: npt.NDArray[np.float32] | None = None
     if listwise:
         x_fit, y_fit = pad_lists(Xs_train, y_train, g_train, cfg.max_list_size)
         if x_fit.shape[0] == 0:
             raise ValueError("listwise training needs at least one training search with a positive label")
+        # padding is masked out of the loss: lists only as long as the longest one, the same loss for less work
+        slots = max(1, int((y_fit >= 0).sum(axis=1).max()))
+        x_fit, y_fit = x_fit[:, :slots], y_fit[:, :slots]
+        model, dense = _build(keras, d, cfg, listwise, slots)
         batch = max(1, cfg.batch_size // cfg.max_list_size)
         model.compile(optimizer=opt, loss=_listwise_loss)
     else:
+        model, dense = _build(keras, d, cfg, listwise)
         x_fit, y_fit = Xs_train, (y_train > 0).astype(np.float32)
         loss_fn: Any = keras.losses.BinaryCrossentropy()
         if sample is not None and sample.applied:
@@ -387,6 +393,9 @@ def _train_mlp(
 
     ``cfg.loss == "auto"`` trains both losses (same seed, same data) and keeps the better validation NDCG@10;
     a tie keeps pointwise (calibrated probabilities, simpler batches). ``compared`` and ``decision`` record it.
+    On a training set large enough to be sampled (``cfg.sample``), ``auto`` trains the pointwise loss only: the
+    listwise loss needs whole lists (a sampled softmax measured 0.03 NDCG@10 below whole lists on the
+    ``benchmarks/train.py --compare-sampling`` log), so it would cost the time sampling saves.
     """
     say: Progress = progress or (lambda _msg: None)
     names = tuple(str(n) for n in feature_names)
@@ -401,6 +410,9 @@ def _train_mlp(
         sample = sample_candidates(yt, gt, ranks_train, cfg.sample, cfg.seed)
         if sample.applied:
             say(f"pointwise training on {sample.rows:,} of {sample.rows_before:,} rows ({sample.reason})")
+            if cfg.loss == "auto":
+                losses = ("pointwise",)
+                say("loss auto on a sampled training set: pointwise only (the listwise loss needs whole lists)")
     results = [_train_one(loss, xs, yt, gt, xv, yv, gv, scaler, cfg, names, say, sample) for loss in losses]
     best = results[0]
     if len(results) == 2:
@@ -413,6 +425,9 @@ def _train_mlp(
         best.history = pw.history + lw.history
         best.scorer.meta["auto"] = {"compared": best.compared, "decision": best.decision}
         say(f"{best.loss} kept ({best.decision})")
+    elif cfg.loss == "auto":
+        best.decision = "auto: the training set is sampled, and listwise needs whole lists"
+        best.scorer.meta["auto"] = {"compared": best.compared, "decision": best.decision}
     best.seconds = time.perf_counter() - t0
     return best
 

@@ -174,7 +174,7 @@ def test_train_rejects_bad_inputs(data: dict[str, np.ndarray]) -> None:
 
 def test_model_config_defaults_and_errors_name_the_key() -> None:
     cfg = ModelConfig.from_dict(None)
-    assert cfg.hidden == (512, 256, 128) and cfg.dropout == 0.5 and cfg.loss == "pointwise"
+    assert cfg.hidden == (512, 256, 128) and cfg.dropout == 0.5 and cfg.loss == "auto"
     assert (cfg.epochs, cfg.batch_size, cfg.patience, cfg.seed, cfg.max_list_size) == (20, 1024, 3, 7, 64)
     assert cfg.learning_rate == 1e-3 and cfg.blend_alphas == DEFAULT_ALPHAS and DEFAULT_ALPHAS[0] == 0.0
     got = ModelConfig.from_dict({"hidden": [64, 32], "loss": "auto", "blend_alphas": [0, 0.5, 1]})

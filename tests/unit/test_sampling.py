@@ -113,10 +113,15 @@ def test_training_samples_only_pointwise_training_rows() -> None:
     )  # fmt: skip
     assert any(line.startswith("pointwise training on ") for line in lines), lines
     pw = sample_candidates(yt, gt, None, sampled, cfg.seed)
-    if result.loss == "pointwise":
-        assert result.scorer.meta["sample"]["rows"] == pw.rows
-    else:
-        assert "sample" not in result.scorer.meta  # the listwise lists stay whole
+    # loss auto on a sampled set: the listwise lists would have to stay whole, so only pointwise trains
+    assert result.loss == "pointwise" and result.scorer.meta["sample"]["rows"] == pw.rows
+    assert result.decision == "auto: the training set is sampled, and listwise needs whole lists"
+    assert not any(line.startswith("listwise epoch") for line in lines), lines
+    whole = train_mlp(
+        Xt, yt, gt, Xv, yv, gv, ModelConfig(**{**cfg.__dict__, "loss": "listwise", "sample": sampled}),
+        feature_names=[f"f{i}" for i in range(6)],
+    )  # fmt: skip
+    assert "sample" not in whole.scorer.meta  # the listwise lists stay whole
     # validation is measured on every validation row (never sampled): recomputing it on the whole set agrees
     assert ndcg_at_k(yv, result.scorer.predict(Xv), gv, 10) == pytest.approx(result.valid_ndcg, abs=1e-6)
 
