@@ -275,7 +275,8 @@ def build_dataset(
 
     ``products`` (the catalog's documents) adds the item features a ProductCatalog does not carry (title
     terms, reviews, popularity, stock, age); without it they are missing for every row. ``product_vectors``
-    replaces the vectors otherwise fitted on the pre-validation events (to evaluate a stored model).
+    (a stored model's own) are what the test searches read (training and validation ones read the vectors
+    refitted as of their day, :mod:`fuserec_os.learn.vectors`).
     ``derived_search_gap``: events with a query and no request id form searches (:func:`derive_request_ids`);
     None leaves them out. Profiles and query statistics read the events as stored, as serving does.
     ``test_events``: held-out events that were never stored (``model evaluate --test-file``): their searches are

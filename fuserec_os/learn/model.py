@@ -413,6 +413,9 @@ def _train_mlp(
             if cfg.loss == "auto":
                 losses = ("pointwise",)
                 say("loss auto on a sampled training set: pointwise only (the listwise loss needs whole lists)")
+    if cfg.loss == "auto" and len(losses) == 2 and not (yt > 0).any():
+        losses = ("pointwise",)
+        say("loss auto: no training candidate was engaged, so no list to learn from: pointwise only")
     results = [_train_one(loss, xs, yt, gt, xv, yv, gv, scaler, cfg, names, say, sample) for loss in losses]
     best = results[0]
     if len(results) == 2:
@@ -426,7 +429,12 @@ def _train_mlp(
         best.scorer.meta["auto"] = {"compared": best.compared, "decision": best.decision}
         say(f"{best.loss} kept ({best.decision})")
     elif cfg.loss == "auto":
-        best.decision = "auto: the training set is sampled, and listwise needs whole lists"
+        sampled = sample is not None and sample.applied
+        best.decision = (
+            "auto: the training set is sampled, and listwise needs whole lists"
+            if sampled
+            else "auto: listwise needs a training list with an engaged candidate"
+        )
         best.scorer.meta["auto"] = {"compared": best.compared, "decision": best.decision}
     best.seconds = time.perf_counter() - t0
     return best

@@ -205,3 +205,17 @@ def test_importing_the_training_module_does_not_import_tensorflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
+
+
+def test_auto_without_any_engaged_training_candidate_trains_pointwise_alone() -> None:
+    """Listwise learns from lists holding an engaged candidate; a tiny log may have none (the engaged product was
+    not among the candidates): auto then keeps the pointwise model instead of failing the whole training."""
+    X = np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32)
+    g = np.repeat(np.arange(4), 10)
+    y_valid = np.zeros(40, dtype=np.int64)
+    y_valid[::10] = 1
+    lines: list[str] = []
+    cfg = ModelConfig(hidden=(4,), epochs=1, patience=1, loss="auto")
+    result = train_mlp(X, np.zeros(40), g, X, y_valid, g, cfg, feature_names=list("abcd"), progress=lines.append)
+    assert result.loss == "pointwise" and "listwise needs a training list with an engaged candidate" in result.decision
+    assert any("no training candidate was engaged" in line for line in lines)
