@@ -21,7 +21,13 @@ def simulate() -> None:
 
 
 @simulate.command("ab")
-@click.option("--users", type=click.IntRange(min=1), default=2000, show_default=True, help="Shoppers taking part.")
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Shoppers taking part: the world's own first (they have a history), then new ones drawn like them.",
+)
 @click.option(
     "--days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True, help="Simulated period."
 )

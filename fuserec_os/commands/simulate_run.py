@@ -140,7 +140,7 @@ def run_simulated_ab(
     from fuserec_os.rerank.registry import ModelRegistry
     from fuserec_os.search.query_builder import build_query
     from fuserec_os.search.request import SearchConfig, SearchRequest
-    from fuserec_os.simulate.closed_loop import ProxyShop, SimClock, play_closed_loop
+    from fuserec_os.simulate.closed_loop import ProxyShop, SimClock, newcomers, play_closed_loop
     from fuserec_os.simulate.shoppers import load_catalog, load_truth
 
     files = world_files(world)
@@ -159,8 +159,10 @@ def run_simulated_ab(
     (exp,) = config.running()
     catalog = load_catalog(files["docs"], files["latent"])
     truth = list(load_truth(files["truth"]).values())
-    shoppers = truth[:users]
     start = history_end(client, settings.alias("events")) + timedelta(hours=1)
+    back = truth[:users]
+    added = newcomers(catalog, users - len(back), start, taken={u.user_id for u in truth}, seed=seed)
+    shoppers = [*back, *added]
     clock = SimClock(start)
     search_cfg: SearchConfig = ranking.search
 
@@ -171,7 +173,8 @@ def run_simulated_ab(
         return body
 
     say = echo or (lambda s: None)
-    say(f"   {len(shoppers):,} shoppers over {days:g} days from {start:%Y-%m-%d %H:%M} UTC, experiment {exp.name}")
+    who = f"{len(back):,} shoppers" + (f" with a history and {len(added):,} new ones" if added else "")
+    say(f"   {who} over {days:g} days from {start:%Y-%m-%d %H:%M} UTC, experiment {exp.name}")
     with running_proxy(
         engine,
         settings,
@@ -211,6 +214,7 @@ def run_simulated_ab(
         "experiment": exp.name,
         "model_version": serve,
         "loop": loop.as_dict(),
+        "shoppers": {"with_history": len(back), "new": len(added)},
         "report": report.as_dict(),
         "_report": report,
         **({"config_hint": hint} if hint else {}),

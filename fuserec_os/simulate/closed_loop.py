@@ -24,9 +24,9 @@ from typing import Any
 
 from fuserec_os.simulate.catalog import GeneratedProduct
 from fuserec_os.simulate.queries import QueryIntent, QueryVocabulary
-from fuserec_os.simulate.shoppers import UserLatent, _Catalog, _plan_sessions, _Player
+from fuserec_os.simulate.shoppers import UserLatent, _Catalog, _make_user, _plan_sessions, _Player
 
-__all__ = ["ClosedLoopResult", "ProxyShop", "SimClock", "play_closed_loop"]
+__all__ = ["ClosedLoopResult", "ProxyShop", "SimClock", "newcomers", "play_closed_loop", "returning"]
 
 USER_HEADER = "X-Fuserec-User-Id"
 SESSION_HEADER = "X-Fuserec-Session-Id"
@@ -139,6 +139,34 @@ def returning(users: Sequence[UserLatent], start: datetime) -> list[UserLatent]:
     for u in users:
         arrival = datetime.fromisoformat(u.arrival.replace("Z", "+00:00"))
         out.append(replace(u, arrival=at, is_new=False) if arrival < start else replace(u, is_new=False))
+    return out
+
+
+def newcomers(
+    catalog: Sequence[GeneratedProduct],
+    n: int,
+    start: datetime,
+    *,
+    taken: set[str] | frozenset[str] = frozenset(),
+    seed: int = 11,
+) -> list[UserLatent]:
+    """``n`` shoppers the history never saw, present from ``start`` on: tastes and activity drawn as the world's
+    own shoppers' were (the same generator), ids ``U0000001``-style numbers not in ``taken``.
+
+    A shop that runs an experiment gets new visitors too, and they meet the model's cold-start path; a closed
+    loop asked for more shoppers than the world holds adds them rather than quietly running with fewer.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    cat = _Catalog(catalog)
+    rng = random.Random(f"fuserec-loop-newcomers-{seed}")
+    out: list[UserLatent] = []
+    number = len(taken)
+    while len(out) < n:
+        number += 1
+        user = _make_user(rng, number, cat, start, 1.0, new_user_share=0.0)
+        if user.user_id not in taken:
+            out.append(user)
     return out
 
 

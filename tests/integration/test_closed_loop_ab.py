@@ -40,9 +40,10 @@ def test_simulated_shoppers_search_through_the_proxy_and_the_experiment_is_repor
     register(client, settings.index_prefix, brand_artifact().to_bytes())
     before = client.count(index=settings.alias("events"))["count"]
 
-    got = cli("simulate", "ab", "--users", "40", "--days", "1", "--world", str(world), "--replicates", "200", "--json")
+    got = cli("simulate", "ab", "--users", "70", "--days", "1", "--world", str(world), "--replicates", "200", "--json")
     out = json.loads(got.stdout)
     loop, report = out["loop"], out["report"]
+    assert out["shoppers"] == {"with_history": 60, "new": 10}  # more than the world holds: new shoppers join
     assert out["experiment"] == "sim-mlp-vs-engine" and loop["searches"] > 0 and loop["search_failures"] == {}
     last = max(json.loads(line)["timestamp"] for line in events.read_text().splitlines() if line.strip())
     assert loop["start"][:19] > last[:19]  # the loop continues after the history's last event

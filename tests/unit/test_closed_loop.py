@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fuserec_os.simulate.catalog import GeneratedProduct, generate_catalog
-from fuserec_os.simulate.closed_loop import ProxyShop, SimClock, play_closed_loop, returning
+from fuserec_os.simulate.closed_loop import ProxyShop, SimClock, newcomers, play_closed_loop, returning
 from fuserec_os.simulate.shoppers import UserLatent, simulate, utility
 
 from .test_shoppers import CategoryRetriever
@@ -103,6 +103,23 @@ def test_returning_shoppers_start_at_the_loop_and_are_not_new(shoppers: list[Use
     assert all(u.arrival >= "2024-05-01T00:00:00.000Z" and not u.is_new for u in back)
     assert [u.user_id for u in back] == [u.user_id for u in shoppers]
     assert [u.brand_affinity for u in back] == [u.brand_affinity for u in shoppers]  # tastes unchanged
+
+
+def test_newcomers_are_new_ids_with_tastes_like_the_worlds_and_play_from_the_start(
+    catalog: list[GeneratedProduct], shoppers: list[UserLatent]
+) -> None:
+    taken = {u.user_id for u in shoppers}
+    new = newcomers(catalog, 30, START, taken=taken, seed=3)
+    assert len(new) == 30 and len({u.user_id for u in new}) == 30 and not taken & {u.user_id for u in new}
+    assert all(u.arrival.startswith("2024-05-01T00:00") and not u.is_new for u in new)
+    assert all(u.top_affinity and u.activity > 0 for u in new)  # drawn by the world's generator
+    assert newcomers(catalog, 30, START, taken=taken, seed=3) == new  # same seed, same shoppers
+    assert newcomers(catalog, 0, START, taken=taken) == []
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        newcomers(catalog, -1, START)
+    # they search and click like the world's shoppers (a few may plan no session in a day)
+    result, fake, _ = _run(catalog, new, by_taste=True)
+    assert result.searches > 0 and {u for u, _ in fake.calls} <= {u.user_id for u in new}
 
 
 def test_a_failed_search_is_counted_and_the_shopper_sees_nothing(
