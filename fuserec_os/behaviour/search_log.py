@@ -2,10 +2,12 @@
 reading, erasure.
 
 One impression is one search request: who searched (user, session), when, the query, and the product ids shown
-in display order (rank = index + 1). Training takes its candidates and the position-debiased query statistics
-(examinations: how likely each shown product was even looked at) from it; the stored query statistics that
-serving reads are built from the same log (:mod:`fuserec_os.profiles.jobs`), so training and serving see
-the same data.
+in display order (rank = index + 1). A search that found nothing is a search too: it is logged with an empty
+list (``n_shown`` 0), so an experiment's report counts it (a variant that finds nothing more often must not look
+better for it); it adds no candidate and no examination anywhere the log is read. Training takes its candidates
+and the position-debiased query statistics (examinations: how likely each shown product was even looked at) from
+it; the stored query statistics that serving reads are built from the same log (:mod:`fuserec_os.profiles.jobs`),
+so training and serving see the same data.
 
 Storage is the events' (:mod:`fuserec_os.behaviour.timeseries`): one index per UTC month behind the ``searches``
 alias, from ``mappings/searches.json``. The document id is the ``request_id`` and documents are written with
@@ -16,6 +18,11 @@ Nothing is dropped silently: invalid rows and engine refusals go to the rejects 
 repeats of a request within one file are counted (the first one is stored), and a request id reused with other
 content is rejected, naming both rows. A search shows one page of results, so a row naming more than
 :data:`MAX_SHOWN` products (default 1,000; ``max_shown=``, the CLI's ``--max-shown``) is rejected as a broken export.
+
+Empty or missing ``product_ids``: an explicit empty value is an empty page (``[]`` in JSON or Parquet, ``"[]"`` or
+an empty/blank cell in CSV, where ``"a|b"`` is the list form); a null or an absent ``product_ids`` (no such
+column, ``null`` in JSON) is an error naming the row and the field, as for any required field. The ingest report
+counts the stored empty searches (``empty``), so a file whose product_ids column came out blank is visible.
 """
 
 from __future__ import annotations
@@ -92,7 +99,8 @@ IMPRESSION_FIELDS: tuple[str, ...] = (
     "teams",
 )
 
-#: Without these an impression says nothing about what whom was shown when.
+#: Without these an impression says nothing about what whom was shown when (``product_ids`` may be an explicit
+#: empty list: a search that found nothing; see the module doc).
 REQUIRED_IMPRESSION_FIELDS: tuple[str, ...] = ("request_id", "user_id", "timestamp", "product_ids")
 
 #: Columns of :func:`impressions_frame`, in order, with their dtypes (product_ids holds lists).
@@ -116,10 +124,22 @@ MAX_SHOWN = 1000
 _WHAT = "impressions"
 _READ_SORT = [{"timestamp": {"order": "asc"}}, {"request_id": {"order": "asc"}}]
 _EXPECT_IDS = 'expected a list of product ids in the order shown, e.g. ["SKU-1", "SKU-2"], or "SKU-1|SKU-2"'
+_MISSING_IDS = "required, missing or null (a search that showed nothing is an empty list: [] or an empty cell)"
 _FIELD_ORDER = {name: i for i, name in enumerate(IMPRESSION_FIELDS)}
 
 
 # --- normalisation (pure) ----------------------------------------------------------------------------
+def _is_empty_list(value: Any) -> bool:
+    """An explicit empty list of a list-valued column: ``[]`` (JSON, Parquet), or text that is blank or ``[]``
+    (CSV). A null is not one: it is a missing value."""
+    if isinstance(value, str):
+        text = value.strip()
+        return not text or (text.startswith("[") and text[1:].strip() == "]")
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return len(value) == 0
+    return False
+
+
 def _parse_id(example: str) -> Callable[[Any], str | None]:
     return lambda value: parse_identifier(value, example)
 
@@ -149,7 +169,9 @@ def _as_items(value: Any, expect: str) -> list[Any]:
 
 def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
     """Product ids in the order shown: a list (JSON, Parquet), or text "a|b|c" or a JSON array (CSV); at most
-    ``max_shown`` of them."""
+    ``max_shown`` of them; an explicit empty list (:func:`_is_empty_list`) is a search that showed nothing."""
+    if _is_empty_list(value):
+        return []
     items = _as_items(value, _EXPECT_IDS)
     if len(items) > max_shown:
         raise InvalidValue(
@@ -170,14 +192,15 @@ def _parse_product_ids(value: Any, max_shown: int = MAX_SHOWN) -> list[str]:
         out.append(pid)
     if problems:
         raise InvalidValue("; ".join(problems) + " (every shown product needs its id, or the ranks shift)")
-    if not out:
-        raise InvalidValue(f"{show_value(value)} names no product ({_EXPECT_IDS})")
     return out
 
 
 def _parse_teams(value: Any) -> list[str]:
     """The team of each shown product (a variant name, or empty: drafted by no team), like product_ids: a list,
-    or text "a|b|c" or a JSON array. Empty entries stay (positions must line up with product_ids)."""
+    or text "a|b|c" or a JSON array. Empty entries stay (positions must line up with product_ids); an explicit
+    empty list is no teams (an interleaved search that showed nothing)."""
+    if _is_empty_list(value):
+        return []
     items = _as_items(value, "expected the variant of each shown product")
     out: list[str] = []
     for rank, item in enumerate(items, start=1):
@@ -190,6 +213,9 @@ def _parse_teams(value: Any) -> list[str]:
             raise InvalidValue(f"rank {rank}: {exc}") from None
     return out
 
+
+#: List-valued fields, where an explicit empty list (a blank cell) is a value, not a missing one.
+_LIST_FIELDS = frozenset({"product_ids", "teams"})
 
 # field -> parser (product_ids: see normalize_impression, for its cap)
 _PARSERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
@@ -212,11 +238,14 @@ def normalize_impression(
     Returns ``(doc, [])`` or ``(None, reasons)``. Required: ``request_id`` (the document id), ``user_id``,
     ``timestamp`` (parsed like an event's: ISO 8601 with any offset or epoch seconds/ms, stored as UTC
     milliseconds, at most a day in the future) and ``product_ids`` (a list, or text ``"a|b|c"`` or a JSON
-    array; every item must be an id; at most ``max_shown``, default :data:`MAX_SHOWN`). Optional:
+    array; every item must be an id; at most ``max_shown``, default :data:`MAX_SHOWN`). An explicit empty
+    ``product_ids`` (``[]``, ``"[]"``, a blank cell) is a search that found nothing: valid, ``n_shown`` 0; a
+    null or absent one is an error ("required, missing or null"). Optional:
     ``session_id``, ``query`` (whitespace collapsed; adds ``query_norm``), and for a search served under an
     experiment ``experiment`` with ``variant`` (A/B) or ``teams`` (interleaving: one variant name per shown
-    product, empty for a product no team drafted). The doc also gets ``n_shown``;
-    absent optional fields are left out.
+    product, empty for a product no team drafted; an empty list for an interleaved search that showed nothing).
+    An empty ``teams`` is kept only there: elsewhere (a blank CSV cell of an A/B row) it is left out. The doc
+    also gets ``n_shown``; absent optional fields are left out.
     """
     parse_error = row.get(PARSE_ERROR_KEY)
     if parse_error is not None:
@@ -225,7 +254,7 @@ def normalize_impression(
     reasons: list[str] = []
     for name, parse in _PARSERS:
         raw = row.get(name)
-        if is_missing(raw):
+        if is_missing(raw) and not (name in _LIST_FIELDS and _is_empty_list(raw)):
             continue
         try:
             value = _parse_product_ids(raw, max_shown) if name == "product_ids" else parse(raw)
@@ -237,7 +266,9 @@ def normalize_impression(
     check_timestamp(row.get("timestamp"), now, doc, reasons)
     for name in REQUIRED_IMPRESSION_FIELDS:
         if name not in doc and not any(r.startswith(f"{name}:") for r in reasons):
-            reasons.append(f"{name}: required, missing or empty")
+            reasons.append(f"{name}: {_MISSING_IDS if name == 'product_ids' else 'required, missing or empty'}")
+    if doc.get("teams") == [] and not ("experiment" in doc and "variant" not in doc and doc.get("product_ids") == []):
+        del doc["teams"]  # a blank teams cell is no teams, except for an interleaved search that showed nothing
     _check_experiment(doc, reasons)
     if reasons:
         return None, sorted(reasons, key=lambda r: _FIELD_ORDER.get(r.partition(":")[0], len(_FIELD_ORDER)))
@@ -303,9 +334,10 @@ def search_indices(client: OpenSearch, alias: str) -> list[str]:
 @dataclass
 class ImpressionIngestReport(LogIngestReport):
     """What an impressions ingest did (see :class:`LogIngestReport`); ``shown`` counts the stored searches'
-    product ids."""
+    product ids, ``empty`` the stored searches that showed nothing (found no product)."""
 
     shown: int = 0
+    empty: int = 0
 
 
 def ingest_impressions(
@@ -327,8 +359,9 @@ def ingest_impressions(
     """Validate a search-log file and store it in monthly indices behind ``alias`` (see the module doc).
 
     ``column_map`` is ``{our_field: their_column}`` (from ``parse_column_map(..., allowed=IMPRESSION_FIELDS)``).
-    ``shown`` in the report counts the product ids of the stored searches; a row showing more than
-    ``max_shown`` products is rejected. A file that stops parsing part way raises an InputFileError saying
+    ``shown`` in the report counts the product ids of the stored searches and ``empty`` the stored searches
+    that showed nothing (valid: see :func:`normalize_impression`); a row showing more than ``max_shown``
+    products is rejected. A file that stops parsing part way raises an InputFileError saying
     what was stored before it.
     """
     started = time.monotonic()
@@ -382,6 +415,7 @@ def ingest_impressions(
             if outcome == STORED:
                 report.stored += 1
                 report.shown += n_shown
+                report.empty += n_shown == 0
             elif outcome == ALREADY:
                 report.already_stored += 1
             else:

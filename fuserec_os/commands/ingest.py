@@ -363,7 +363,9 @@ def ingest_impressions_cmd(
     \b
     Required columns: request_id (one row per search request; ties clicks to the search), user_id,
     timestamp (ISO 8601 with any timezone, or epoch seconds/ms; stored as UTC), product_ids (in the
-    order shown: a list, "a|b|c", or a JSON array; at most --max-shown). Optional: session_id, query.
+    order shown: a list, "a|b|c", or a JSON array; at most --max-shown). A search that found nothing
+    is a search too: write [] (or leave the cell empty in CSV); a null or a missing column is an error.
+    Optional: session_id, query.
 
     Searches are stored in one index per UTC month (<alias>-YYYY.MM) behind the 'searches' alias, with
     the request_id as id: re-running a file stores nothing twice ("already stored"); identical repeats
@@ -402,6 +404,8 @@ def ingest_impressions_cmd(
             click.echo(f"  monthly indices: {month_range(rep.indices)}")
         if rep.duplicates_in_file:
             click.echo(f"  {rep.duplicates_in_file} identical repeat(s) of a search in the file, counted once")
+        if rep.empty:
+            click.echo(f"  {rep.empty} of the stored searches showed nothing (an empty product_ids: no hits)")
         _print_ingest_tail(rep)
     if not rep.ok:
         sys.exit(1)

@@ -3,7 +3,8 @@ and the guardrail's status; read from the cluster or computed from frames.
 
 Metrics (per variant; :data:`~fuserec_os.experiments.config.AB_METRICS` says what each divides):
 
-- ``users`` and ``searches`` under the variant;
+- ``users`` and ``searches`` under the variant (every logged search, those that found nothing included: the
+  proxy logs an empty page too, so a variant that finds nothing more often pays for it in every per-search rate);
 - ``ctr``: searches with a click (or a cart or purchase: see :mod:`.attribution`) / searches;
 - ``click_to_cart``: searches with an add to cart / searches with a click;
 - ``conversion``: searches with a purchase / searches; ``conversion_per_user``: users with a purchase / users;
@@ -433,7 +434,12 @@ def _known_variants(experiment: Experiment, impressions: pd.DataFrame, notes: li
     if experiment.mode == INTERLEAVE:
         if "teams" not in impressions:
             return impressions.iloc[0:0]
-        has_teams = impressions["teams"].map(lambda t: t is not None and len(t) > 0)
+        # an interleaved search that showed nothing logs no teams ([] for []): a search, counted (no preference)
+        complete = [
+            t is not None and (len(t) > 0 or len(shown) == 0)
+            for t, shown in zip(impressions["teams"], impressions["product_ids"], strict=True)
+        ]
+        has_teams = pd.Series(complete, index=impressions.index, dtype="bool")
         if (~has_teams).any():
             notes.append(f"{int((~has_teams).sum())} search(es) of this experiment were logged without teams: left out")
         return impressions[has_teams]

@@ -140,7 +140,8 @@ def derive_request_ids(events: pd.DataFrame, gap: pd.Timedelta) -> tuple[pd.Data
 def logged_searches(events: pd.DataFrame, impressions: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per logged search with a query: search_id, request_id, user_id, query, query_norm, timestamp, shown.
 
-    ``shown`` is the list of product ids in display order (impressions), or None (derived from events). A search
+    ``shown`` is the list of product ids in display order (impressions; empty for a search that found nothing),
+    or None (derived from events). A search
     from events happened at the earliest ``query_time`` of its events, or else just before its first event.
     """
     if impressions is not None and not impressions.empty:
@@ -289,7 +290,10 @@ def build_dataset(
     searches = logged_searches(labelled, impressions)
     labels = graded_labels(labelled)
     engaged = {rid for rid, _ in labels}
-    searches = searches[searches["request_id"].isin(engaged)].reset_index(drop=True)
+    searches = searches[searches["request_id"].isin(engaged)]
+    # a logged search that showed nothing (no hits) has no candidate to learn from, whatever an event says
+    showed_nothing = searches["shown"].map(lambda shown: shown is not None and len(shown) == 0).astype(bool)
+    searches = searches[~showed_nothing].reset_index(drop=True)
     if split.test_until is not None:
         searches = searches[searches["timestamp"] <= pd.Timestamp(split.test_until)].reset_index(drop=True)
     searches["search_id"] = np.arange(len(searches), dtype=np.int64)

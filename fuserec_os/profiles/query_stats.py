@@ -6,9 +6,11 @@ Per *key* (an exact normalised query ``q:<query>``, or one stemmed query term ``
 :func:`~fuserec_os.text.terms`) and product: clicks, add-to-carts and purchases from events that
 carry a query, and *examinations* from logged impressions: each time the product was shown at rank ``r`` it
 adds ``position_weights[r-1]`` (default ``1 / log2(r + 1)``), the chance that a shopper even looked at it.
-Per key also ``searches`` (impressions logged) and ``requests`` (searches seen in events: distinct request
-ids in one :meth:`QueryStats.add_events` call; an event without a request id counts as one). Term keys
-aggregate every query containing the term, so "red running shoes" and "running shoe" share evidence.
+Per key also ``searches`` (impressions logged that showed something: a search that found nothing examines no
+product, so it is not counted and leaves the key's exposure on ``requests`` below) and ``requests`` (searches
+seen in events: distinct request ids in one :meth:`QueryStats.add_events` call; an event without a request id
+counts as one). Term keys aggregate every query containing the term, so "red running shoes" and "running shoe"
+share evidence.
 
 All of it is sums, so a full build equals incremental adds of any split of the log, and an as-of snapshot is
 just the events (and impressions) before that time; ``requests`` is the one exception, when one request's
@@ -434,13 +436,14 @@ class QueryStats:
 
         ``impressions``: columns ``query`` and ``product_ids`` (the list shown, rank = index + 1); other
         columns (request_id, user_id, timestamp) are not needed here: the caller selects the time window.
-        Ranks beyond ``position_weights`` use its last weight. Returns ``self``.
+        Ranks beyond ``position_weights`` use its last weight. A search that showed nothing (an empty list) adds
+        nothing, not even to ``searches`` (module doc). Returns ``self``.
         """
         if len(impressions) == 0:
             return self
         queries = [normalize_query(q) if isinstance(q, str) else "" for q in impressions["query"].tolist()]
         lists = [_as_list(v) for v in impressions["product_ids"].tolist()]
-        keep = [i for i, q in enumerate(queries) if q]
+        keep = [i for i, q in enumerate(queries) if q and lists[i]]
         if not keep:
             return self
         queries = [queries[i] for i in keep]

@@ -329,7 +329,10 @@ class Proxy:
         )
         if out.result is not None:
             self.metrics.outcome(out.result.applied, out.result.fallback)
-            if out.page_ids and (user is not None or routed is not None):
+            # every search is logged, one that found nothing included (an empty page: product_ids [], n_shown 0):
+            # the experiment report counts searches from this log, so skipping empty ones would flatter a variant
+            # that finds nothing more often
+            if user is not None or routed is not None:
                 row: dict[str, Any] = {
                     "request_id": request_id,
                     "user_id": user,

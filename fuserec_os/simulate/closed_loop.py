@@ -95,8 +95,8 @@ class ProxyShop:
 
 @dataclass
 class ClosedLoopResult:
-    """What the closed loop did: searches sent (``empty_searches`` found nothing: the proxy logs no impression for
-    them), events sent back (and refused), and how long it took."""
+    """What the closed loop did: searches sent (``empty_searches`` found nothing: the proxy logs them with nothing
+    shown, and the report counts them), events sent back (and refused), and how long it took."""
 
     sessions: int
     searches: int

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import pandas as pd
 import pytest
 from opensearchpy import OpenSearch
 
@@ -239,3 +240,106 @@ def test_a_tripped_guardrail_checked_in_the_background_stops_the_experiment(
         router.check_guardrails()
         after = p.client().search(index=alias, body=SHOES, headers={USER: FAN})
     assert calls == [1] and "experiment" not in after["fuserec"]
+
+
+NOTHING = {"query": {"bool": {"must": [{"match": {"title": "xylophone"}}]}}}
+"""A personalizable search no product matches (and no query statistics name): an empty page."""
+
+
+def _stored_search(client: OpenSearch, world: Settings, request_id: str) -> dict[str, Any]:  # noqa: F811
+    """The search-log document of ``request_id`` as stored (not through the frame, which fills in defaults)."""
+    found = client.search(index=world.alias("searches"), body={"query": {"ids": {"values": [request_id]}}})
+    (hit,) = found["hits"]["hits"]
+    source: dict[str, Any] = hit["_source"]
+    return source
+
+
+def test_a_search_that_finds_nothing_is_logged_and_counted_by_the_report(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+) -> None:
+    """Issue 12: an empty page is a search. Logged with nothing shown under its variant (and without an
+    experiment, for a known shopper), so the A/B report counts it in its variant's searches (conversion per
+    search included) instead of leaving a variant that finds nothing more often looking better."""
+    import httpx
+
+    from fuserec_os.experiments.report import experiment_report
+
+    name = "empty-ab"
+    config = _ab(name)
+    exp = config.get(name)
+    alias = world.alias("products")
+    shoppers = SHOPPERS[:12]
+    variant_of = {s: assign(exp, s).variant.name for s in shoppers}  # type: ignore[union-attr]
+    assert set(variant_of.values()) == {"control", "treatment"}
+    found: dict[str, str] = {}  # shopper -> the request id of their search that found something
+    empty: dict[str, str] = {}  # shopper -> the request id of their search that found nothing
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        proxied = p.client()
+        for shopper in shoppers:
+            hit = proxied.search(index=alias, body={**SHOES, "size": 4}, headers={USER: shopper})
+            assert len(hit["hits"]["hits"]) == 4
+            found[shopper] = hit["fuserec"]["request_id"]
+            miss = proxied.search(index=alias, body={**NOTHING, "size": 4}, headers={USER: shopper})
+            assert miss["hits"]["hits"] == [] and miss["fuserec"]["variant"] == variant_of[shopper]
+            empty[shopper] = miss["fuserec"]["request_id"]
+        # one purchase per variant, on a search that showed the product (request id): conversion = 1 / searches
+        buyers = {v: next(s for s in shoppers if variant_of[s] == v) for v in ("control", "treatment")}
+        now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(seconds=1)
+        events = [
+            {"user_id": s, "type": "purchase", "product_id": "A01", "price": 10.0, "request_id": found[s],
+             "timestamp": now.isoformat(), "event_id": f"empty-ab-{s}"}
+            for s in buyers.values()
+        ]  # fmt: skip
+        posted = httpx.post(f"{p.url}/_fuserec/events", json={"events": events}, timeout=30)
+        assert posted.status_code == 200 and posted.json()["accepted"] == 2, posted.text
+        _flush_impressions(p)
+        assert 'fuserec_impressions_total{result="rejected"}' not in httpx.get(f"{p.url}/_fuserec/metrics").text
+    client.indices.refresh(index=f"{world.index_prefix}*")
+
+    for shopper, request_id in empty.items():
+        doc = _stored_search(client, world, request_id)
+        assert doc["product_ids"] == [] and doc["n_shown"] == 0, doc
+        assert (doc["experiment"], doc["variant"], doc["user_id"]) == (name, variant_of[shopper], shopper)
+        assert doc["query"] == "xylophone"
+
+    report = experiment_report(client, world.index_prefix, exp, replicates=200)
+    for v in report.variants:
+        users = sum(1 for s in shoppers if variant_of[s] == v.name)
+        assert (v.users, v.searches, v.purchased) == (users, 2 * users, 1), v  # the empty searches count
+        assert v.metric("conversion") == pytest.approx(1 / (2 * users))
+        assert v.metric("ctr") == pytest.approx(1 / (2 * users))  # a purchase counts as engagement
+
+    # without an experiment: a known shopper's empty search is logged too (the search log is every search)
+    with RunningProxy(_app(world)) as p:
+        miss = p.client().search(index=alias, body={**NOTHING, "size": 4}, headers={USER: FAN})
+        assert miss["hits"]["hits"] == [] and "experiment" not in miss["fuserec"]
+        _flush_impressions(p)
+    client.indices.refresh(index=f"{world.index_prefix}*")
+    doc = _stored_search(client, world, miss["fuserec"]["request_id"])
+    assert doc["product_ids"] == [] and doc["n_shown"] == 0 and doc["user_id"] == FAN and "experiment" not in doc
+
+
+def test_an_interleaved_search_that_finds_nothing_is_logged_with_no_teams(
+    world: Settings,  # noqa: F811
+    client: OpenSearch,
+) -> None:
+    from fuserec_os.experiments.report import experiment_report
+
+    config = ExperimentsConfig.from_dict(
+        {"il-empty": {"mode": "interleave", "variants": {"engine": {"control": True, "engine": True},
+                                                         "model": {"model_version": "active"}}}}
+    )  # fmt: skip
+    alias = world.alias("products")
+    with RunningProxy(_app(world, experiments=config, experiments_seconds=3600.0)) as p:
+        hit = p.client().search(index=alias, body={**SHOES, "size": 4}, headers={USER: FAN})
+        miss = p.client().search(index=alias, body={**NOTHING, "size": 4}, headers={USER: FAN})
+        _flush_impressions(p)
+    assert miss["hits"]["hits"] == [] and miss["fuserec"]["variant"] == "interleaved"
+    client.indices.refresh(index=f"{world.index_prefix}*")
+    doc = _stored_search(client, world, miss["fuserec"]["request_id"])
+    assert (doc["product_ids"], doc["teams"], doc["n_shown"], doc["experiment"]) == ([], [], 0, "il-empty")
+    assert len(_stored_search(client, world, hit["fuserec"]["request_id"])["teams"]) == 4
+    report = experiment_report(client, world.index_prefix, config.get("il-empty"), replicates=100)
+    assert report.interleave is not None and report.interleave.searches == 2  # the empty one is a search
+    assert not any("without teams" in n for n in report.notes)

@@ -97,6 +97,8 @@ def _impressions(seed: int, n: int, day_from: int, day_to: int, users: int = 6) 
         }
         if rng.random() < 0.9:
             row["query"] = rng.choice(QUERIES)
+        if i % 7 == 3:
+            row["product_ids"] = []  # a search that found nothing: logged too (issue 12)
         out.append(row)
     return out
 
@@ -242,7 +244,54 @@ def test_cli_ingest_impressions(cli: Cli, client: OpenSearch, searches_alias: st
     bad_map = cli("ingest", "impressions", str(src), "--map", "title=rid", ok=False)
     assert bad_map.exit_code == 8 and "title" in bad_map.stderr and "product_ids" in bad_map.stderr
     helped = cli("ingest", "impressions", "--help").stdout
-    assert "position-debiased" in helped and "candidates" in helped
+    assert "position-debiased" in helped and "candidates" in helped and "found nothing" in helped
+
+
+def test_a_search_that_found_nothing_is_stored_and_a_null_is_rejected(
+    cli: Cli, client: OpenSearch, searches_alias: str, tmp_path: Path
+) -> None:
+    """Issue 12: an explicit empty page ([] in JSON, an empty cell or "[]" in CSV) is a search with nothing
+    shown; a null or a missing product_ids column is a broken row, rejected naming the row and the field."""
+    base = {"user_id": "u1", "timestamp": "2024-05-01T10:00:00Z", "query": "xylophone"}
+    rows = [
+        {"request_id": "j1", **base, "product_ids": []},
+        {"request_id": "j2", **base, "product_ids": None},
+        {"request_id": "j3", **base},
+        {"request_id": "j4", **base, "product_ids": ["P1", "P2"], "experiment": "e", "variant": "treatment"},
+        {"request_id": "j5", **base, "product_ids": [], "experiment": "e", "variant": "control"},
+    ]
+    src = tmp_path / "with-empty.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = cli("ingest", "impressions", str(src), "--no-progress", ok=False)
+    assert res.exit_code == 1  # two rows rejected
+    assert "stored 3 searches (2 products shown)" in res.stdout
+    assert "2 of the stored searches showed nothing (an empty product_ids: no hits)" in res.stdout
+    report = json.loads(cli("ingest", "impressions", str(src), "--no-progress", "--json", ok=False).stdout)
+    assert (report["already_stored"], report["rejected"], report["empty"]) == (3, 2, 0)
+    rejects = [json.loads(line) for line in Path(report["rejects_path"]).read_text().splitlines()]
+    assert [(r["row"], r["request_id"]) for r in rejects] == [(2, "j2"), (3, "j3")]
+    why = "product_ids: required, missing or null (a search that showed nothing is an empty list: [] or an empty cell)"
+    assert all(r["reasons"] == [why] for r in rejects)
+
+    csv_src = _write_csv(
+        tmp_path / "with-empty.csv",
+        [{"request_id": "c1", **base, "product_ids": ""}, {"request_id": "c2", **base, "product_ids": "[]"},
+         {"request_id": "c3", **base, "product_ids": "P7|P8"}],
+    )  # fmt: skip
+    out = json.loads(cli("ingest", "impressions", str(csv_src), "--no-progress", "--json").stdout)
+    assert (out["stored"], out["empty"], out["shown"], out["rejected"]) == (3, 2, 2, 0)
+
+    client.indices.refresh(index=searches_alias)
+    for rid in ("j1", "j5", "c1", "c2"):
+        doc = client.get(index=f"{searches_alias}-2024.05", id=rid)["_source"]
+        assert doc["product_ids"] == [] and doc["n_shown"] == 0 and doc["query"] == "xylophone"
+    frame = read_impressions(client, searches_alias)
+    shown = dict(zip(frame["request_id"], frame["product_ids"], strict=True))
+    assert shown["j1"] == shown["c1"] == [] and shown["j4"] == ["P1", "P2"] and shown["c3"] == ["P7", "P8"]
+    counted = client.count(index=searches_alias, body={"query": {"term": {"n_shown": 0}}})["count"]
+    assert counted == 4  # the empty pages can be found (and counted) in the engine
+    by_experiment = read_impressions(client, searches_alias, experiment="e")
+    assert sorted(by_experiment["request_id"]) == ["j4", "j5"]
 
 
 # ------------------------------------------------------------------------------------------ profile jobs

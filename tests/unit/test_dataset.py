@@ -246,3 +246,43 @@ def test_a_training_searchs_own_engagement_never_shapes_its_latent_features() ->
     # a later search does read vectors fitted on the day-6 click, so the two logs differ there
     later = a.groups == a.searches.loc[a.searches["request_id"] == "r8", "search_id"].iloc[0]
     assert not np.array_equal(a.X[later][:, cols], b.X[later][:, cols])
+
+
+def _impressions(rows: list[tuple[str, str, str, list[str]]]) -> pd.DataFrame:
+    from fuserec_os.behaviour.search_log import impressions_frame
+
+    docs = [
+        {"request_id": rid, "user_id": user, "timestamp": ts, "query": "trail shoes", "product_ids": shown}
+        for rid, user, ts, shown in rows
+    ]
+    return impressions_frame(docs)
+
+
+def test_searches_that_showed_nothing_add_no_candidates_and_change_nothing() -> None:
+    """Issue 12: the search log holds the searches that found nothing (an empty page). Training takes no
+    candidate from them (even one an event names by request id) and its features are those of the log without
+    them: they add no examination to the query statistics or the item signals."""
+    ev = _searches_over_days()
+    ev = pd.concat([ev, _frame([_event("u1", "P1", "click", "2024-04-05T11:30:00Z", "e5")])], ignore_index=True)
+    shown = [(f"r{d}", f"u{d % 4}", f"2024-04-{d:02d}T11:59:00Z", [f"P{i}" for i in range(1, 7)]) for d in range(1, 21)]
+    empty = [(f"e{d}", f"u{d % 4}", f"2024-04-{d:02d}T11:00:00Z", []) for d in range(1, 21)]
+    built = {}
+    for label, imps in (("with", _impressions(shown + empty)), ("without", _impressions(shown))):
+        built[label] = build_dataset(
+            ev,
+            ProductCatalog.from_frame(PRODUCTS),
+            FeatureSet.from_config(None),
+            ProfilesConfig(),
+            FakeEngine(),
+            impressions=imps,
+            products=PRODUCTS,
+            split=SplitSpec(test_fraction=0.25, valid_fraction=0.2),
+        )
+    a, b = built["with"], built["without"]
+    assert list(a.searches["request_id"]) == list(b.searches["request_id"]) == [f"r{d}" for d in range(1, 21)]
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.groups, b.groups)
+    assert (a.names, a.cuts) == (b.names, b.cuts)
+    logged = logged_searches(ev, _impressions(shown + empty))
+    assert len(logged) == 40 and sum(len(s) == 0 for s in logged["shown"]) == 20  # logged, with nothing shown

@@ -220,3 +220,45 @@ def test_a_a_through_assignment_attribution_and_the_report() -> None:
         assert x is not None and x.ci is not None
         significant += x.significant
     assert significant <= 2, significant
+
+
+def test_searches_that_found_nothing_count_in_their_variant() -> None:
+    """Issue 12: the treatment finds nothing for a quarter of its searches. Those searches are in the log (an
+    empty page) and count in its searches: its CTR and conversion per search fall, as the shoppers saw it."""
+    from fuserec_os.behaviour.search_log import normalize_impression
+
+    imps, events = table({"control": (400, 120, 40), "treatment": (400, 120, 40)})
+    empty = []
+    for i in range(100):  # 100 of the treatment users search once more and find nothing
+        row = {"request_id": f"treatment-empty{i}", "user_id": f"treatment-u{i}", "product_ids": [],
+               "timestamp": (T0 + pd.Timedelta(minutes=30, seconds=i)).isoformat(), "experiment": "exp",
+               "variant": "treatment"}  # fmt: skip
+        doc, reasons = normalize_impression(row)  # what the proxy's log writer stores
+        assert doc is not None and doc["n_shown"] == 0, reasons
+        empty.append(doc)
+    both = impressions_frame([*imps.to_dict("records"), *empty])
+    report = compute_report(experiment(), both, events, replicates=300)
+    control, treatment = report.variants
+    assert (control.searches, treatment.searches) == (400, 500) and treatment.users == 400
+    assert (treatment.clicked, treatment.purchased) == (120, 40)
+    assert treatment.metric("ctr") == pytest.approx(120 / 500) and control.metric("ctr") == pytest.approx(0.3)
+    assert treatment.metric("conversion") == pytest.approx(40 / 500)
+    assert treatment.metric("conversion_per_user") == control.metric("conversion_per_user") == 0.1
+    assert treatment.metric("revenue_per_search") == pytest.approx(400 / 500)
+    lift = report.lift("conversion", "treatment")
+    assert lift is not None and lift.lift == pytest.approx((40 / 500) / (40 / 400) - 1)
+
+
+def test_an_interleaved_search_that_found_nothing_is_a_search_without_preference() -> None:
+    il = experiment(mode="interleave", variants={"control": {"engine": True}, "treatment": {"model_version": "active"}})
+    imps, events = interleaved_log(200, 0.6, seed=3)
+    empty = {"request_id": "nothing", "user_id": "u0", "timestamp": T0.isoformat(), "product_ids": [],
+             "experiment": "exp", "teams": []}  # fmt: skip
+    without_teams = {**empty, "request_id": "no-teams", "product_ids": ["C1"], "teams": None}
+    both = impressions_frame([*imps.to_dict("records"), empty, without_teams])
+    report = compute_report(il, both, events, replicates=200)
+    base = compute_report(il, imps, events, replicates=200)
+    assert report.interleave is not None and base.interleave is not None
+    assert report.interleave.searches == base.interleave.searches + 1  # the empty one, not the one without teams
+    assert (report.interleave.wins, report.interleave.losses) == (base.interleave.wins, base.interleave.losses)
+    assert report.notes == ["1 search(es) of this experiment were logged without teams: left out"]

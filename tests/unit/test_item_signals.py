@@ -342,3 +342,17 @@ def test_explanations_say_what_the_signals_mean() -> None:
     assert describe("item_rating_mean", 4.3, hit, None) == "shoppers rate it 4.3"
     assert describe("item_ctr__missing", 1.0, hit, None) == "never shown in a logged search"
     assert describe("item_trend__missing", 1.0, hit, None) == "no engagement in the last 4 weeks"
+
+
+def test_searches_that_showed_nothing_add_nothing() -> None:
+    """Issue 12: an empty page in the search log examines no product: the signals equal those without it."""
+    events, shown = random_log(4)
+    empty = log([(T0 + i * HOUR, "red shoes", []) for i in range(30)] + [(T0, None, [])])
+    with_empty = pd.concat([shown, empty], ignore_index=True).sort_values("timestamp", kind="stable")
+    a = ItemSignals().add_events(events).add_impressions(with_empty)
+    b = ItemSignals().add_events(events).add_impressions(shown)
+    assert_values_equal(a.values(PIDS, T0 + 70 * DAY), b.values(PIDS, T0 + 70 * DAY))
+    prepared = PreparedImpressions.from_frame(empty)
+    assert len(prepared) == len(empty) and prepared.product_ids == [] and prepared.offsets.tolist() == [0] * 32
+    only = ItemSignals().add_events(events).add_impressions(empty)
+    assert np.isnan(only.values(PIDS, T0 + 70 * DAY).ctr).all()  # no examination logged: the rates stay missing

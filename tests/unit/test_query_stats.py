@@ -265,3 +265,29 @@ def test_small_batches_of_impressions_and_running_sums_equal_one_add() -> None:
     for kind in ("q", "t"):
         assert running.prior_sums()[kind][0] == pytest.approx(whole.prior_sums()[kind][0], rel=1e-12)
         assert running.prior_sums()[kind][1] == pytest.approx(whole.prior_sums()[kind][1], rel=1e-12)
+
+
+def test_searches_that_showed_nothing_add_nothing() -> None:
+    """Issue 12: an empty page is in the search log; it examines no product and is not a search with
+    examinations (so a key whose logged searches all found nothing keeps its exposure on requests)."""
+    empty = impressions([("e1", "red shoes", []), ("e2", "garden hose", []), ("e3", "red shoes", [])])
+    mixed = pd.concat([IMPRESSIONS, empty], ignore_index=True)
+    assert_same_docs(
+        QueryStats().add_events(EVENTS).add_impressions(mixed),
+        QueryStats().add_events(EVENTS).add_impressions(IMPRESSIONS),
+    )
+    big = pd.concat([IMPRESSIONS] * 60 + [empty] * 60, ignore_index=True)  # past the small batch: the pandas path
+    assert_same_docs(QueryStats().add_impressions(big), QueryStats().add_impressions(pd.concat([IMPRESSIONS] * 60)))
+    only_empty = QueryStats().add_events(EVENTS).add_impressions(empty)
+    assert_same_docs(only_empty, QueryStats().add_events(EVENTS))
+    assert "garden hose" not in only_empty.queries
+    assert len(list(QueryStats().add_impressions(empty).to_docs())) == 0
+    n = 100
+    imps = impressions([(f"r{i}", "q", ["A", "B", "C"]) for i in range(n)] + [(f"x{i}", "q", []) for i in range(50)])
+    clicks = events(
+        [("q", "click", "X", f"r{i}", 1) for i in range(40)] + [("q", "click", "X", f"r{i}", 2) for i in range(20)]
+    )
+    np.testing.assert_allclose(
+        estimate_position_weights(clicks, imps), estimate_position_weights(clicks, imps.iloc[:n])
+    )
+    np.testing.assert_allclose(estimate_position_weights(clicks, imps.iloc[n:]), default_position_weights(1))

@@ -104,7 +104,6 @@ def test_numeric_product_ids_become_text_and_single_ids_are_a_list() -> None:
         (["P1", {"id": 2}], "rank 2: {'id': 2} is not a valid id"),
         ("[1, 2", "is not a valid JSON array"),
         ('[["P1"]]', "rank 1: ['P1'] is not a valid id"),
-        ("[]", "names no product"),
         (" | ", "rank 1: empty product id"),
         ({"P1": 1}, "is not a list"),
         (12.5, "is not a list"),
@@ -116,10 +115,52 @@ def test_bad_product_ids_say_why(value: Any, expected: str) -> None:
 
 
 def test_every_required_field_is_reported_at_once_in_column_order() -> None:
-    doc, reasons = normalize_impression({"query": "shoes", "product_ids": []}, now=NOW)
+    doc, reasons = normalize_impression({"query": "shoes", "product_ids": None}, now=NOW)
     assert doc is None
-    assert reasons == [f"{name}: required, missing or empty" for name in REQUIRED_IMPRESSION_FIELDS]
+    assert reasons == [f"{name}: required, missing or empty" for name in REQUIRED_IMPRESSION_FIELDS[:3]] + [
+        "product_ids: required, missing or null (a search that showed nothing is an empty list: [] or an empty cell)"
+    ]
     assert list(REQUIRED_IMPRESSION_FIELDS) == ["request_id", "user_id", "timestamp", "product_ids"]
+
+
+@pytest.mark.parametrize("value", [[], (), np.array([], dtype=object), "", "   ", "[]", " [ ] "])
+def test_an_empty_page_is_a_search_that_showed_nothing(value: Any) -> None:
+    """A search with no hits is a search: logged with nothing shown (the A/B report counts it, CTR 0)."""
+    doc = ok(product_ids=value, query="zzz no such thing")
+    assert doc["product_ids"] == [] and doc["n_shown"] == 0
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), pd.NA])
+def test_a_missing_or_null_product_ids_is_still_an_error(value: Any) -> None:
+    """Only an explicit empty list is an empty page: a null (or an absent column) is a broken row."""
+    assert bad(product_ids=value) == [
+        "product_ids: required, missing or null (a search that showed nothing is an empty list: [] or an empty cell)"
+    ]
+    row = {k: v for k, v in BASE.items() if k != "product_ids"}
+    doc, reasons = normalize_impression(row, now=NOW)
+    assert doc is None and reasons == bad(product_ids=None)
+
+
+def test_an_empty_search_under_an_experiment() -> None:
+    """A/B: the variant is kept. Interleaving: an empty page has no teams either (an empty list, in line)."""
+    ab = ok(product_ids=[], experiment="e", variant="treatment")
+    assert (ab["experiment"], ab["variant"], ab["n_shown"]) == ("e", "treatment", 0) and "teams" not in ab
+    for teams in ([], "", "[]"):
+        il = ok(product_ids="", experiment="il", teams=teams)
+        assert il["teams"] == [] and il["product_ids"] == [] and "variant" not in il
+    # an empty teams cell of a search without an experiment (a CSV column) or of an A/B search is no teams
+    assert "teams" not in ok(product_ids="P1|P2", teams="")
+    assert "teams" not in ok(product_ids=[], experiment="e", variant="v", teams="")
+    # still broken: an experiment without its variant or teams, teams that do not line up with the page
+    assert bad(product_ids=[], experiment="e") == [
+        "experiment: a search under an experiment names its variant (or its teams, interleaved)"
+    ]
+    assert bad(product_ids=[], experiment="e", teams=["control"]) == [
+        "teams: 1 teams for 0 shown products (one per product, in order)"
+    ]
+    assert bad(product_ids="P1", experiment="e", teams=[]) == [
+        "experiment: a search under an experiment names its variant (or its teams, interleaved)"
+    ]
 
 
 def test_a_row_with_every_problem_lists_every_reason() -> None:
