@@ -78,8 +78,10 @@ def simulate_ab_cmd(
     live). At the end: the report of `fuserec ab report`, lift of conversion with its confidence interval.
 
     \b
-    Needs: `fuserec demo` run before (or --world with catalog.jsonl, catalog.latent.jsonl, events.truth.jsonl
-    of `fuserec generate`), and a promoted model. Example:
+    Needs: a running engine (`fuserec engine start`, or FUSEREC_OPENSEARCH_URL) where `fuserec demo` ran
+    (or --world with catalog.jsonl, catalog.latent.jsonl, events.truth.jsonl of `fuserec generate`, ingested
+    there), and a promoted model. Example:
+      fuserec engine start && fuserec demo
       fuserec simulate ab --users 500 --days 3
     """
     from fuserec_os.commands.simulate_run import pick_experiment, run_simulated_ab, world_files
@@ -88,6 +90,13 @@ def simulate_ab_cmd(
     world_files(world)  # what can be checked without the engine fails before it is contacted
     pick_experiment(state.ranking, experiment, state.settings.alias("products"), state.settings.index_prefix)
     with state.engine() as eng:
+        if eng.kind == "temporary":
+            raise click.UsageError(
+                "no engine is running, and a temporary one holds no shop: the closed loop needs the demo's catalog, "
+                "profiles and promoted model in an engine that keeps them. Start one, build the shop in it, then "
+                "run this again:\n  fuserec engine start\n  fuserec demo\n  fuserec simulate ab --users 1000 "
+                "--days 14"
+            )
         outcome = run_simulated_ab(
             eng,
             state.settings,

@@ -58,3 +58,23 @@ def test_simulated_shoppers_search_through_the_proxy_and_the_experiment_is_repor
     variants = {v["name"]: v for v in report["variants"]}
     assert set(variants) == {"control", "treatment"} and sum(v["searches"] for v in variants.values()) == len(logged)
     assert report["attribution"]["by_request_id"] > 0  # the shoppers' clicks name the proxy's request ids
+
+
+def test_without_a_running_engine_it_says_to_start_one_and_build_the_shop_there(tmp_path: Path) -> None:
+    """`fuserec demo` on a temporary engine keeps nothing; the loop must say so, not fail on a missing model."""
+    import os
+
+    from click.testing import CliRunner
+
+    from fuserec_os.cli import cli
+
+    world = tmp_path / "state" / "demo"
+    world.mkdir(parents=True)
+    for name in ("catalog.jsonl", "catalog.latent.jsonl", "events.truth.jsonl"):
+        (world / name).write_text("")  # the demo leaves its world files behind even on a temporary engine
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FUSEREC_")}
+    env["FUSEREC_STATE_DIR"] = str(tmp_path / "state")
+    got = CliRunner().invoke(cli, ["--env-file", str(tmp_path / "none.env"), "simulate", "ab", "--users", "5"], env=env)
+    assert got.exit_code == 2, got.output
+    assert "temporary" in got.output and "fuserec engine start" in got.output and "fuserec demo" in got.output
+    assert "no promoted model" not in got.output
