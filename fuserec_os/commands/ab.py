@@ -15,6 +15,8 @@ import click
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from fuserec_os.experiments.config import Experiment
     from fuserec_os.experiments.report import GuardrailStatus, Report
 
@@ -93,6 +95,19 @@ def list_cmd(state: State, as_json: bool) -> None:
             click.echo(f"  guardrail: {g.metric}, stop on a significant drop over {g.max_drop * 100:g}%")
 
 
+def _time_option(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    from fuserec_os.index.validate import InvalidValue, parse_datetime
+
+    try:
+        return parse_datetime(value)
+    except InvalidValue as exc:
+        raise click.BadParameter(
+            f"{value!r}: {exc} (expected ISO 8601, e.g. 2024-05-01T00:00:00Z)", param_hint=name
+        ) from None
+
+
 @ab.command("report")
 @click.argument("experiment")
 @click.option(
@@ -117,10 +132,24 @@ def list_cmd(state: State, as_json: bool) -> None:
     show_default=True,
     help="Confidence level of the intervals.",
 )
+@click.option(
+    "--since",
+    metavar="TIME",
+    help="Only the searches made from TIME on (ISO 8601, e.g. 2024-05-01T00:00:00Z), with the events they earned.",
+)
+@click.option("--until", metavar="TIME", help="Only the searches made before TIME (ISO 8601).")
 @json_option
 @pass_state
 def report_cmd(
-    state: State, experiment: str, chart: Path | None, replicates: int, seed: int, confidence: float, as_json: bool
+    state: State,
+    experiment: str,
+    chart: Path | None,
+    replicates: int,
+    seed: int,
+    confidence: float,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
 ) -> None:
     """Report one experiment: rates, lifts, verdict, guardrail.
 
@@ -129,9 +158,14 @@ def report_cmd(
     guardrail's status. Interleave experiments: the treatment's win rate with its test.
 
     Intervals and the verdict come from a bootstrap over users (a user's searches are not independent); the
-    two-proportion z-test is shown beside it in --json.
+    two-proportion z-test is shown beside it in --json. --since / --until report one period (a weekly
+    read-out, or whether the lift holds over time), e.g.:
+      fuserec ab report mlp-vs-engine --since 2024-05-01T00:00:00Z --until 2024-05-08T00:00:00Z
     """
     exp = _experiment(state, experiment)
+    start, end = _time_option(since, "--since"), _time_option(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise click.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
     if chart is not None and chart.suffix.lower() != ".svg":
         raise click.BadParameter(
             f"{chart.name}: the chart is written as SVG (no plotting library is installed); name it *.svg",
@@ -141,8 +175,9 @@ def report_cmd(
 
     with state.engine() as eng:
         report = experiment_report(
-            eng.client, state.settings.index_prefix, exp, confidence=confidence, replicates=replicates, seed=seed
-        )
+            eng.client, state.settings.index_prefix, exp, confidence=confidence, replicates=replicates, seed=seed,
+            since=start, until=end,
+        )  # fmt: skip
     if chart is not None:
         from fuserec_os.experiments.chart import lift_chart_svg
 

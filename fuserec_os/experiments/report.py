@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -668,16 +668,30 @@ def guardrail_status(experiment: Experiment, report: Report) -> GuardrailStatus:
 
 
 def read_experiment(
-    client: OpenSearch, experiment: Experiment, *, searches_alias: str, events_alias: str
+    client: OpenSearch,
+    experiment: Experiment,
+    *,
+    searches_alias: str,
+    events_alias: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The experiment's logged searches and the funnel events of its period (first search minus the clock skew
-    to the last search plus the attribution window), from the cluster."""
+    """The experiment's logged searches (those from ``since`` on and before ``until``, when given) and the funnel
+    events of their period (first search minus the clock skew to the last search plus the attribution window),
+    from the cluster. A period reports the searches made in it, with the events they earned, even after it."""
     from fuserec_os.behaviour.event_store import event_indices
     from fuserec_os.behaviour.events import events_frame, format_timestamp
     from fuserec_os.behaviour.search_log import read_impressions
     from fuserec_os.behaviour.timeseries import read_pit
 
     impressions = read_impressions(client, searches_alias, experiment=experiment.name)
+    if not impressions.empty and (since is not None or until is not None):
+        keep = pd.Series(True, index=impressions.index)
+        if since is not None:
+            keep &= impressions["timestamp"] >= pd.Timestamp(since)
+        if until is not None:
+            keep &= impressions["timestamp"] < pd.Timestamp(until)
+        impressions = impressions[keep].reset_index(drop=True)
     if impressions.empty or not event_indices(client, events_alias):
         return impressions, events_frame([])
     start = impressions["timestamp"].min() - CLOCK_SKEW
@@ -702,13 +716,17 @@ def experiment_report(
     confidence: float = 0.95,
     replicates: int = 2000,
     seed: int = 0,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Report:
-    """Read the experiment's searches, events and stop state from the cluster under ``prefix`` and report."""
+    """Read the experiment's searches, events and stop state from the cluster under ``prefix`` and report;
+    ``since`` / ``until``: only the searches made in that period (a weekly read-out, or a lift over time)."""
     from fuserec_os.experiments.state import stop_info
 
     impressions, events = read_experiment(
-        client, experiment, searches_alias=f"{prefix}searches", events_alias=f"{prefix}events"
-    )
+        client, experiment, searches_alias=f"{prefix}searches", events_alias=f"{prefix}events", since=since,
+        until=until,
+    )  # fmt: skip
     stop = stop_info(client, prefix, experiment.name)
     return compute_report(
         experiment, impressions, events, stop=stop, confidence=confidence, replicates=replicates, seed=seed

@@ -157,6 +157,24 @@ def test_report_from_the_cluster(
     report = experiment_report(client, settings.index_prefix, exp, replicates=300)
     assert [v.searches for v in report.variants] == [truth["control"]["searches"], truth["treatment"]["searches"]]
 
+    # one period: the searches made in it, with the clicks and purchases they earned (even after it ends)
+    cut = T0 + pd.Timedelta(hours=36)
+    in_period = [s for s in searches if pd.Timestamp(s["timestamp"]) >= cut]
+    rids = {s["request_id"] for s in in_period}
+    later = json.loads(
+        ab_cli("ab", "report", "mlp-vs-engine", "--json", "--since", cut.isoformat(), "--replicates", "200").stdout
+    )
+    assert sum(v["searches"] for v in later["variants"]) == len(in_period) < len(searches)
+    assert later["attribution"]["by_request_id"] == sum(1 for e in events if e.get("request_id") in rids)
+    earlier = json.loads(
+        ab_cli("ab", "report", "mlp-vs-engine", "--json", "--until", cut.isoformat(), "--replicates", "200").stdout
+    )
+    assert sum(v["searches"] for v in earlier["variants"]) == len(searches) - len(in_period)
+    bad = ab_cli("ab", "report", "mlp-vs-engine", "--since", "yesterday-ish", ok=False)
+    assert bad.exit_code == 2 and "--since" in bad.output and "ISO 8601" in bad.output
+    backwards = ab_cli("ab", "report", "mlp-vs-engine", "--since", "2024-05-02", "--until", "2024-05-01", ok=False)
+    assert backwards.exit_code == 2 and "--until" in backwards.output and "not after" in backwards.output
+
 
 def test_stop_is_seen_by_every_replica(ab_cli: Cli, client: OpenSearch, settings: Settings) -> None:
     config = parse_ranking_config({"experiments": EXPERIMENTS}).experiments
