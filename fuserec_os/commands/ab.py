@@ -47,6 +47,12 @@ def ab() -> None:
 
 
 def _experiment(state: State, name: str) -> Experiment:
+    """A configured experiment, or the closed loop's built-in one (``fuserec simulate ab``) when not configured."""
+    from fuserec_os.commands.simulate_run import DEFAULT_EXPERIMENT, default_experiment
+
+    if name == DEFAULT_EXPERIMENT and name not in state.ranking.experiments.experiments:
+        built_in: Experiment = default_experiment().get(name)
+        return built_in
     return state.ranking.experiments.get(name)
 
 

@@ -62,8 +62,8 @@ def pick_experiment(
     if name is None and running:
         return ExperimentsConfig(experiments={running[0].name: running[0]}), None
     hint = (
-        f"{DEFAULT_EXPERIMENT} is built in (engine order vs the active model, 50/50); to report it again with "
-        "'fuserec ab report', add it to the ranking config's experiments (see docs/experiments.md)"
+        f"{DEFAULT_EXPERIMENT} is built in (engine order vs the active model, 50/50); report it again with "
+        f"'fuserec ab report {DEFAULT_EXPERIMENT}' (--since / --until for one period)"
     )
     return default_experiment(), hint
 

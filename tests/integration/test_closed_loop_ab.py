@@ -58,6 +58,9 @@ def test_simulated_shoppers_search_through_the_proxy_and_the_experiment_is_repor
     variants = {v["name"]: v for v in report["variants"]}
     assert set(variants) == {"control", "treatment"} and sum(v["searches"] for v in variants.values()) == len(logged)
     assert report["attribution"]["by_request_id"] > 0  # the shoppers' clicks name the proxy's request ids
+    # the built-in experiment is reportable again afterwards, without adding it to the config
+    again = json.loads(cli("ab", "report", "sim-mlp-vs-engine", "--json", "--replicates", "200").stdout)
+    assert [v["searches"] for v in again["variants"]] == [v["searches"] for v in report["variants"]]
 
 
 def test_without_a_running_engine_it_says_to_start_one_and_build_the_shop_there(tmp_path: Path) -> None:
