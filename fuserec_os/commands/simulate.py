@@ -120,9 +120,11 @@ def _print(outcome: dict[str, Any]) -> None:
     from fuserec_os.commands.ab import render_report
     from fuserec_os.experiments.report import Report
 
-    loop = outcome["loop"]
+    loop, who = outcome["loop"], outcome["shoppers"]
+    new = f" and {who['new']:,} new ones" if who["new"] else ""
     click.echo(
-        f"closed loop: {loop['sessions']:,} sessions, {loop['searches']:,} searches through the proxy, "
+        f"closed loop: {who['with_history']:,} of the world's shoppers{new}; "
+        f"{loop['sessions']:,} sessions, {loop['searches']:,} searches through the proxy, "
         f"{loop['events']:,} events sent back ({loop['events_rejected']} refused) in {loop['seconds']:.0f}s "
         f"of simulated {loop['start'][:10]} .. {loop['end'][:10]}"
     )

@@ -9,7 +9,8 @@ the same columns as a second opinion that does not depend on one network's train
 Variants: one per scope the features cover (:data:`~fuserec_os.features.spec.SCOPES`: the engine hit, query
 engagement, the item, the user, the user against the item), and the user and cross scopes together: what
 personalization itself adds over query statistics and item features. Each costs one training run (about 20 s
-on the demo shop, 2 to 4 min on the 2,000-shopper one, on 2 cores), so it runs only when asked (``model train --ablation``) behind a progress bar.
+on the demo shop, 2 to 4 min on the 2,000-shopper one, on 2 cores), so it runs only when asked (``model train
+--ablation``) behind a progress bar.
 """
 
 from __future__ import annotations

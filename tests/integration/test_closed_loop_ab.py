@@ -61,6 +61,9 @@ def test_simulated_shoppers_search_through_the_proxy_and_the_experiment_is_repor
     # the built-in experiment is reportable again afterwards, without adding it to the config
     again = json.loads(cli("ab", "report", "sim-mlp-vs-engine", "--json", "--replicates", "200").stdout)
     assert [v["searches"] for v in again["variants"]] == [v["searches"] for v in report["variants"]]
+    # the terminal form of a second run, which continues where the first ended
+    text = cli("simulate", "ab", "--users", "65", "--days", "0.5", "--world", str(world), "--replicates", "200").stdout
+    assert text.startswith("closed loop: 60 of the world's shoppers and 5 new ones; ") and "verdict: " in text
 
 
 def test_without_a_running_engine_it_says_to_start_one_and_build_the_shop_there(tmp_path: Path) -> None:
