@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fuserec_os.commands.common import State, dump, json_option, note, pass_state
+from fuserec_os.commands.common import State, dump, json_option, note, parse_time_option, pass_state
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from fuserec_os.experiments.config import Experiment
     from fuserec_os.experiments.report import GuardrailStatus, Report
 
@@ -101,19 +99,6 @@ def list_cmd(state: State, as_json: bool) -> None:
             click.echo(f"  guardrail: {g.metric}, stop on a significant drop over {g.max_drop * 100:g}%")
 
 
-def _time_option(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    from fuserec_os.index.validate import InvalidValue, parse_datetime
-
-    try:
-        return parse_datetime(value)
-    except InvalidValue as exc:
-        raise click.BadParameter(
-            f"{value!r}: {exc} (expected ISO 8601, e.g. 2024-05-01T00:00:00Z)", param_hint=name
-        ) from None
-
-
 @ab.command("report")
 @click.argument("experiment")
 @click.option(
@@ -169,7 +154,7 @@ def report_cmd(
       fuserec ab report mlp-vs-engine --since 2024-05-01T00:00:00Z --until 2024-05-08T00:00:00Z
     """
     exp = _experiment(state, experiment)
-    start, end = _time_option(since, "--since"), _time_option(until, "--until")
+    start, end = parse_time_option(since, "--since"), parse_time_option(until, "--until")
     if start is not None and end is not None and start >= end:
         raise click.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
     if chart is not None and chart.suffix.lower() != ".svg":

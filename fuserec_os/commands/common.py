@@ -20,6 +20,8 @@ from fuserec_os.errors import FuserecError
 from fuserec_os.settings import Settings, redact
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from fuserec_os.config import RankingConfig
     from fuserec_os.engine import Engine
     from fuserec_os.index.mappings import MappingSpec
@@ -93,6 +95,21 @@ class State:
             raise explained from exc
         finally:
             engine.close()
+
+
+def parse_time_option(value: str | None, name: str) -> datetime | None:
+    """A TIME option (ISO 8601, epoch seconds or milliseconds; naive is UTC) as an aware UTC datetime, or None;
+    a bad one is a usage error naming the option and an example."""
+    if value is None:
+        return None
+    from fuserec_os.index.validate import InvalidValue, parse_datetime
+
+    try:
+        return parse_datetime(value)
+    except InvalidValue as exc:
+        raise click.BadParameter(
+            f"{value!r}: {exc} (expected ISO 8601, e.g. 2024-05-01T00:00:00Z)", param_hint=name
+        ) from None
 
 
 def note(message: str) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from fuserec_os.commands.common import State, dump, json_option, note, pass_state
+from fuserec_os.commands.common import State, dump, json_option, note, parse_time_option, pass_state
 from fuserec_os.errors import QueryError
 from fuserec_os.timefmt import utc_iso
 
@@ -22,17 +21,6 @@ def _aliases(state: State) -> Aliases:
     from fuserec_os.profiles.jobs import Aliases
 
     return Aliases.for_prefix(state.settings.index_prefix)
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from fuserec_os.index.validate import InvalidValue, parse_datetime
-
-    try:
-        return parse_datetime(value)
-    except InvalidValue as exc:
-        raise click.BadParameter(f"{value!r}: {exc} (expected ISO 8601, e.g. 2024-05-01T00:00:00Z)") from None
 
 
 def _print_job(rep: ProfileJobReport) -> None:
@@ -79,7 +67,7 @@ def build(state: State, from_file: Path | None, column_map: str | None, as_of: s
     """Rebuild every profile (and the product vectors) from all events; resets the update watermark."""
     from fuserec_os.profiles.jobs import build_from_file, build_from_store
 
-    cut = _parse_time(as_of)
+    cut = parse_time_option(as_of, "--as-of")
     cfg = state.ranking.profiles
     with state.engine() as eng:
         if from_file is not None:
