@@ -222,7 +222,10 @@ def _behaviour(
     _tune(engine, ranking, aliases, echo=echo, step=16)
     # the trained version, promoted or not: an A/B test is how a shop would try a candidate it is unsure of
     version = outcome.active_model or outcome.model_version
-    outcome.ab = _ab_test(engine, settings, ranking, workdir, echo=echo, step=17, version=version)
+    shoppers = min(DEMO_AB_USERS, users)  # the demo's own shoppers only: no new ones join its short test
+    outcome.ab = _ab_test(
+        engine, settings, ranking, workdir, echo=echo, step=17, version=version, shoppers=shoppers
+    )  # fmt: skip
 
 
 DEMO_AB_USERS = 400
@@ -238,6 +241,7 @@ def _ab_test(
     echo: Callable[[str], None],
     step: int,
     version: str,
+    shoppers: int,
 ) -> dict[str, Any]:
     """A short ``fuserec simulate ab``: the simulated shoppers come back and search through the proxy, half of
     them served engine order, half model ``version`` (promoted or not); their clicks and purchases flow back;
@@ -246,12 +250,12 @@ def _ab_test(
     from fuserec_os.commands.simulate_run import run_simulated_ab
 
     echo(
-        f"\n== {step}. a short A/B test: {DEMO_AB_USERS} of the simulated shoppers search for {DEMO_AB_DAYS:g} more "
+        f"\n== {step}. a short A/B test: {shoppers} of the simulated shoppers search for {DEMO_AB_DAYS:g} more "
         f"days through the proxy (half get engine order, half model {version}) and their clicks and purchases go "
         "back through POST /_fuserec/events (fuserec simulate ab runs longer ones)"
     )
     out = run_simulated_ab(
-        engine, settings, ranking, world=workdir, users=DEMO_AB_USERS, days=DEMO_AB_DAYS, replicates=1000,
+        engine, settings, ranking, world=workdir, users=shoppers, days=DEMO_AB_DAYS, replicates=1000,
         progress=False, echo=echo, model_version=version,
     )  # fmt: skip
     loop = out["loop"]
