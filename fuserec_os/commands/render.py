@@ -29,6 +29,8 @@ def render_personalization(info: dict[str, Any], user_id: str | None) -> str:
     )
     if info.get("model_load_ms") is not None:
         line += f" (model loaded in {info['model_load_ms']:.0f} ms)"
+    if info.get("features_at"):
+        line += f"; features as of {info['features_at']}"
     notes = info.get("notes") or []
     return "\n".join([line, *(f"  note: {n}" for n in notes)])
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from fuserec_os.commands.common import PRODUCTS, State, dump, json_option, note, pass_state
+from fuserec_os.commands.common import PRODUCTS, State, dump, json_option, note, parse_time_option, pass_state
 from fuserec_os.search.request import SearchRequest, Sort, parse_filters
 
 
@@ -81,6 +81,14 @@ class SearchCommand(click.Command):
 @click.option(
     "--explain", is_flag=True, help="Per hit: engine rank -> new rank, scores and the features that moved it."
 )
+@click.option(
+    "--now",
+    "now_text",
+    metavar="TIME",
+    help="Compute the shopper's features as of TIME instead of now (ISO 8601, e.g. 2024-05-01T00:00:00Z): "
+    "recency features such as days since the last event. For a simulated or replayed shop whose events end "
+    "in the past, pass its last day (the proxy's demo does the same).",
+)
 @click.option("--no-facets", is_flag=True, help="Skip facet counts.")
 @json_option
 @pass_state
@@ -93,6 +101,7 @@ def search(
     size: int,
     user_id: str | None,
     explain: bool,
+    now_text: str | None,
     no_facets: bool,
     as_json: bool,
 ) -> None:
@@ -105,10 +114,14 @@ def search(
       fuserec search '"coffee maker" brand:breville price:[50 TO 200]'
       fuserec search "" --filter category=electronics --sort price_asc
       fuserec search socks --user U0000231 --explain
+      fuserec search socks --user U0000231 --now 2024-06-30T23:59:59Z
     """
     from fuserec_os.commands.render import render_facets, render_hits
     from fuserec_os.search.backend import SearchBackend
 
+    now = parse_time_option(now_text, "--now")
+    if now is not None and user_id is None and not explain:
+        raise click.UsageError("--now sets when a personalized search's features are computed: add --user ID")
     req = SearchRequest(
         text=query,
         filters=parse_filters(filters),
@@ -125,7 +138,13 @@ def search(
             from fuserec_os.rerank.pipeline import Pipeline
 
             t = time.perf_counter()
-            pipeline = Pipeline.from_config(eng.client, settings.index_prefix, state.ranking)
+            clock = None
+            if now is not None:
+                import pandas as pd
+
+                at = pd.Timestamp(now)
+                clock = lambda: at  # noqa: E731
+            pipeline = Pipeline.from_config(eng.client, settings.index_prefix, state.ranking, clock=clock)
             load_ms = (time.perf_counter() - t) * 1000
             backend = SearchBackend(eng.client, settings.alias(PRODUCTS), state.ranking.search, pipeline)
             try:
@@ -134,6 +153,8 @@ def search(
                 backend.close()
             if result.personalization is not None:
                 result.personalization["model_load_ms"] = round(load_ms, 1)
+                if now is not None:
+                    result.personalization["features_at"] = now.isoformat().replace("+00:00", "Z")
         else:
             result = SearchBackend(eng.client, settings.alias(PRODUCTS), state.ranking.search).execute(req)
     if as_json:

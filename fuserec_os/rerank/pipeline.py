@@ -216,13 +216,15 @@ class Pipeline:
         *,
         rules: RuleSet | None = None,
         signals_refresh_s: float = 30.0,
+        clock: Callable[[], pd.Timestamp] | None = None,
     ) -> Pipeline:
         """Load the registry's active model (if any) and build the stage from the ``rerank`` section.
 
         A model that cannot be loaded leaves the pipeline without one (fallback ``no_model``, the reason in the
         notes): a broken registry never breaks search. A model using the item signals loads their in-memory copy
         here (one scan; refreshed in the background every ``signals_refresh_s`` seconds, see
-        :mod:`~fuserec_os.profiles.item_cache`).
+        :mod:`~fuserec_os.profiles.item_cache`). ``clock``: the request time features are computed at (default:
+        now); ``fuserec search --now`` passes a fixed one.
         """
         from fuserec_os.profiles.item_cache import ItemSignalsCache
         from fuserec_os.rerank.loader import load_active
@@ -247,7 +249,7 @@ class Pipeline:
                 notes = (*notes, f"item signals unavailable (their features are missing): {signals.last_error}")
             elif loaded == "missing":
                 notes = (*notes, "no item signals stored (their features are missing): run 'fuserec profiles build'")
-        return cls(client, aliases, RerankStage(model, settings, rules, describe, signals), notes=notes)
+        return cls(client, aliases, RerankStage(model, settings, rules, describe, signals), notes=notes, clock=clock)
 
     def close(self) -> None:
         if self.stage.model is not None:

@@ -236,6 +236,43 @@ def test_cli_search_user_explain_and_json(cli: Cli, client: OpenSearch, shop: Al
     assert any("brand affinity: Kinetix +" in line for line in lines), out
 
 
+def recency_model(weight: float = 0.01) -> ModelArtifact:
+    """A linear scorer on the days since the shopper's last event: the only feature that depends on the clock."""
+    features = ("bm25_norm", "days_since_last_seen")
+    columns = (*features, *(f"{f}__missing" for f in features))
+    kernel = np.zeros((len(columns), 1), dtype=np.float32)
+    kernel[columns.index("days_since_last_seen"), 0] = weight
+    scorer = NumpyMLPScorer([kernel, np.zeros(1)], np.zeros(len(columns)), np.ones(len(columns)), columns, "linear")
+    gate = Gate(alpha_no_history=0.0, alpha_light=0.9, alpha_heavy=0.9)
+    return ModelArtifact(scorer=scorer, features=features, gate=gate)
+
+
+def test_cli_search_now_computes_the_features_at_that_time(
+    cli: Cli, client: OpenSearch, shop: Aliases, prefix: str
+) -> None:
+    """U1's last event is 2024-04-04T10:00Z: ``--now`` a day and 61 days later moves the recency feature by 60
+    days; without it the features are computed today, years later (what a simulated 2024 shop used to get)."""
+    register(client, prefix, recency_model(weight=0.01))
+
+    def model_score(*now: str) -> float:
+        out = json.loads(cli("search", "socks", "--size", "3", "--user", "U1", "--json", *now).stdout)
+        assert out["personalization"]["applied"], out["personalization"]
+        if now:
+            assert out["personalization"]["features_at"] == now[1], out["personalization"]
+        scores = {h["ranking"]["model_score"] for h in out["hits"]}
+        assert len(scores) == 1, scores  # a user feature: the same for every hit
+        return float(scores.pop())
+
+    soon = model_score("--now", "2024-04-05T10:00:00Z")
+    later = model_score("--now", "2024-06-04T10:00:00Z")
+    today = model_score()
+    assert soon == pytest.approx(0.01 * 1.0, abs=1e-4)
+    assert later - soon == pytest.approx(0.01 * 60.0, abs=1e-4)
+    assert today > later + 0.01 * 365  # no --now: features at today's date, more than two years on
+    text = cli("search", "socks", "--size", "3", "--user", "U1", "--now", "2024-06-04T10:00:00Z").stdout
+    assert "features as of 2024-06-04T10:00:00Z" in text.splitlines()[0], text
+
+
 def test_a_personalized_search_loads_no_tensorflow(
     client: OpenSearch, cli_env: dict[str, str], shop: Aliases, prefix: str, tmp_path: Path
 ) -> None:

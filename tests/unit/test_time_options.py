@@ -1,5 +1,5 @@
-"""TIME options (``profiles build --as-of``, ``ab report --since/--until``): a bad time is a usage error that
-names the option and shows a valid spelling, before any engine is contacted."""
+"""TIME options (``profiles build --as-of``, ``ab report --since/--until``, ``search --now``): a bad time is a
+usage error that names the option and shows a valid spelling, before any engine is contacted."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def test_spellings_of_a_time() -> None:
         (("ab", "report", "sim-mlp-vs-engine", "--since", "last tuesday"), "--since"),
         (("ab", "report", "sim-mlp-vs-engine", "--until", "soon"), "--until"),
         (("ab", "report", "sim-mlp-vs-engine", "--since", "2024-05-02", "--until", "2024-05-01"), "--until"),
+        (("search", "socks", "--user", "U1", "--now", "yesterday"), "--now"),
+        (("search", "socks", "--now", "2024-05-01"), "--user"),  # --now only means something for a shopper
     ],
 )
 def test_a_bad_time_names_its_option_before_the_engine_is_contacted(
