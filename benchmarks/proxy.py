@@ -27,7 +27,8 @@ stage alone (``RerankStage.run``, no I/O, BLAS 1 thread; the code of benchmarks/
 than the latency budget stops the run at once (it would time a fallback); budget fallbacks are counted, and above
 2% of the sequential answers the run prints its tables and exits 1. Under load the fallbacks (the budget runs out
 on 2 busy cores) are counted and printed.
-The proxy's own ``fuserec.timings_ms`` (engine, reads, behavioural, stage, total) are
+The sequential latencies are also split by whether the request asks for highlights (the window query pays for
+them on 100 hits instead of 10). The proxy's own ``fuserec.timings_ms`` (engine, reads, behavioural, stage, total) are
 summarised at their medians, so the table says where the time goes.
 
 Targets (issue 10, this 2-core machine): added latency at window 100 <= 3 ms at the median and <= 10 ms at p99;
@@ -449,15 +450,19 @@ def sequential(targets: Sequence[Target], reqs: Sequence[tuple[bytes, str]], war
     in_proxy: list[float] = []  # the proxy's own fuserec.timings_ms.experiment (assignment, routing, log fields)
     steps: dict[str, list[float]] = {}
     behavioural: list[int] = []
+    # per kind of request (does it ask for highlights, which the window pays for on 100 hits): per-path latencies
+    by_kind: dict[str, dict[str, list[float]]] = {}
     budget = empty = 0
     for i, (body, user) in enumerate(reqs):
         k = i % len(targets)
         this: dict[str, float] = {}
+        kind = "highlight" if b'"highlight"' in body else "no_highlight"
         for target in [*targets[k:], *targets[:k]]:
             ms, answer = target.search(body, user)
             if i < warmup:  # a cold engine may blow the budget: not timed, not checked
                 continue
             times[target.name].append(ms)
+            by_kind.setdefault(kind, {}).setdefault(target.name, []).append(ms)
             this[target.name] = ms
             if target.name == EXPERIMENT_PATH:
                 section = answer.get("fuserec") or {}
@@ -478,6 +483,16 @@ def sequential(targets: Sequence[Target], reqs: Sequence[tuple[bytes, str]], war
     for name, values in times.items():
         out[name] = {"median_ms": median(values), "p95_ms": percentile(values, 95), "p99_ms": percentile(values, 99)}
     out["proxy_steps_median_ms"] = {k: median(v) for k, v in steps.items()}
+    out["added_by_kind"] = {
+        kind: {
+            "requests": len(per["engine"]),
+            "engine_median_ms": median(per["engine"]),
+            "proxy+user_median_ms": median(per["proxy+user"]),
+            "added_median_ms": median(per["proxy+user"]) - median(per["engine"]),
+        }
+        for kind, per in sorted(by_kind.items())
+        if per.get("engine") and per.get("proxy+user")
+    }
     if paired:
         out["experiment_added_ms"] = {
             "median": median(paired),
@@ -663,6 +678,11 @@ def report(runs: list[dict[str, Any]], stage: dict[int, dict[str, Any]], args: a
         ]
         for line in format_table(headers, lrows):
             print("  " + line)
+        for kind, r in (seq.get("added_by_kind") or {}).items():
+            print(
+                f"  {kind.replace('_', ' ')} ({r['requests']} requests): engine {_f(r['engine_median_ms'])}, "
+                f"proxy+user {_f(r['proxy+user_median_ms'])}, added {_f(r['added_median_ms'])} ms at the median"
+            )
         steps = seq["proxy_steps_median_ms"]
         print()
         print("  proxy+user fuserec.timings_ms medians: " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
