@@ -13,6 +13,8 @@ import click
 from fuserec_os.commands.common import State, dump, json_option, note, pass_state
 
 DEFAULT_EXPERIMENT = "sim-mlp-vs-engine"
+"""The closed loop's built-in experiment (engine order vs the active model, 50/50); defined here, with click only,
+so ``--help`` can name it without importing the run."""
 
 
 @click.group("simulate")

@@ -14,12 +14,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from fuserec_os.commands.simulate import DEFAULT_EXPERIMENT
 from fuserec_os.config import RankingConfig
 from fuserec_os.engine import Engine
 from fuserec_os.errors import ConfigError, IndexStateError
 from fuserec_os.settings import Settings
 
-DEFAULT_EXPERIMENT = "sim-mlp-vs-engine"
+__all__ = ["DEFAULT_EXPERIMENT", "default_experiment", "pick_experiment", "run_simulated_ab", "world_files"]
+
 PAGE_SIZE = 24  # the simulated shop's result page (as in the history it learned from)
 
 
