@@ -109,6 +109,7 @@ class Proxy:
             options.loader or loader,
             interval,
             on_result=self._reloaded,
+            freeze_heap=True,
         )
         self.experiments = ExperimentRouter(
             options.experiments or ExperimentsConfig(),

@@ -6,10 +6,19 @@ mixes two versions. :class:`Reloader` polls the registry's active version in a b
 is loaded (reading the catalog) and warmed on a scoring batch there, then swapped in one assignment. A version
 that fails either step is refused (logged, counted, remembered) and the current one keeps serving. A version that
 uses the item signals first has the process's in-memory copy loaded (once; it then refreshes itself).
+
+After a load the proxy *settles the heap* (:func:`settle_heap`): one full collection, then ``gc.freeze()``. A
+loaded model, the catalog's item table and the web stack are hundreds of thousands of long-lived objects that
+Python's cyclic collector would otherwise walk in every full (generation 2) collection, each a pause for the
+requests in flight. Measured with ``gc.callbacks`` in the proxies of a short ``benchmarks/proxy.py`` run on osmem:
+the full collection while serving took 80-86 ms before, 5.4-5.6 ms frozen. Frozen objects are skipped. The collection happens once per load, in the reloader's thread (at start-up before serving; on a hot
+reload it is one pause of that size, once). The previous load's objects are unfrozen first, so a model swapped out
+is still collected.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -59,8 +68,17 @@ class ModelHolder:
         return old
 
 
+def settle_heap() -> int:
+    """Unfreeze, collect everything, freeze what is left (see the module docstring); returns the frozen count."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class Reloader:
-    """Polls ``active_version`` every ``interval`` seconds and swaps in what it names (see the module docstring)."""
+    """Polls ``active_version`` every ``interval`` seconds and swaps in what it names (see the module docstring).
+    ``freeze_heap``: settle the heap after each load (the proxy does; a test process need not)."""
 
     def __init__(
         self,
@@ -70,8 +88,10 @@ class Reloader:
         interval: float,
         *,
         on_result: Callable[[str, str | None], None] | None = None,
+        freeze_heap: bool = False,
     ) -> None:
         self.holder = holder
+        self.freeze_heap = freeze_heap
         self.active_version = active_version
         self.loader = loader
         self.interval = interval
@@ -115,6 +135,8 @@ class Reloader:
                 log.error("fuserec serve: model %s refused (still serving %s): %s", wanted, current or "none", reason)
                 return "refused"
             self.holder.swap(model)
+            if self.freeze_heap:
+                settle_heap()
             self.on_result("loaded", wanted)
             log.warning("fuserec serve: now serving model %s (was %s)", wanted, current or "none")
             return "loaded"

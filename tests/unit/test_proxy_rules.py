@@ -161,6 +161,43 @@ def test_the_reloader_swaps_refuses_and_keeps_serving() -> None:
     assert r.check() == "registry_error"
 
 
+def test_a_load_freezes_the_heap_and_a_model_swapped_out_is_still_collected() -> None:
+    """The proxy's reloader freezes what a load leaves (full collections then skip it); the next load unfreezes
+    first, so the old model, even one in a reference cycle, is collected once nothing uses it."""
+    import gc
+    import weakref
+
+    holder = ModelHolder(RerankSettings())
+    wanted = ["v1"]
+
+    def load(version: str) -> Any:
+        model = _Model(version, ok=True)
+        model.cycle = model  # type: ignore[attr-defined]  # only the cyclic collector can free it
+        return model
+
+    r = Reloader(holder, lambda: wanted[0], load, 60, freeze_heap=True)
+    try:
+        assert r.check() == "loaded"
+        assert gc.get_freeze_count() > 0
+        old = weakref.ref(holder.model)
+        gc.collect()
+        assert old() is not None  # serving it
+        wanted[0] = "v2"
+        assert r.check() == "loaded" and holder.version == "v2"
+        gc.collect()
+        assert old() is None, "the swapped-out model stayed frozen"
+    finally:
+        gc.unfreeze()
+
+
+def test_without_freeze_heap_the_reloader_leaves_the_collector_alone() -> None:
+    import gc
+
+    gc.unfreeze()
+    r = Reloader(ModelHolder(RerankSettings()), lambda: "v1", lambda v: _Model(v, ok=True), 60)
+    assert r.check() == "loaded" and gc.get_freeze_count() == 0
+
+
 def test_metrics_render_prometheus_text() -> None:
     m = Metrics()
     m.request("search", "POST", 200, 0.003)
