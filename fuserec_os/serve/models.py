@@ -11,9 +11,10 @@ After a load the proxy *settles the heap* (:func:`settle_heap`): one full collec
 loaded model, the catalog's item table and the web stack are hundreds of thousands of long-lived objects that
 Python's cyclic collector would otherwise walk in every full (generation 2) collection, each a pause for the
 requests in flight. Measured with ``gc.callbacks`` in the proxies of a short ``benchmarks/proxy.py`` run on osmem:
-the full collection while serving took 80-86 ms before, 5.4-5.6 ms frozen. Frozen objects are skipped. The collection happens once per load, in the reloader's thread (at start-up before serving; on a hot
-reload it is one pause of that size, once). The previous load's objects are unfrozen first, so a model swapped out
-is still collected.
+the full collection while serving took 80-86 ms before, 5.4-5.6 ms frozen. Frozen objects are skipped. The
+collection happens once per load, in the reloader's thread (at start-up before serving; on a hot reload it is
+one pause of that size, once). The previous load's objects are unfrozen first, so a model swapped out is still
+collected.
 """
 
 from __future__ import annotations
