@@ -31,9 +31,16 @@ leave them out of the job's reach. If nothing was written yet, the flag is taken
 (the job then folds them in); if the statistics were written but the profiles not, the flag stays (the
 statistics are right; those users' profiles miss the events until the next full build) and the error is
 reported (``LiveReport.error``). The item signals are written right after the statistics: a failure between
-the two leaves the signals without the events (as the profiles) until the next full build. Updates within one
-process run one at a time (a lock); two processes updating the same user (or query, or product) at the same
-instant can lose one update (read, add, write back without a version check), which the next full build repairs.
+the two leaves the signals without the events (as the profiles) until the next full build.
+
+Concurrency: updates within one process run one at a time (a lock). Two processes (two proxy replicas) updating
+the same user at the same instant lose nothing: a profile is read with its version (``_seq_no`` /
+``_primary_term``) and written only if it is still that version (a new one with ``op_type: create``); one
+changed meanwhile is read again, the same events are folded into it and it is written again
+(:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times, then the update fails with an error naming
+the store and how many documents kept changing (:class:`LiveUpdateError`; the next full build repairs them).
+The query statistics and item signals are not protected yet: two processes updating the same query key or
+product at the same instant can still lose one update, which the next full build repairs.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,11 +64,11 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import FuserecError
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.profiles import item_store, stats_store
-from fuserec_os.profiles.compute import ProductCatalog, update_profiles
+from fuserec_os.profiles.compute import ProductCatalog, UserProfile, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_cache import ItemSignalsCache
 from fuserec_os.profiles.query_stats import REQUEST_COUNTED, QueryStats
-from fuserec_os.profiles.store import read_product_vectors, read_profiles, write_profiles
+from fuserec_os.profiles.store import read_product_vectors, read_profiles_versioned, update_stored_profiles
 
 __all__ = ["LiveReport", "LiveUpdateError", "LiveUpdater", "mark_requests_counted_in_store", "record_events_live"]
 
@@ -221,10 +228,17 @@ class LiveUpdater:
             try:
                 catalog, vectors = self._product_side()
                 users = sorted(set(frame["user_id"].astype(str)))
-                existing = read_profiles(self.client, self.profiles_alias, users)
+                existing, versions = read_profiles_versioned(self.client, self.profiles_alias, users)
                 newest = pd.Timestamp(frame["timestamp"].max()) + pd.Timedelta(milliseconds=1)
-                as_of = max([newest, *(p.as_of for p in existing.values())])
-                updated = update_profiles(existing, frame, catalog, self.cfg, as_of, product_vectors=vectors)
+
+                def fold(current: Mapping[str, UserProfile], pending: Sequence[str]) -> dict[str, UserProfile]:
+                    """The events of ``pending`` users folded into their ``current`` profiles (again, when
+                    another process changed them meanwhile)."""
+                    part = frame if len(pending) == len(users) else frame[frame["user_id"].astype(str).isin(pending)]
+                    as_of = max([newest, *(p.as_of for p in current.values())])
+                    return update_profiles(current, part, catalog, self.cfg, as_of, product_vectors=vectors)
+
+                updated = fold(existing, users)
                 marked = (
                     frame
                     if REQUEST_COUNTED in frame.columns  # the caller knows (e.g. replaying a stored log in order)
@@ -239,7 +253,9 @@ class LiveUpdater:
                         report.item_docs = len(written)
                         if self.signals_cache is not None:
                             self.signals_cache.apply_docs(written)
-                report.users = write_profiles(self.client, self.profiles_alias, updated.values())
+                report.users = update_stored_profiles(
+                    self.client, self.profiles_alias, users, fold, read=versions, first=updated
+                )
             except (FuserecError, ValueError) as exc:
                 raise LiveUpdateError(f"{type(exc).__name__}: {exc}", stats_written=stats_written) from exc
         report.ms = (time.monotonic() - started) * 1000

@@ -15,6 +15,11 @@ costs the engine one opaque string per profile instead of thousands of JSON valu
 formatting per item. A document of mapping version 1 (the whole ``UserProfile.to_doc``) is still read; the
 first write into a version 1 index moves every profile into a fresh version 2 index (alias swap).
 
+Live updates (several processes may update one user at once) write with :func:`update_stored_profiles`:
+each profile only if it is still the version read (:mod:`~fuserec_os.engine.versioned`), a changed one is
+read again and the same events folded into it, so no update is lost. The batch paths (a build, the job) keep
+:func:`write_profiles`: one writer, no version checks.
+
 Writes are bulk requests of pre-serialised documents cut by bytes (``max_chunk_bytes``) and by count, sent by
 ``threads`` workers while the next chunk is encoded, with one refresh at the end (when asked for).
 
@@ -27,7 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,7 @@ from fuserec_os.behaviour.config import EVENT_TYPES
 from fuserec_os.engine.bulk import bulk_or_raise, bulk_parallel_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.engine.reads import mget_found
+from fuserec_os.engine.versioned import Stored, read_versioned, update_documents
 from fuserec_os.errors import EngineError, IndexStateError
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
@@ -63,6 +69,8 @@ __all__ = [
     "read_all_profiles",
     "read_product_vectors",
     "read_profiles",
+    "read_profiles_versioned",
+    "update_stored_profiles",
     "write_product_vectors",
     "write_profiles",
 ]
@@ -315,6 +323,59 @@ def read_profiles(client: OpenSearch, alias: str, user_ids: Iterable[str]) -> di
     """Profiles of ``user_ids`` by id (``_mget``); users without a profile (or no index yet) are absent."""
     found = mget_found(client, alias, [str(u) for u in user_ids], "profile")
     return {str(doc["_id"]): _profile(doc["_source"]) for doc in found}
+
+
+def read_profiles_versioned(
+    client: OpenSearch, alias: str, user_ids: Iterable[str]
+) -> tuple[dict[str, UserProfile], dict[str, Stored]]:
+    """:func:`read_profiles` plus each stored document with its concurrency token (for
+    :func:`update_stored_profiles`)."""
+    stored = read_versioned(client, alias, [str(u) for u in user_ids], "profile")
+    return {uid: _profile(doc.source) for uid, doc in stored.items()}, stored
+
+
+def update_stored_profiles(
+    client: OpenSearch,
+    alias: str,
+    user_ids: Sequence[str],
+    fold: Callable[[Mapping[str, UserProfile], Sequence[str]], Mapping[str, UserProfile]],
+    *,
+    read: Mapping[str, Stored] | None = None,
+    first: Mapping[str, UserProfile] | None = None,
+    spec: MappingSpec | None = None,
+) -> int:
+    """Write the profiles of ``user_ids`` as ``fold(their stored profiles, the ids)`` returns them, each only if
+    the stored one did not change meanwhile; those that did are read again and folded again (a bounded number
+    of times, then :class:`~fuserec_os.engine.versioned.ConcurrentUpdateError`). Returns the count written.
+
+    ``read`` / ``first``: what :func:`read_profiles_versioned` returned and ``fold`` made of it, when the
+    caller already has them (the first attempt then writes them). ``fold`` must be a function of the stored
+    profiles and the caller's fixed events (see :mod:`~fuserec_os.engine.versioned`).
+    """
+    spec = spec or load_named_mapping(PROFILES_MAPPING)
+    index = ensure_profiles_index(client, alias, spec)
+    if spec.version >= LEAN_MAPPING_VERSION and (manager.mapping_version(client, index) or 0) < LEAN_MAPPING_VERSION:
+        # a one-time move of every profile into a lean index: it rewrites them all, unconditionally
+        current = read_profiles(client, alias, user_ids)
+        return _upgrade_and_write(
+            client, alias, spec, fold(current, user_ids).values(), DEFAULT_CHUNK_DOCS, DEFAULT_CHUNK_BYTES, 1
+        )
+
+    def change(pending: Sequence[str], stored: Mapping[str, Stored]) -> dict[str, str]:
+        profiles = fold({uid: _profile(doc.source) for uid, doc in stored.items()}, pending)
+        return {uid: _dumps(profile_doc(p)) for uid, p in profiles.items()}
+
+    done = update_documents(
+        client,
+        alias=alias,
+        index=index,
+        ids=user_ids,
+        change=change,
+        what="profile",
+        read=read,
+        first=None if first is None else {uid: _dumps(profile_doc(p)) for uid, p in first.items()},
+    )
+    return len(done)
 
 
 def _scan(client: OpenSearch, alias: str, what: str) -> Iterator[dict[str, Any]]:

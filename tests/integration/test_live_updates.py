@@ -25,6 +25,7 @@ from opensearchpy import OpenSearch
 
 from fuserec_os.behaviour.event_store import read_events, record_events
 from fuserec_os.behaviour.search_log import read_impressions
+from fuserec_os.engine.versioned import MAX_ATTEMPTS
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.index.products import read_products
@@ -213,6 +214,88 @@ def test_a_failed_live_update_leaves_the_events_to_the_job(
     assert not stored["applied_live"].any()  # the flag was taken off again
     job = update_from_store(client, aliases, CFG)
     assert job.events == 10
+    _assert_state_equals_rebuild(client, aliases)
+
+
+# --- two processes at once --------------------------------------------------------------------------------
+
+
+class _RacingClient:
+    """Updater A's client: when A reads (``_mget``) the store behind ``alias``, ``meanwhile`` runs right after the
+    engine answered and before A goes on: another process's whole live update falls between A's read and A's
+    write, deterministically. ``times``: how many of A's reads do this (then it is an ordinary client)."""
+
+    def __init__(self, client: OpenSearch, alias: str, meanwhile: Any, times: int = 1) -> None:
+        self._client, self._alias, self._meanwhile, self._times = client, alias, meanwhile, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def mget(self, *args: Any, **kwargs: Any) -> Any:
+        resp = self._client.mget(*args, **kwargs)
+        if self._times > 0 and kwargs.get("index") == self._alias:
+            self._times -= 1
+            self._meanwhile()
+        return resp
+
+
+def _racing_batch(tag: str, day: int) -> list[dict[str, object]]:
+    """One user's events on one query and the same few products: the documents two processes both rewrite."""
+    types = ("view", "click", "add_to_cart", "purchase", "click")
+    return [
+        {"user_id": "U0", "product_id": f"P{1 + i:06d}", "type": t, "query": "running shoes",
+         "request_id": f"race-{tag}", "timestamp": f"2024-04-{day:02d}T{10 + i:02d}:00:00Z"}
+        for i, t in enumerate(types)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("store", ["profiles"])
+def test_two_processes_updating_the_same_documents_at_once_lose_nothing(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, store: str
+) -> None:
+    """Two replicas (own updaters, own locks) fold events of the same user, query and products at the same
+    instant: B's whole update runs between A's read and A's write of ``store``. Both updates survive."""
+    assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 60), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    b = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    b_reports = []
+
+    def b_updates() -> None:
+        _, report = record_events_live(client, _racing_batch("b", 12), events_spec, aliases.events, updater=b)
+        b_reports.append(report)
+
+    racing = _RacingClient(client, getattr(aliases, store), b_updates)
+    a = LiveUpdater.for_prefix(racing, aliases.prefix, CFG)  # type: ignore[arg-type]
+    result, report = record_events_live(client, _racing_batch("a", 11), events_spec, aliases.events, updater=a)
+    assert result.accepted == 5 and report is not None and report.error is None, report
+    assert len(b_reports) == 1 and b_reports[0] is not None and b_reports[0].error is None, b_reports
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_a_profile_changed_by_another_process_on_every_attempt_gives_a_clear_error(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    """Bounded retries: when another process changes the user's profile between every read and write of A,
+    A gives up after MAX_ATTEMPTS with an error naming the store and the count, and a rebuild repairs it."""
+    assert not record_events(client, _events(1, ["U0"], 0, 10, 30), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    b = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    b_errors = []
+
+    def b_updates() -> None:
+        n = len(b_errors)
+        _, report = record_events_live(client, _racing_batch(f"b{n}", 12 + n), events_spec, aliases.events, updater=b)
+        b_errors.append(None if report is None else report.error)
+
+    a = LiveUpdater.for_prefix(_RacingClient(client, aliases.profiles, b_updates, times=100), aliases.prefix, CFG)  # type: ignore[arg-type]
+    _, report = record_events_live(client, _racing_batch("a", 11), events_spec, aliases.events, updater=a)
+    assert b_errors == [None] * MAX_ATTEMPTS
+    assert report is not None and report.error is not None
+    assert f"1 profile document(s) in {aliases.profiles}" in report.error and f"{MAX_ATTEMPTS} attempts" in report.error
+    assert "statistics were updated, profiles not: rebuild the profiles" in report.error
+    build_from_store(client, aliases, CFG)
     _assert_state_equals_rebuild(client, aliases)
 
 
