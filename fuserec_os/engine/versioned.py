@@ -131,6 +131,7 @@ def update_documents(
     read: Mapping[str, Stored] | None = None,
     first: Mapping[str, Any] | None = None,
     attempts: int = MAX_ATTEMPTS,
+    chunk_size: int = 500,
 ) -> dict[str, tuple[Stored | None, Any]]:
     """Apply ``change`` to the documents ``ids`` behind ``alias`` and write them into ``index`` conditionally,
     again for those changed meanwhile, until all are written or ``attempts`` writes of one failed
@@ -151,7 +152,7 @@ def update_documents(
         if new is None:
             new = dict(change(pending, {i: stored[i] for i in pending if i in stored}))
         batch = {i: (stored.get(i), new[i]) for i in pending if i in new}
-        written, conflicted = write_versioned(client, index, batch, what) if batch else ([], [])
+        written, conflicted = write_versioned(client, index, batch, what, chunk_size=chunk_size) if batch else ([], [])
         for i in written:
             done[i] = batch[i]
         if not conflicted:

@@ -33,14 +33,15 @@ statistics are right; those users' profiles miss the events until the next full 
 reported (``LiveReport.error``). The item signals are written right after the statistics: a failure between
 the two leaves the signals without the events (as the profiles) until the next full build.
 
-Concurrency: updates within one process run one at a time (a lock). Two processes (two proxy replicas) updating
-the same user at the same instant lose nothing: a profile is read with its version (``_seq_no`` /
-``_primary_term``) and written only if it is still that version (a new one with ``op_type: create``); one
-changed meanwhile is read again, the same events are folded into it and it is written again
-(:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times, then the update fails with an error naming
-the store and how many documents kept changing (:class:`LiveUpdateError`; the next full build repairs them).
-The query statistics and item signals are not protected yet: two processes updating the same query key or
-product at the same instant can still lose one update, which the next full build repairs.
+Concurrency: updates within one process run one at a time (a lock). Two processes (two proxy replicas, or a
+replica and the profile job) updating the same user or query key at the same instant lose nothing: a profile
+or statistics document is read with its version (``_seq_no`` / ``_primary_term``) and written only if it is
+still that version (a new one with ``op_type: create``); one changed meanwhile is read again, the same events
+are added to it and it is written again (:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times,
+then the update fails with an error naming the store and how many documents kept changing
+(:class:`LiveUpdateError`; the next full build repairs them). The item signals are not protected yet: two
+processes updating the same product at the same instant can still lose one update, which the next full build
+repairs.
 """
 
 from __future__ import annotations

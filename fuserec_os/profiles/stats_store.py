@@ -15,9 +15,13 @@ Counts are sums, so an incremental update (:func:`add_events`, :func:`add_impres
 writes them back and adjusts the meta sums by the difference: the result equals a full build of all the events
 and searches (exactly, while the counts are whole numbers; with examinations, up to float rounding). The one
 exception is ``requests`` when one request's events straddle two updates (see
-:mod:`~fuserec_os.profiles.query_stats`). Updates are not atomic across documents: run one writer at a time
-(the profile update job). A full build (:func:`replace_stats`) writes a fresh index and swaps the alias, so
-keys of an older build never survive.
+:mod:`~fuserec_os.profiles.query_stats`). Several writers at once (live updates in several processes, the
+profile update job) lose nothing: every document is written only if it is still the version read
+(:mod:`~fuserec_os.engine.versioned`), one changed meanwhile is read again and the same counts added to it, and
+the meta document is written last, moved by the difference the written keys made to the sums (re-read and
+moved again when it changed meanwhile). Updates are not atomic across documents: a reader can see a key's new
+counts before the meta sums that include them (the priors move by a tiny fraction). A full build
+(:func:`replace_stats`) writes a fresh index and swaps the alias, so keys of an older build never survive.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from fuserec_os.behaviour.events import normalize_query
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.engine.reads import mget_sources
+from fuserec_os.engine.versioned import Stored, read_versioned, update_documents
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.query_stats import QueryStats, QueryStatsView
@@ -297,27 +302,66 @@ def add_stats(
     key counts adjusted by the difference (a key's exposure changes when it gets its first impressions, so the
     priors' sums are recomputed for every touched key, not just added). Returns key docs written (0 when
     ``new`` is empty: nothing is read or written). The smoothing stays the stored one.
+
+    Safe with concurrent writers: key documents and then the meta document are written only if unchanged
+    since read; changed ones are read again and ``new`` added to them again (bounded attempts, then
+    :class:`~fuserec_os.engine.versioned.ConcurrentUpdateError`).
     """
     if len(new) == 0:
         return 0
-    found = _mget_sources(client, alias, [META_ID, *(doc_id(i) for i in new.doc_ids())])
-    meta = next((s.get("meta") or {} for s in found if s.get("kind") == "meta"), None)
+    key_ids = [doc_id(i) for i in new.doc_ids()]
+    stored = read_versioned(client, alias, [META_ID, *key_ids], "query stats")
+    meta = stored[META_ID].source.get("meta") or {} if META_ID in stored else None
     smoothing = float((meta or {}).get("smoothing") or 10.0)
-    existing = QueryStats.from_docs((_from_source(s) for s in found if s.get("kind") != "meta"), smoothing)
-    before = existing.prior_sums()
-    before_keys = {kind: sum(1 for i in existing.doc_ids() if i.startswith(f"{kind}:")) for kind in ("q", "t")}
-    merged = existing.copy().merge(new)
-    after = merged.prior_sums()
-    sums, keys = _meta_sums(meta)
-    for kind in ("q", "t"):
-        touched = sum(1 for i in merged.doc_ids() if i.startswith(f"{kind}:"))
-        sums[kind] = (
-            sums[kind][0] - before[kind][0] + after[kind][0],
-            sums[kind][1] - before[kind][1] + after[kind][1],
-        )
-        keys[kind] += touched - before_keys[kind]
-    docs = _chain(merged.to_docs(), [meta_doc(sums, smoothing, keys)])
-    return write_stats(client, alias, docs, chunk_size, refresh=refresh, spec=spec)
+    stamp = _now()
+    computed: dict[str, dict[str, Any]] = {}  # engine id -> the key doc (to_docs form) last computed for it
+
+    def add_keys(pending: Sequence[str], current: Mapping[str, Stored]) -> dict[str, dict[str, Any]]:
+        existing = QueryStats.from_docs((_from_source(s.source) for s in current.values()), smoothing)
+        wanted = set(pending)
+        out = {}
+        for doc in existing.merge(new).to_docs():
+            eid = doc_id(str(doc["id"]))
+            if eid in wanted:
+                computed[eid] = doc
+                out[eid] = _to_source(doc, stamp)
+        return out
+
+    index = ensure_stats_index(client, alias, spec)
+    done = update_documents(
+        client, alias=alias, index=index, ids=key_ids, change=add_keys, what="query stats",
+        read={i: stored[i] for i in key_ids if i in stored}, chunk_size=chunk_size,
+    )  # fmt: skip
+    # the meta sums move by the written keys' new contribution minus their old one (see QueryStats.prior_sums)
+    before_stats = QueryStats.from_docs((_from_source(old.source) for old, _ in done.values() if old), smoothing)
+    after_stats = QueryStats.from_docs((computed[i] for i in done), smoothing)
+    before, after = before_stats.prior_sums(), after_stats.prior_sums()
+    added_keys = {
+        kind: sum(1 for i in after_stats.doc_ids() if i.startswith(f"{kind}:"))
+        - sum(1 for i in before_stats.doc_ids() if i.startswith(f"{kind}:"))
+        for kind in ("q", "t")
+    }
+
+    def adjust_meta(pending: Sequence[str], current: Mapping[str, Stored]) -> dict[str, dict[str, Any]]:
+        now_meta = current[META_ID].source.get("meta") or {} if META_ID in current else None
+        sums, keys = _meta_sums(now_meta)
+        for kind in ("q", "t"):
+            sums[kind] = (
+                sums[kind][0] - before[kind][0] + after[kind][0],
+                sums[kind][1] - before[kind][1] + after[kind][1],
+            )
+            keys[kind] += added_keys[kind]
+        a = float((now_meta or {}).get("smoothing") or smoothing)
+        return {META_ID: _to_source(meta_doc(sums, a, keys), stamp)}
+
+    update_documents(
+        client, alias=alias, index=index, ids=[META_ID], change=adjust_meta, what="query stats meta",
+        read={META_ID: stored[META_ID]} if META_ID in stored else {},
+    )  # fmt: skip
+    if refresh:
+        with engine_errors(f"refreshing {index}"):
+            client.indices.refresh(index=index)
+    return len(done)
 
 
 # ------------------------------------------------------------------------------------------ reading

@@ -249,7 +249,7 @@ def _racing_batch(tag: str, day: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("store", ["profiles"])
+@pytest.mark.parametrize("store", ["profiles", "stats"])
 def test_two_processes_updating_the_same_documents_at_once_lose_nothing(
     client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, store: str
 ) -> None:
