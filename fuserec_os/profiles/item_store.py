@@ -11,8 +11,11 @@ document to know whether anything changed (:mod:`~fuserec_os.profiles.item_cache
 A full build (:func:`replace_signals`) writes a fresh index and swaps the alias. An incremental update
 (:func:`add`: the profile job's ``update``, live updates) reads the touched products' documents and the meta
 document with ONE ``_mget``, adds the new events and logged searches, and writes those documents and the meta
-document back: the same state as a rebuild up to float rounding (every signal is a sum or a maximum), with one
-writer at a time (as for the query statistics).
+document back: the same state as a rebuild up to float rounding (every signal is a sum or a maximum). Several
+writers at once (live updates in several processes, the profile job) lose nothing: each product document is
+written only if it is still the version read (a new one with ``op_type: create``), one changed meanwhile is read
+again and the same events added to it (:mod:`~fuserec_os.engine.versioned`), and the meta document (a new write
+id, the newest ``as_of``) is written last, the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from opensearchpy import OpenSearch, helpers
 from fuserec_os.engine.bulk import bulk_or_raise
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.engine.reads import mget_sources
+from fuserec_os.engine.versioned import Stored, read_versioned, update_documents
 from fuserec_os.index import manager
 from fuserec_os.index.mappings import MappingSpec, load_named_mapping
 from fuserec_os.profiles.config import ProfilesConfig
@@ -168,32 +172,62 @@ def add(
 ) -> list[dict[str, Any]] | None:
     """Add ``events`` and logged searches (``impressions``) to the stored signals of the products they touch.
 
-    One ``_mget`` (the touched products and the meta document), the exact incremental add, one bulk write of
-    those products and the meta document (a new write id). Returns the product documents written (with their
+    One ``_mget`` (the touched products and the meta document), the exact incremental add, one conditional bulk
+    write of those products (those changed meanwhile are read and added to again), then the meta document (a new
+    write id), also conditionally. Returns the product documents written (with their
     ``updated_at``: what a serving copy in this process takes at once), [] when nothing was touched, None when
     no signals were ever built (no meta document: the caller builds them whole instead).
     """
     ev, imp, pids = _touched(events, impressions)
-    found = _mget_sources(client, alias, [META_ID, *(doc_id(p) for p in pids)]) if pids else []
-    meta_src = next((s for s in found if s.get("kind") == "meta"), None)
+    ids = {doc_id(p): p for p in pids}
+    stored = read_versioned(client, alias, [META_ID, *ids], "item signals") if pids else {}
+    meta_src = stored.get(META_ID)
     if meta_src is None:
         if pids:
             return None
         return None if read_meta(client, alias) is None else []
-    meta = meta_src.get("meta") or {}
-    state = signals_from_meta(meta)
-    state.replace_docs(item_from_source(s) for s in found if s.get("kind") == "item")
-    state.add_prepared(ev)
-    if imp is not None:
-        state.add_prepared_impressions(imp)
-    docs = state.to_docs(pids)
+    meta = meta_src.source.get("meta") or {}
     stamp = _now()
-    new_meta = _meta_source(state, str(meta.get("build") or ""), stamp)
-    stamps = [x for x in (meta_src.get("as_of"), new_meta["as_of"]) if x]  # one format: compared as strings
-    new_meta["as_of"] = max(stamps) if stamps else None
+    computed: dict[str, dict[str, Any]] = {}  # engine id -> the product doc last computed for it
+    as_ofs: list[str] = []
+
+    def add_events(pending: Sequence[str], current: Mapping[str, Stored]) -> dict[str, dict[str, Any]]:
+        state = signals_from_meta(meta)
+        state.replace_docs(item_from_source(s.source) for s in current.values() if s.source.get("kind") == "item")
+        state.add_prepared(ev)
+        if imp is not None:
+            state.add_prepared_impressions(imp)
+        if state.as_of_ns is not None:
+            as_ofs.append(str(_iso(state.as_of_ns)))
+        out = {}
+        for doc in state.to_docs([ids[i] for i in pending]):
+            eid = doc_id(str(doc["product_id"]))
+            computed[eid] = doc
+            out[eid] = _item_source(doc, stamp)
+        return out
+
     index = manager.ensure_index(client, spec or load_mapping(), alias)[0]
-    _write_into(client, index, docs, new_meta, stamp, refresh=refresh)
-    return [{**d, "updated_at": stamp} for d in docs]
+    done = update_documents(
+        client, alias=alias, index=index, ids=list(ids), change=add_events, what="item signals",
+        read={i: stored[i] for i in ids if i in stored},
+    )  # fmt: skip
+
+    def new_meta(pending: Sequence[str], current: Mapping[str, Stored]) -> dict[str, dict[str, Any]]:
+        now = current[META_ID].source if META_ID in current else meta_src.source
+        now_meta = now.get("meta") or {}
+        src = _meta_source(signals_from_meta(now_meta), str(now_meta.get("build") or ""), stamp)
+        stamps = [x for x in (now.get("as_of"), *as_ofs) if x]  # one format: compared as strings
+        src["as_of"] = max(stamps) if stamps else None
+        return {META_ID: src}
+
+    update_documents(
+        client, alias=alias, index=index, ids=[META_ID], change=new_meta, what="item signals meta",
+        read={META_ID: meta_src},
+    )  # fmt: skip
+    if refresh:
+        with engine_errors(f"refreshing {index}"):
+            client.indices.refresh(index=index)
+    return [{**computed[i], "updated_at": stamp} for i in ids if i in done]
 
 
 # ------------------------------------------------------------------------------------------ reading

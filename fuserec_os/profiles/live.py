@@ -33,15 +33,21 @@ statistics are right; those users' profiles miss the events until the next full 
 reported (``LiveReport.error``). The item signals are written right after the statistics: a failure between
 the two leaves the signals without the events (as the profiles) until the next full build.
 
-Concurrency: updates within one process run one at a time (a lock). Two processes (two proxy replicas, or a
-replica and the profile job) updating the same user or query key at the same instant lose nothing: a profile
-or statistics document is read with its version (``_seq_no`` / ``_primary_term``) and written only if it is
-still that version (a new one with ``op_type: create``); one changed meanwhile is read again, the same events
-are added to it and it is written again (:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times,
-then the update fails with an error naming the store and how many documents kept changing
-(:class:`LiveUpdateError`; the next full build repairs them). The item signals are not protected yet: two
-processes updating the same product at the same instant can still lose one update, which the next full build
-repairs.
+Concurrency: updates within one process run one at a time (a lock). Two live updates in different processes
+(two proxy replicas) touching the same user, query key or product at the same instant lose nothing: every
+profile, statistics and item-signals document (and the statistics' and signals' meta documents) is read with
+its version (``_seq_no`` / ``_primary_term``) and written only if it is still that version (a new one with
+``op_type: create``, so a concurrent creator conflicts too); one changed meanwhile is read again, the same events
+are added to it and it is written again (:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times per
+document, then the update fails with an error naming the store and how many documents kept changing
+(:class:`LiveUpdateError`, handled as any failure above; the next full build repairs them). The profile job
+(``fuserec profiles update``) writes the statistics and item signals the same way, so a live update running
+during the job is not lost there either; the job's profile writes stay one unconditional bulk write (fast), so
+a live update of a user whose profile the job rewrites at that very instant can still be lost until the next
+full build. The three stores are written one after the other, not atomically: a reader can briefly see an event
+in the statistics before it is in the profile. Not covered either: two processes storing events of the same
+request id at the same instant each see the other's event and both mark theirs ``request_counted``, so that
+request is missing from ``requests`` until the next full build.
 """
 
 from __future__ import annotations

@@ -221,20 +221,22 @@ def test_a_failed_live_update_leaves_the_events_to_the_job(
 
 
 class _RacingClient:
-    """Updater A's client: when A reads (``_mget``) the store behind ``alias``, ``meanwhile`` runs right after the
-    engine answered and before A goes on: another process's whole live update falls between A's read and A's
-    write, deterministically. ``times``: how many of A's reads do this (then it is an ordinary client)."""
+    """Updater A's client: when A reads (``_mget``) a store behind one of ``aliases``, ``meanwhile`` runs right
+    after the engine answered and before A goes on: another process's whole live update falls between A's read
+    and A's write, deterministically. ``times``: how many of A's reads of each store do this."""
 
-    def __init__(self, client: OpenSearch, alias: str, meanwhile: Any, times: int = 1) -> None:
-        self._client, self._alias, self._meanwhile, self._times = client, alias, meanwhile, times
+    def __init__(self, client: OpenSearch, aliases: list[str], meanwhile: Any, times: int = 1) -> None:
+        self._client, self._meanwhile = client, meanwhile
+        self._left = dict.fromkeys(aliases, times)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
     def mget(self, *args: Any, **kwargs: Any) -> Any:
         resp = self._client.mget(*args, **kwargs)
-        if self._times > 0 and kwargs.get("index") == self._alias:
-            self._times -= 1
+        alias = kwargs.get("index")
+        if self._left.get(alias, 0) > 0:
+            self._left[alias] -= 1
             self._meanwhile()
         return resp
 
@@ -249,12 +251,13 @@ def _racing_batch(tag: str, day: int) -> list[dict[str, object]]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("store", ["profiles", "stats"])
+@pytest.mark.parametrize("store", ["profiles", "stats", "items", "all"])
 def test_two_processes_updating_the_same_documents_at_once_lose_nothing(
     client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, store: str
 ) -> None:
     """Two replicas (own updaters, own locks) fold events of the same user, query and products at the same
-    instant: B's whole update runs between A's read and A's write of ``store``. Both updates survive."""
+    instant: B's whole update runs between A's read and A's write of ``store`` (``all``: a B update in each
+    store's window). Every update survives."""
     assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 60), events_spec, aliases.events,
                              refresh=True).rejected  # fmt: skip
     build_from_store(client, aliases, CFG)
@@ -262,14 +265,17 @@ def test_two_processes_updating_the_same_documents_at_once_lose_nothing(
     b_reports = []
 
     def b_updates() -> None:
-        _, report = record_events_live(client, _racing_batch("b", 12), events_spec, aliases.events, updater=b)
+        n = len(b_reports)
+        _, report = record_events_live(client, _racing_batch(f"b{n}", 12 + n), events_spec, aliases.events, updater=b)
         b_reports.append(report)
 
-    racing = _RacingClient(client, getattr(aliases, store), b_updates)
+    stores = ["profiles", "stats", "items"] if store == "all" else [store]
+    racing = _RacingClient(client, [getattr(aliases, s) for s in stores], b_updates)
     a = LiveUpdater.for_prefix(racing, aliases.prefix, CFG)  # type: ignore[arg-type]
     result, report = record_events_live(client, _racing_batch("a", 11), events_spec, aliases.events, updater=a)
     assert result.accepted == 5 and report is not None and report.error is None, report
-    assert len(b_reports) == 1 and b_reports[0] is not None and b_reports[0].error is None, b_reports
+    assert len(b_reports) == len(stores), b_reports
+    assert all(r is not None and r.error is None and r.events == 5 for r in b_reports), b_reports
     _assert_state_equals_rebuild(client, aliases)
 
 
@@ -289,7 +295,8 @@ def test_a_profile_changed_by_another_process_on_every_attempt_gives_a_clear_err
         _, report = record_events_live(client, _racing_batch(f"b{n}", 12 + n), events_spec, aliases.events, updater=b)
         b_errors.append(None if report is None else report.error)
 
-    a = LiveUpdater.for_prefix(_RacingClient(client, aliases.profiles, b_updates, times=100), aliases.prefix, CFG)  # type: ignore[arg-type]
+    racing = _RacingClient(client, [aliases.profiles], b_updates, times=100)
+    a = LiveUpdater.for_prefix(racing, aliases.prefix, CFG)  # type: ignore[arg-type]
     _, report = record_events_live(client, _racing_batch("a", 11), events_spec, aliases.events, updater=a)
     assert b_errors == [None] * MAX_ATTEMPTS
     assert report is not None and report.error is not None
