@@ -47,7 +47,7 @@ def stream_bulk(
     with engine_errors(what):
         for chunk, failure in _chunks(actions, chunk_size):
             if chunk:
-                yield from _send_chunk(client, chunk, max_retries, initial_backoff)
+                yield from send_chunk(client, chunk, max_retries, initial_backoff)
             if failure is not None:
                 raise failure
 
@@ -74,8 +74,11 @@ def _chunks(
             return
 
 
-def _send_chunk(
-    client: OpenSearch, chunk: list[Mapping[str, Any]], max_retries: int, initial_backoff: float
+def send_chunk(
+    client: OpenSearch,
+    chunk: list[Mapping[str, Any]],
+    max_retries: int = MAX_RETRIES,
+    initial_backoff: float = INITIAL_BACKOFF,
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
     """One chunk in one request (429s retried by the helper); refused as a whole, one request per document."""
     # Documents already answered, by id (None: without an id of their own), when a retry after a 429 is what
@@ -165,7 +168,7 @@ def bulk_or_raise(
     return written
 
 
-def _byte_chunks(
+def byte_chunks(
     actions: Iterable[Mapping[str, Any]], max_docs: int, max_bytes: int
 ) -> Iterator[list[Mapping[str, Any]]]:
     """Chunks of at most ``max_docs`` actions and about ``max_bytes`` of pre-serialised ``_source`` (a chunk
@@ -209,7 +212,7 @@ def bulk_parallel_or_raise(
     def send(chunk: list[Mapping[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
         ok_count, failed = 0, []
         with engine_errors(label):
-            for ok, result in _send_chunk(client, chunk, MAX_RETRIES, INITIAL_BACKOFF):
+            for ok, result in send_chunk(client, chunk, MAX_RETRIES, INITIAL_BACKOFF):
                 if ok:
                     ok_count += 1
                 else:
@@ -228,7 +231,7 @@ def bulk_parallel_or_raise(
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
         try:
-            for chunk in _byte_chunks(actions, chunk_size, max_chunk_bytes):
+            for chunk in byte_chunks(actions, chunk_size, max_chunk_bytes):
                 if len(pending) >= threads:
                     collect(pending.pop(0))
                 pending.append(pool.submit(send, chunk))

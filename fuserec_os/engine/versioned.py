@@ -17,13 +17,15 @@ the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy import OpenSearch
 
-from fuserec_os.engine.bulk import refusal_reason, stream_bulk
+from fuserec_os.engine.bulk import byte_chunks, refusal_reason, send_chunk
+from fuserec_os.engine.client import engine_errors
 from fuserec_os.engine.reads import mget_found
 from fuserec_os.errors import EngineError
 
@@ -48,8 +50,8 @@ class ConcurrentUpdateError(EngineError):
     def __init__(self, what: str, target: str, ids: Sequence[str], attempts: int) -> None:
         super().__init__(
             f"{len(ids)} {what} document(s) in {target} were changed by another writer on each of {attempts} "
-            f"attempts (first: {ids[0]!r}); nothing else was lost. Another process is updating the same documents "
-            "without pause: retry, or rebuild with 'fuserec profiles build'."
+            f"attempts (first: {ids[0]!r}), so they were left as they are (the other documents were written). Another "
+            "process keeps updating the same documents: retry, or rebuild with 'fuserec profiles build'."
         )
         self.what = what
         self.target = target
@@ -85,14 +87,18 @@ def write_versioned(
     what: str,
     *,
     chunk_size: int = 500,
+    max_chunk_bytes: int = 4 * 2**20,
+    threads: int = 1,
 ) -> tuple[list[str], list[str]]:
     """Write each ``id -> (as read, new source)`` only if it is still as read (None: only if it does not exist).
 
-    ``new source``: a dict, or a pre-serialised JSON string. Returns (written ids, ids changed meanwhile: 409).
-    Any other refusal raises EngineError with the count and the first reason.
+    ``new source``: a dict, or a pre-serialised JSON string. Requests hold at most ``chunk_size`` documents and
+    about ``max_chunk_bytes``; ``threads`` of them in flight (large writes: the profile job), each with the bulk
+    policy of :mod:`~fuserec_os.engine.bulk` (429 retries, per-document splitting). Returns (written ids, ids
+    changed meanwhile: 409). Any other refusal raises EngineError with the count and the first reason.
     """
 
-    def actions() -> Iterable[dict[str, Any]]:
+    def actions() -> Iterator[dict[str, Any]]:
         for doc_id, (stored, source) in docs.items():
             action: dict[str, Any] = {"_index": index, "_id": doc_id, "_source": source}
             if stored is None:
@@ -101,16 +107,42 @@ def write_versioned(
                 action.update(_op_type="index", if_seq_no=stored.seq_no, if_primary_term=stored.primary_term)
             yield action
 
+    label = f"writing {what} into {index}"
+
+    def send(chunk: list[Mapping[str, Any]]) -> list[tuple[bool, dict[str, Any]]]:
+        with engine_errors(label):
+            return list(send_chunk(client, chunk))
+
     written: list[str] = []
     conflicted: list[str] = []
     failures: list[dict[str, Any]] = []
-    for ok, result in stream_bulk(client, actions(), what=f"writing {what} into {index}", chunk_size=chunk_size):
-        if ok:
-            written.append(str(result.get("_id")))
-        elif result.get("status") == _CONFLICT:
-            conflicted.append(str(result.get("_id")))
-        else:
-            failures.append(result)
+
+    def collect(results: list[tuple[bool, dict[str, Any]]]) -> None:
+        for ok, result in results:
+            if ok:
+                written.append(str(result.get("_id")))
+            elif result.get("status") == _CONFLICT:
+                conflicted.append(str(result.get("_id")))
+            else:
+                failures.append(result)
+
+    chunks = byte_chunks(actions(), chunk_size, max_chunk_bytes)
+    if threads <= 1:
+        for chunk in chunks:
+            collect(send(chunk))
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
+            pending: list[Future[list[tuple[bool, dict[str, Any]]]]] = []
+            try:
+                for chunk in chunks:
+                    if len(pending) >= threads:
+                        collect(pending.pop(0).result())
+                    pending.append(pool.submit(send, chunk))
+                while pending:
+                    collect(pending.pop(0).result())
+            finally:
+                for future in pending:
+                    future.cancel()
     if failures:
         first = failures[0]
         raise EngineError(
@@ -132,6 +164,8 @@ def update_documents(
     first: Mapping[str, Any] | None = None,
     attempts: int = MAX_ATTEMPTS,
     chunk_size: int = 500,
+    max_chunk_bytes: int = 4 * 2**20,
+    threads: int = 1,
 ) -> dict[str, tuple[Stored | None, Any]]:
     """Apply ``change`` to the documents ``ids`` behind ``alias`` and write them into ``index`` conditionally,
     again for those changed meanwhile, until all are written or ``attempts`` writes of one failed
@@ -152,7 +186,13 @@ def update_documents(
         if new is None:
             new = dict(change(pending, {i: stored[i] for i in pending if i in stored}))
         batch = {i: (stored.get(i), new[i]) for i in pending if i in new}
-        written, conflicted = write_versioned(client, index, batch, what, chunk_size=chunk_size) if batch else ([], [])
+        written, conflicted = (
+            write_versioned(
+                client, index, batch, what, chunk_size=chunk_size, max_chunk_bytes=max_chunk_bytes, threads=threads
+            )
+            if batch
+            else ([], [])
+        )
         for i in written:
             done[i] = batch[i]
         if not conflicted:

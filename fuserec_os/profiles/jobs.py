@@ -30,7 +30,7 @@ before they existed) builds them from everything the profiles include, as it doe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -49,15 +49,25 @@ from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
 from fuserec_os.index.state import get_state, put_state, state_index
 from fuserec_os.profiles import item_store, stats_store
-from fuserec_os.profiles.compute import ProductCatalog, ProfileSet, build_profiles, iso_utc, to_utc, update_profiles
+from fuserec_os.profiles.compute import (
+    ProductCatalog,
+    ProfileSet,
+    UserProfile,
+    build_profiles,
+    iso_utc,
+    to_utc,
+    update_profiles,
+)
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_signals import ItemSignals
 from fuserec_os.profiles.live import mark_requests_counted_in_store
 from fuserec_os.profiles.query_stats import QueryStats
 from fuserec_os.profiles.store import (
+    DEFAULT_THREADS,
     delete_profile,
     read_product_vectors,
-    read_profiles,
+    read_profiles_versioned,
+    update_stored_profiles,
     write_product_vectors,
     write_profiles,
 )
@@ -357,17 +367,25 @@ def update_from_store(client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig)
         catalog = load_catalog(client, aliases.products)
         report.products = len(catalog)
         users = sorted(set(folded["user_id"]))
-        existing = read_profiles(client, aliases.profiles, users)
+        existing, versions = read_profiles_versioned(client, aliases.profiles, users)
         vectors = read_product_vectors(client, aliases.vectors)
         clock.lap("read_state")
-        previous = [p.as_of for p in existing.values()]
-        if state.get("as_of"):
-            previous.append(pd.Timestamp(state["as_of"]))
         newest = folded["timestamp"].max() + pd.Timedelta(milliseconds=1)
-        as_of = max([newest, *previous])
-        updated = update_profiles(existing, folded, catalog, cfg, as_of, product_vectors=vectors)
+        state_as_of = [pd.Timestamp(state["as_of"])] if state.get("as_of") else []
+
+        def fold(current: Mapping[str, UserProfile], pending: Sequence[str]) -> dict[str, UserProfile]:
+            """The new events of ``pending`` users folded into their ``current`` profiles (again for those a
+            live update changed meanwhile: written only if unchanged, so neither update is lost)."""
+            part = folded if len(pending) == len(users) else folded[folded["user_id"].isin(pending)]
+            as_of = max([newest, *state_as_of, *(p.as_of for p in current.values())])
+            return update_profiles(current, part, catalog, cfg, as_of, product_vectors=vectors)
+
+        updated = fold(existing, users)
+        as_of = max([newest, *state_as_of, *(p.as_of for p in existing.values())])
         clock.lap("compute")
-        report.users = write_profiles(client, aliases.profiles, updated.values(), refresh=True)
+        report.users = update_stored_profiles(
+            client, aliases.profiles, users, fold, read=versions, first=updated, threads=DEFAULT_THREADS, refresh=True
+        )
         report.as_of = iso_utc(as_of)
     if stats_store.read_meta(client, aliases.stats) is None:  # profiles built before the stats existed
         backfill = _backfill_stats(client, aliases, state, events, searches, imp_watermark, imp_seen)

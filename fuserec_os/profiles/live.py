@@ -41,13 +41,14 @@ its version (``_seq_no`` / ``_primary_term``) and written only if it is still th
 are added to it and it is written again (:mod:`~fuserec_os.engine.versioned`), up to ``MAX_ATTEMPTS`` times per
 document, then the update fails with an error naming the store and how many documents kept changing
 (:class:`LiveUpdateError`, handled as any failure above; the next full build repairs them). The profile job
-(``fuserec profiles update``) writes the statistics and item signals the same way, so a live update running
-during the job is not lost there either; the job's profile writes stay one unconditional bulk write (fast), so
-a live update of a user whose profile the job rewrites at that very instant can still be lost until the next
-full build. The three stores are written one after the other, not atomically: a reader can briefly see an event
-in the statistics before it is in the profile. Not covered either: two processes storing events of the same
+(``fuserec profiles update``) writes the profiles, statistics and item signals the same way (the tokens ride
+along on the same reads and writes; the statistics and signals add one small write of their meta document), so
+a live update running during the job is not lost either.
+Not covered: a full build (``fuserec profiles build``) running at the same time as live updates (it writes
+what it computed from the events it read, unconditionally); and two processes storing events of the same
 request id at the same instant each see the other's event and both mark theirs ``request_counted``, so that
-request is missing from ``requests`` until the next full build.
+request is missing from ``requests`` until the next full build. The three stores are written one after the
+other, not atomically: a reader can briefly see an event in the statistics before it is in the profile.
 """
 
 from __future__ import annotations

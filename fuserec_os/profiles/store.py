@@ -15,10 +15,11 @@ costs the engine one opaque string per profile instead of thousands of JSON valu
 formatting per item. A document of mapping version 1 (the whole ``UserProfile.to_doc``) is still read; the
 first write into a version 1 index moves every profile into a fresh version 2 index (alias swap).
 
-Live updates (several processes may update one user at once) write with :func:`update_stored_profiles`:
+Incremental updates (live updates in several processes and the profile job may update one user at once) write
+with :func:`update_stored_profiles`:
 each profile only if it is still the version read (:mod:`~fuserec_os.engine.versioned`), a changed one is
-read again and the same events folded into it, so no update is lost. The batch paths (a build, the job) keep
-:func:`write_profiles`: one writer, no version checks.
+read again and the same events folded into it, so no update is lost. A full build keeps :func:`write_profiles`
+(one writer, no version checks).
 
 Writes are bulk requests of pre-serialised documents cut by bytes (``max_chunk_bytes``) and by count, sent by
 ``threads`` workers while the next chunk is encoded, with one refresh at the end (when asked for).
@@ -343,6 +344,8 @@ def update_stored_profiles(
     read: Mapping[str, Stored] | None = None,
     first: Mapping[str, UserProfile] | None = None,
     spec: MappingSpec | None = None,
+    threads: int = 1,
+    refresh: bool = False,
 ) -> int:
     """Write the profiles of ``user_ids`` as ``fold(their stored profiles, the ids)`` returns them, each only if
     the stored one did not change meanwhile; those that did are read again and folded again (a bounded number
@@ -350,7 +353,9 @@ def update_stored_profiles(
 
     ``read`` / ``first``: what :func:`read_profiles_versioned` returned and ``fold`` made of it, when the
     caller already has them (the first attempt then writes them). ``fold`` must be a function of the stored
-    profiles and the caller's fixed events (see :mod:`~fuserec_os.engine.versioned`).
+    profiles and the caller's fixed events (see :mod:`~fuserec_os.engine.versioned`). Requests are cut like
+    :func:`write_profiles`' (documents and bytes), ``threads`` of them in flight; ``refresh=True`` refreshes
+    once at the end.
     """
     spec = spec or load_named_mapping(PROFILES_MAPPING)
     index = ensure_profiles_index(client, alias, spec)
@@ -358,7 +363,7 @@ def update_stored_profiles(
         # a one-time move of every profile into a lean index: it rewrites them all, unconditionally
         current = read_profiles(client, alias, user_ids)
         return _upgrade_and_write(
-            client, alias, spec, fold(current, user_ids).values(), DEFAULT_CHUNK_DOCS, DEFAULT_CHUNK_BYTES, 1
+            client, alias, spec, fold(current, user_ids).values(), DEFAULT_CHUNK_DOCS, DEFAULT_CHUNK_BYTES, threads
         )
 
     def change(pending: Sequence[str], stored: Mapping[str, Stored]) -> dict[str, str]:
@@ -374,7 +379,12 @@ def update_stored_profiles(
         what="profile",
         read=read,
         first=None if first is None else {uid: _dumps(profile_doc(p)) for uid, p in first.items()},
+        chunk_size=DEFAULT_CHUNK_DOCS,
+        max_chunk_bytes=DEFAULT_CHUNK_BYTES,
+        threads=threads,
     )
+    if refresh:
+        _refresh(client, index)
     return len(done)
 
 

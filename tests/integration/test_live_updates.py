@@ -306,6 +306,30 @@ def test_a_profile_changed_by_another_process_on_every_attempt_gives_a_clear_err
     _assert_state_equals_rebuild(client, aliases)
 
 
+def test_a_live_update_while_the_profile_job_rewrites_the_same_user_is_not_lost(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    """The job (``profiles update``) folds plain events of U0 while a replica's live update of U0 falls between
+    the job's read and write of the profiles: both end up in the profile (and the statistics, item signals)."""
+    assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 60), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    plain = [dict(e, request_id="race-job") for e in _racing_batch("job", 11)]
+    assert not record_events(client, plain, events_spec, aliases.events, refresh=True).rejected
+    live = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    reports = []
+
+    def live_update() -> None:
+        _, report = record_events_live(client, _racing_batch("b", 12), events_spec, aliases.events, updater=live)
+        reports.append(report)
+
+    racing = _RacingClient(client, [aliases.profiles, aliases.stats, aliases.items], live_update)
+    job = update_from_store(racing, aliases, CFG)  # type: ignore[arg-type]
+    assert job.events == 5 and job.users == 1, job
+    assert len(reports) == 3 and all(r is not None and r.error is None for r in reports), reports
+    _assert_state_equals_rebuild(client, aliases)
+
+
 # --- through the proxy ------------------------------------------------------------------------------------
 
 USER = "X-Fuserec-User-Id"
