@@ -16,14 +16,16 @@ written first, so everything before the failure point is done and can be reporte
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from opensearchpy import OpenSearch, helpers
 from opensearchpy import exceptions as osx
 
 from fuserec_os.engine.client import engine_errors, shorten
 from fuserec_os.errors import EngineError
+
+T = TypeVar("T")
 
 MAX_RETRIES = 5
 INITIAL_BACKOFF = 1.0
@@ -187,6 +189,30 @@ def byte_chunks(
         yield chunk
 
 
+def send_pipelined(
+    chunks: Iterable[list[Mapping[str, Any]]],
+    send: Callable[[list[Mapping[str, Any]]], T],
+    collect: Callable[[T], None],
+    threads: int,
+) -> None:
+    """Send ``chunks`` with up to ``threads`` requests in flight while the caller's generator encodes the next;
+    results are collected in chunk order. At most ``threads`` chunks wait at a time, so memory stays bounded."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: list[Future[T]] = []
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
+        try:
+            for chunk in chunks:
+                if len(pending) >= threads:
+                    collect(pending.pop(0).result())
+                pending.append(pool.submit(send, chunk))
+            while pending:
+                collect(pending.pop(0).result())
+        finally:
+            for future in pending:
+                future.cancel()
+
+
 def bulk_parallel_or_raise(
     client: OpenSearch,
     actions: Iterable[Mapping[str, Any]],
@@ -205,8 +231,6 @@ def bulk_parallel_or_raise(
     """
     if chunk_size < 1 or max_chunk_bytes < 1 or threads < 1:
         raise ValueError("chunk_size, max_chunk_bytes and threads must be >= 1")
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     label = f"writing {what} into {target}"
 
     def send(chunk: list[Mapping[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
@@ -221,25 +245,14 @@ def bulk_parallel_or_raise(
 
     written = 0
     failures: list[dict[str, Any]] = []
-    pending: list[Future[tuple[int, list[dict[str, Any]]]]] = []
 
-    def collect(future: Future[tuple[int, list[dict[str, Any]]]]) -> None:
+    def collect(result: tuple[int, list[dict[str, Any]]]) -> None:
         nonlocal written
-        ok_count, failed = future.result()
+        ok_count, failed = result
         written += ok_count
         failures.extend(failed)
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
-        try:
-            for chunk in byte_chunks(actions, chunk_size, max_chunk_bytes):
-                if len(pending) >= threads:
-                    collect(pending.pop(0))
-                pending.append(pool.submit(send, chunk))
-            while pending:
-                collect(pending.pop(0))
-        finally:
-            for future in pending:
-                future.cancel()
+    send_pipelined(byte_chunks(actions, chunk_size, max_chunk_bytes), send, collect, threads)
     if failures:
         first = failures[0]
         raise EngineError(

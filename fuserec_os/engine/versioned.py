@@ -18,13 +18,12 @@ the other.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from opensearchpy import OpenSearch
 
-from fuserec_os.engine.bulk import byte_chunks, refusal_reason, send_chunk
+from fuserec_os.engine.bulk import byte_chunks, refusal_reason, send_chunk, send_pipelined
 from fuserec_os.engine.client import engine_errors
 from fuserec_os.engine.reads import mget_found
 from fuserec_os.errors import EngineError
@@ -131,18 +130,7 @@ def write_versioned(
         for chunk in chunks:
             collect(send(chunk))
     else:
-        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fuserec-bulk") as pool:
-            pending: list[Future[list[tuple[bool, dict[str, Any]]]]] = []
-            try:
-                for chunk in chunks:
-                    if len(pending) >= threads:
-                        collect(pending.pop(0).result())
-                    pending.append(pool.submit(send, chunk))
-                while pending:
-                    collect(pending.pop(0).result())
-            finally:
-                for future in pending:
-                    future.cancel()
+        send_pipelined(chunks, send, collect, threads)
     if failures:
         first = failures[0]
         raise EngineError(
