@@ -9,8 +9,10 @@ candidates, and the response says so).
 :func:`personalized_search` runs the engine query (``from: 0``, ``size: window``, everything else untouched)
 concurrently with ONE ``_mget`` of the profile and the query statistics (both indices); once the statistics
 are in, the behavioural candidates (the request's filters plus an ``ids`` clause) are fetched while the main
-query may still run. The stage reranks; the page is cut from the reranked order, then engine order after the
-window minus what was already shown (:func:`~fuserec_os.rerank.stage.page_slice`).
+query may still run. A query text seen before starts its behavioural query at once, with the ids it gave last
+time, used only when the fresh statistics give the same ids. The stage reranks; the page is cut from the reranked
+order, then engine order after the window minus what was already shown
+(:func:`~fuserec_os.rerank.stage.page_slice`).
 
 The shopper's id only ever travels as a document id in an ``_mget`` body (JSON-encoded): never inside a query.
 """
@@ -265,6 +267,9 @@ class Stores:
     profiles_alias: str
     stats_alias: str
     cache: ParsedCache = field(default_factory=ParsedCache)
+    guesses: ParsedCache = field(default_factory=ParsedCache)
+    """The behavioural ids last computed for a query text: the guess that lets the behavioural query start with the
+    window query instead of after the statistics read (used only when the fresh statistics give the same ids)."""
 
 
 def _cached(cache: ParsedCache | None, key: Any, parse: Any) -> Any:
@@ -359,11 +364,8 @@ async def personalized_search(
     )  # fmt: skip
     reads_task = asyncio.ensure_future(timed("reads", fetch_profile_and_stats(engine, stores, user_id, plan.text)))
 
-    async def behavioural() -> list[Mapping[str, Any]]:
-        _, view = await reads_task
-        ids = behavioural_ids(view, k)
-        if not ids or plan.filters is None:
-            return []
+    async def fetch_behavioural(ids: list[str]) -> list[Mapping[str, Any]]:
+        assert plan.filters is not None
         body: dict[str, Any] = {
             "query": {"bool": {"filter": [*copy.deepcopy(plan.filters), {"ids": {"values": ids}}]}},
             "size": len(ids),
@@ -380,8 +382,33 @@ async def personalized_search(
         hits = list(data.get("hits", {}).get("hits", []))
         return sorted(hits, key=lambda h: order.get(str(h.get("_id")), len(order)))
 
+    # The behavioural ids come from the statistics, so their query would wait for the statistics read. When this
+    # query text was seen before, its last ids are a guess: their query starts now, beside the window query, and
+    # is used only if the fresh statistics give exactly those ids (then it is the same query); otherwise the right
+    # ids are fetched after all, as without a guess.
+    guess_key = (plan.text, k)
+    guess: list[str] | None = stores.guesses.get(guess_key) if k and plan.filters is not None else None
+    guess_task = asyncio.ensure_future(fetch_behavioural(guess)) if guess else None
+    if guess_task is not None:  # an unused guess's failure is nobody's error: mark it retrieved
+        guess_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def behavioural() -> list[Mapping[str, Any]]:
+        try:
+            _, view = await reads_task
+            ids = behavioural_ids(view, k)
+            if plan.filters is not None and k:
+                stores.guesses.put(guess_key, ids)
+            if not ids or plan.filters is None:
+                return []
+            if guess_task is not None and ids == guess:
+                return await guess_task
+            return await fetch_behavioural(ids)
+        finally:
+            if guess_task is not None and not guess_task.done():
+                guess_task.cancel()
+
     behav_task = asyncio.ensure_future(behavioural())
-    side: list[asyncio.Future[Any]] = [reads_task, behav_task]
+    side: list[asyncio.Future[Any]] = [reads_task, behav_task, *([guess_task] if guess_task is not None else [])]
     try:
         main = await main_task
     except BaseException:

@@ -162,6 +162,43 @@ def test_a_brand_fan_gets_the_brand_first_and_the_fuserec_section(world: Setting
     assert "hits" not in info  # explanations are opt-in
 
 
+def _recorded(running: RunningProxy, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The search bodies the proxy sends the engine, in order (recorded in our own client; the engine is real)."""
+    engine = running.proxy.engine
+    sent: list[Any] = []
+    real = engine.request
+
+    async def request(method: str, path: str, **kw: Any) -> Any:
+        body = json.loads(kw["content"]) if kw.get("content") and path.endswith("/_search") else None
+        if body is not None:
+            sent.append(body)
+        return await real(method, path, **kw)
+
+    monkeypatch.setattr(engine, "request", request)
+    return sent
+
+
+# words that only some titles have: each hit's highlight differs by its brand and its model number
+HIGHLIGHTED = {"query": {"bool": {"must": [{"match": {"title": "Aeropace Kinetix shoes 3 7 12"}}]}}, "size": 10,
+               "highlight": {"fields": {"title": {}}, "pre_tags": ["["], "post_tags": ["]"]}}  # fmt: skip
+
+
+def test_a_personalized_page_is_highlighted_as_the_engine_highlights_it(
+    world: Settings, client: OpenSearch, proxied: OpenSearch
+) -> None:
+    alias = world.alias("products")
+    direct = client.search(index=alias, body={**HIGHLIGHTED, "size": 100})
+    want = {h["_id"]: h.get("highlight") for h in direct["hits"]["hits"]}
+    assert len({json.dumps(v) for v in want.values()}) > 4  # the highlights tell the hits apart
+    fan = proxied.search(index=alias, body=HIGHLIGHTED, headers={USER: FAN})
+    assert fan["fuserec"]["applied"] is True
+    hits = fan["hits"]["hits"]
+    assert [h["_source"]["brand"] for h in hits] == ["Aeropace"] * 10  # reranked: not the engine's page
+    assert _ids(fan) != [h["_id"] for h in direct["hits"]["hits"][:10]]
+    for h in hits:
+        assert h.get("highlight") == want[h["_id"]], h["_id"]
+
+
 def test_explain_header_adds_per_hit_explanations(world: Settings, proxied: OpenSearch) -> None:
     alias = world.alias("products")
     resp = proxied.search(index=alias, body={**SHOES, "size": 5}, headers={USER: FAN, "X-Fuserec-Explain": "true"})
@@ -249,6 +286,57 @@ def test_behavioural_candidates_respect_the_filters(world: Settings, proxied: Op
     fs = {"function_score": {"query": {"match": {"title": "zoomies"}}}}
     opaque = proxied.search(index=alias, body={"query": fs}, headers={USER: FAN})
     assert _ids(opaque) == [] and any("behavioural candidates skipped" in n for n in opaque["fuserec"]["notes"])
+
+
+def test_a_behavioural_guess_is_used_only_when_the_fresh_statistics_agree(
+    world: Settings, proxied: OpenSearch, running: RunningProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    alias = world.alias("products")
+    body = {"query": {"bool": {"must": [{"match": {"title": "zippies"}}]}}}  # no product text has the word
+
+    def click(pid: str) -> None:  # recorded through the proxy: the query statistics are updated at once
+        event = {"user_id": "z9", "type": "click", "product_id": pid, "timestamp": T0.isoformat(), "query": "zippies"}
+        answer = httpx.post(f"{running.url}/_fuserec/events", json={"events": [event]}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["accepted"] == 1, answer.text
+
+    def behavioural_ids(sent: list[Any]) -> list[list[str]]:
+        return [
+            b["query"]["bool"]["filter"][-1]["ids"]["values"]
+            for b in sent
+            if "highlight" not in b and "ids" in json.dumps(b.get("query"))
+        ]
+
+    click("K03")
+    sent = _recorded(running, monkeypatch)
+    real = running.proxy.engine.request
+    order: list[str] = []  # when the statistics read ended and the behavioural query started, per search
+
+    async def request(method: str, path: str, **kw: Any) -> Any:
+        content = kw.get("content") or b""
+        if path.endswith("/_search") and b'"ids"' in content and b"highlight" not in content:
+            order.append("behavioural query sent")
+        out = await real(method, path, **kw)
+        if path == "/_mget":
+            order.append("statistics read")
+        return out
+
+    monkeypatch.setattr(running.proxy.engine, "request", request)
+    first = proxied.search(index=alias, body=body, headers={USER: FAN})
+    assert order == ["statistics read", "behavioural query sent"]  # nothing to guess from yet
+    order.clear()
+    second = proxied.search(index=alias, body=body, headers={USER: FAN})  # the first one's ids are the guess
+    assert order == ["behavioural query sent", "statistics read"]  # started beside the read, not after it
+    assert _ids(first) == _ids(second) == ["K03"]
+    assert behavioural_ids(sent) == [["K03"], ["K03"]]  # the guess was right: no second query for it
+    click("A05")
+    sent.clear()
+    third = proxied.search(index=alias, body=body, headers={USER: FAN})
+    assert set(_ids(third)) == {"K03", "A05"}  # the fresh statistics, not the guess
+    guessed, fresh = behavioural_ids(sent)
+    assert guessed == ["K03"] and set(fresh) == {"K03", "A05"}
+    assert third["fuserec"]["behavioural_candidates"] == 2
 
 
 def test_unknown_user_and_zero_budget_fall_back_to_engine_order(
