@@ -33,6 +33,7 @@ from fuserec_os.serve import personalize as pz
 from fuserec_os.serve.engine import AsyncEngine, response_headers
 from fuserec_os.serve.errors import ProxyError, bad_request, engine_unavailable, forbidden, too_large, unauthorized
 from fuserec_os.serve.experiments import ExperimentRouter
+from fuserec_os.serve.filter_path import apply_filter_path, filter_path_of
 from fuserec_os.serve.impressions import ImpressionLog
 from fuserec_os.serve.metrics import Metrics
 from fuserec_os.serve.models import ActiveVersion, Loader, ModelHolder, Reloader, registry_loader
@@ -303,7 +304,7 @@ class Proxy:
         if out.engine_response is not None and out.status != 200:
             er = out.engine_response
             return Response(er.content, status_code=er.status, headers=response_headers(er.headers)), "search"
-        return _json(out.body), "search_personalized"
+        return _json(apply_filter_path(out.body, plan.filter_path)), "search_personalized"
 
     async def personalize(
         self, request: Request, index: str, plan: pz.SearchPlan, user: str | None, window: int, request_id: str
@@ -387,6 +388,9 @@ class Proxy:
                 plans[n] = (str(target), plan)
         if not plans:
             return await self.passthrough(request, raw, params), "msearch"
+        # the whole answer is built here: filter_path applies to it, not to the engine's part (filter_path.py)
+        filter_path = filter_path_of(params)
+        params = [(k, v) for k, v in params if k != "filter_path"]
         responses: list[Any] = [None] * len(pairs)
         rest = [n for n in range(len(pairs)) if n not in plans]
 
@@ -424,7 +428,8 @@ class Proxy:
 
         await asyncio.gather(run_rest(), *(run_one(n) for n in plans))
         took = max((r.get("took", 0) for r in responses if isinstance(r, dict)), default=0)
-        return _json({"took": took, "responses": responses}), "msearch_personalized"
+        answer = apply_filter_path({"took": took, "responses": responses}, filter_path)
+        return _json(answer), "msearch_personalized"
 
     async def events(self, request: Request) -> Response:
         raw = await self.body(request)

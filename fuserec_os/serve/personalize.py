@@ -36,6 +36,7 @@ from fuserec_os.rerank.stage import EngineHit, RerankStage, StageInput, StageRes
 from fuserec_os.serve import jsonio
 from fuserec_os.serve.engine import AsyncEngine, EngineResponse
 from fuserec_os.serve.errors import bad_request
+from fuserec_os.serve.filter_path import filter_path_of
 
 MAX_RESULT_WINDOW = 10_000
 _TEXT_QUERIES = (
@@ -58,6 +59,9 @@ class SearchPlan:
     text: str
     filters: list[Any] | None
     notes: list[str] = field(default_factory=list)
+    filter_path: str | None = None
+    """The request's ``filter_path``: never sent with the window query (the proxy needs the whole answer), applied
+    to the personalized answer instead (:mod:`fuserec_os.serve.filter_path`)."""
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -116,7 +120,7 @@ def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> S
     size = _int(p.get("size", body.get("size", 10)), "size")
     if size == 0:
         return "size 0"
-    rest = [(k, v) for k, v in params if k not in ("from", "size")]
+    rest = [(k, v) for k, v in params if k not in ("from", "size", "filter_path")]
     clean = {k: v for k, v in body.items() if k not in ("from", "size")}
     notes: list[str] = []
     if "q" in p:
@@ -133,7 +137,7 @@ def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> S
         if filters is not None and "min_score" in body:
             filters = None
             notes.append("behavioural candidates skipped: min_score")
-    return SearchPlan(clean, rest, offset, size, text, filters, notes)
+    return SearchPlan(clean, rest, offset, size, text, filters, notes, filter_path_of(params))
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -199,6 +199,54 @@ def test_a_personalized_page_is_highlighted_as_the_engine_highlights_it(
         assert h.get("highlight") == want[h["_id"]], h["_id"]
 
 
+FILTER_PATHS = [
+    "hits.hits._id", "hits.hits._source.brand,hits.total", "aggregations.**", "**.value", "hits.hits._sour*",
+    "hits.hits._source.*itle", "-hits.hits._source", "-_shards,-hits.hits._source.title", "nothing.here",
+    "hits.hits._id,-hits.hits._id", "aggregations.brands.buckets.key", "-**.doc_count",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", FILTER_PATHS)
+def test_the_proxys_filter_path_filters_as_the_engine_does(world: Settings, client: OpenSearch, path: str) -> None:
+    from fuserec_os.serve.filter_path import apply_filter_path
+
+    alias = world.alias("products")
+    body = {**SHOES, "size": 3, "aggs": {"brands": {"terms": {"field": "brand"}}}, "sort": ["_doc"]}
+    whole = client.search(index=alias, body=body)
+    filtered = client.search(index=alias, body=body, params={"filter_path": path})
+    ours = apply_filter_path(whole, path)
+    for answer in (ours, filtered):
+        if isinstance(answer, dict):
+            answer.pop("took", None)
+    assert ours == filtered
+
+
+def test_filter_path_applies_to_the_personalized_answer(
+    world: Settings, client: OpenSearch, proxied: OpenSearch
+) -> None:
+    alias = world.alias("products")
+    body = {**SHOES, "size": 10, "aggs": {"brands": {"terms": {"field": "brand"}}}}
+    full = proxied.search(index=alias, body=body, headers={USER: FAN})
+    assert full["fuserec"]["applied"] is True
+    for path in ("hits.hits._id,hits.hits._source.brand", "hits.hits._source.brand,hits.total,aggregations.**"):
+        want = client.search(index=alias, body=body, params={"filter_path": path})  # what the engine keeps
+        got = proxied.search(index=alias, body=body, params={"filter_path": path}, headers={USER: FAN})
+        assert set(got) == set(want), path  # the same top-level keys: no fuserec section, no took
+        assert [h.keys() for h in got["hits"]["hits"]] == [h.keys() for h in want["hits"]["hits"]], path
+        assert [h["_source"]["brand"] for h in got["hits"]["hits"]] == ["Aeropace"] * 10, path  # personalized
+    ids = proxied.search(index=alias, body=body, params={"filter_path": "hits.hits._id"}, headers={USER: FAN})
+    assert _ids(ids) == _ids(full)  # the same page as without filter_path
+    excluded = proxied.search(index=alias, body=body, params={"filter_path": "-hits.hits._source"}, headers={USER: FAN})
+    assert _ids(excluded) == _ids(full) and not any("_source" in h for h in excluded["hits"]["hits"])
+    assert excluded["fuserec"]["applied"] is True
+    searches = [{"index": alias}, body, {"index": alias}, {**body, "sort": [{"price": "asc"}]}]
+    both = proxied.msearch(body=searches, params={"filter_path": "responses.hits.hits._id"}, headers={USER: FAN})
+    by_price = client.search(index=alias, body={**body, "sort": [{"price": "asc"}]})  # passed through
+    assert both == {
+        "responses": [{"hits": {"hits": [{"_id": i} for i in ids]}} for ids in (_ids(full), _ids(by_price))]
+    }
+
+
 def test_explain_header_adds_per_hit_explanations(world: Settings, proxied: OpenSearch) -> None:
     alias = world.alias("products")
     resp = proxied.search(index=alias, body={**SHOES, "size": 5}, headers={USER: FAN, "X-Fuserec-Explain": "true"})
