@@ -290,10 +290,15 @@ class Proxy:
         user = self.user_id(request)
         window = self.window(request, request.query_params.multi_items())
         anonymous_in_experiment = user is None and self.session_experiment(request, index)
-        if (user is None and not anonymous_in_experiment) or index != self.products_alias:
-            if raw.strip():
+        personalizable = (user is not None or anonymous_in_experiment) and index == self.products_alias
+        other_format = pz.not_json(params, request.headers)  # YAML, CBOR, Smile: the engine reads and answers it
+        if not personalizable or other_format or index is None:
+            if raw.strip() and not other_format:
                 pz.parse_body(raw)  # a clear 400 for malformed JSON, whatever the engine would say
-            return await self.passthrough(request, raw, params), "search"
+            resp = await self.passthrough(request, raw, params)
+            if personalizable:
+                resp.headers["X-Fuserec-Personalized"] = f"false; {other_format}"
+            return resp, "search"
         body = pz.parse_body(raw)
         plan = pz.plan_search(body, params)
         if isinstance(plan, str):
@@ -365,7 +370,7 @@ class Proxy:
         user = self.user_id(request)
         window = self.window(request, request.query_params.multi_items())
         lines = [ln for ln in raw.split(b"\n") if ln.strip()]
-        if user is None:
+        if user is None or pz.not_json(params, request.headers):
             return await self.passthrough(request, raw, params), "msearch"
         if len(lines) % 2:
             raise bad_request("_msearch: the body must be header/body line pairs (an odd number of lines was sent)")

@@ -103,9 +103,29 @@ def _int(value: Any, name: str) -> int:
     return n
 
 
+_NON_JSON = ("yaml", "cbor", "smile")
+
+
+def not_json(params: Sequence[tuple[str, str]], headers: Mapping[str, str] | None = None) -> str | None:
+    """Why the request or its answer is not JSON (``format=yaml``, or an ``Accept`` or ``Content-Type`` header
+    naming YAML, CBOR or Smile), or None. The proxy reads and writes JSON, so such a search passes through
+    unchanged: the engine reads it and answers in the format asked for."""
+    for k, v in params:
+        if k == "format" and v.strip().lower() != "json":
+            return f"format={v}"
+    for name in ("accept", "content-type"):
+        value = (headers or {}).get(name)
+        if value and any(f in value.lower() for f in _NON_JSON):
+            return f"{name}: {value}"
+    return None
+
+
 def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> SearchPlan | str:
     """A :class:`SearchPlan`, or the reason the request passes through unchanged."""
     names = {k for k, _ in params}
+    other_format = not_json(params)
+    if other_format:
+        return other_format
     if "scroll" in names:
         return "scroll"
     if "sort" in names:

@@ -229,3 +229,13 @@ def test_parsed_documents_are_cached_by_their_stored_version_only() -> None:
     assert cache.get(v1) == "a"  # v1 is now the most recent
     cache.put(rebuilt, "c")
     assert cache.get(v2) is None and cache.get(v1) == "a" and cache.get(rebuilt) == "c"
+
+
+def test_a_search_that_is_not_json_passes_through() -> None:
+    from fuserec_os.serve.personalize import not_json
+
+    assert plan_search({}, [("format", "yaml")]) == "format=yaml"
+    assert not_json([("format", "JSON")]) is None and not_json([]) is None
+    assert not_json([], {"accept": "application/cbor"}) == "accept: application/cbor"
+    assert not_json([], {"content-type": "application/smile"}) == "content-type: application/smile"
+    assert not_json([], {"accept": "application/json", "content-type": "application/x-ndjson"}) is None
