@@ -135,6 +135,9 @@ def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> S
             return what
     if "sort" in body and not _is_score_sort(body["sort"]):
         return "explicit sort"
+    stored = [v for k, v in params if k == "stored_fields"] + _as_list(body.get("stored_fields"))
+    if "_none_" in stored:  # hits without ids: nothing to rerank them by
+        return "stored_fields _none_"
     p = dict(params)
     offset = _int(p.get("from", body.get("from", 0)), "from")
     size = _int(p.get("size", body.get("size", 10)), "size")
@@ -157,6 +160,9 @@ def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> S
         if filters is not None and "min_score" in body:
             filters = None
             notes.append("behavioural candidates skipped: min_score")
+        if filters is not None and "collapse" in body:  # one hit per group: an added product could repeat a group
+            filters = None
+            notes.append("behavioural candidates skipped: collapse")
     return SearchPlan(clean, rest, offset, size, text, filters, notes, filter_path_of(params))
 
 

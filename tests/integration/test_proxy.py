@@ -407,6 +407,25 @@ def test_a_behavioural_guess_is_used_only_when_the_fresh_statistics_agree(
     assert third["fuserec"]["behavioural_candidates"] == 2
 
 
+def test_collapse_gets_no_behavioural_candidates_and_stays_one_per_group(world: Settings, proxied: OpenSearch) -> None:
+    alias = world.alias("products")
+    collapsed = {"query": {"bool": {"must": [{"match": {"title": "zoomies"}}]}}, "collapse": {"field": "brand"}}
+    resp = proxied.search(index=alias, body=collapsed, headers={USER: FAN})
+    assert _ids(resp) == []  # both engaged products are Kinetix: adding them would show one brand twice
+    assert "behavioural candidates skipped: collapse" in resp["fuserec"]["notes"]
+    shoes = proxied.search(index=alias, body={**SHOES, "collapse": {"field": "brand"}}, headers={USER: FAN})
+    assert shoes["fuserec"]["applied"] is True
+    assert sorted(h["fields"]["brand"][0] for h in shoes["hits"]["hits"]) == ["Aeropace", "Kinetix"]
+
+
+def test_stored_fields_none_passes_through(world: Settings, client: OpenSearch, proxied: OpenSearch) -> None:
+    alias = world.alias("products")
+    body = {**SHOES, "size": 5, "stored_fields": "_none_"}
+    resp = proxied.search(index=alias, body=body, headers={USER: FAN})
+    assert len(resp["hits"]["hits"]) == 5 == len(client.search(index=alias, body=body)["hits"]["hits"])
+    assert "fuserec" not in resp  # hits without ids: passed through (it was one hit)
+
+
 def test_unknown_user_and_zero_budget_fall_back_to_engine_order(
     world: Settings, client: OpenSearch, proxied: OpenSearch
 ) -> None:
