@@ -35,6 +35,8 @@ def _print_job(rep: ProfileJobReport) -> None:
     click.echo(
         f"  watermark: {utc_iso(rep.watermark)} (the next 'fuserec profiles update' folds in events ingested after it)"
     )
+    if rep.caught_up:
+        click.echo(f"  {rep.caught_up} event(s) recorded live during the build folded in after it")
     if rep.rejected:
         click.secho(f"  {rep.rejected} event row(s) rejected, with reasons, in {rep.rejects_path}", fg="yellow")
 

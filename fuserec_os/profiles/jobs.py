@@ -43,12 +43,14 @@ from fuserec_os.behaviour.config import EventsConfig
 from fuserec_os.behaviour.event_store import delete_user_events, event_indices, read_events
 from fuserec_os.behaviour.events import events_frame, normalize_event
 from fuserec_os.behaviour.search_log import delete_user_impressions, read_impressions, search_indices
+from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import IndexStateError
 from fuserec_os.index.products import read_products
 from fuserec_os.index.readers import read_rows
 from fuserec_os.index.rejects import RejectsWriter, default_rejects_path
 from fuserec_os.index.state import get_state, put_state, state_index
 from fuserec_os.profiles import item_store, stats_store
+from fuserec_os.profiles.build_mark import clear_build_mark, set_build_mark
 from fuserec_os.profiles.compute import (
     ProductCatalog,
     ProfileSet,
@@ -118,6 +120,7 @@ class ProfileJobReport:
     stats_docs: int = 0
     item_docs: int = 0
     live_skipped: int = 0
+    caught_up: int = 0  # a full build: events stored after its read, folded in right after its write
     as_of: str | None = None
     watermark: str | None = None
     rejected: int = 0
@@ -213,7 +216,30 @@ def _watermark_state(events: pd.DataFrame, fallback: datetime, id_column: str = 
 def build_from_store(
     client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig, as_of: datetime | None = None
 ) -> ProfileJobReport:
-    """Rebuild every profile (and the product vectors) from all stored events; reset the watermark."""
+    """Rebuild every profile (and the product vectors) from all stored events; reset the watermark.
+
+    While it runs, live updates store their events without applying them (:mod:`~fuserec_os.profiles.build_mark`);
+    a full build then folds in what was stored after its read (an update from its own watermark), so no live event
+    is lost to the build's write. A point-in-time build (``as_of``) leaves them to the next full build."""
+    set_build_mark(client, aliases.state)
+    try:
+        report = _build_from_store(client, aliases, cfg, as_of)
+    finally:
+        clear_build_mark(client, aliases.state)
+    if as_of is None:
+        with engine_errors(f"refreshing {aliases.events} before folding in the events stored during the build"):
+            # what live updates stored during the build must be searchable now, not at the next refresh
+            client.indices.refresh(index=aliases.events, params={"ignore_unavailable": "true"})
+        caught_up = update_from_store(client, aliases, cfg)
+        report.caught_up = caught_up.events
+        if caught_up.events:
+            report.watermark, report.as_of = caught_up.watermark, caught_up.as_of
+    return report
+
+
+def _build_from_store(
+    client: OpenSearch, aliases: Aliases, cfg: ProfilesConfig, as_of: datetime | None
+) -> ProfileJobReport:
     report = ProfileJobReport(mode="build")
     clock = _Clock(report)
     started = datetime.now(timezone.utc)

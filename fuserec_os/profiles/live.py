@@ -44,11 +44,13 @@ document, then the update fails with an error naming the store and how many docu
 (``fuserec profiles update``) writes the profiles, statistics and item signals the same way (the tokens ride
 along on the same reads and writes; the statistics and signals add one small write of their meta document), so
 a live update running during the job is not lost either.
-Not covered: a full build (``fuserec profiles build``) running at the same time as live updates (it writes
-what it computed from the events it read, unconditionally); and two processes storing events of the same
-request id at the same instant each see the other's event and both mark theirs ``request_counted``, so that
-request is missing from ``requests`` until the next full build. The three stores are written one after the
-other, not atomically: a reader can briefly see an event in the statistics before it is in the profile.
+A full build (``fuserec profiles build``) marks itself running: a live update meanwhile stores its events without
+applying them, and the build folds in what was stored after its read when it has written
+(:mod:`~fuserec_os.profiles.build_mark`, which also says what is left uncovered). Not covered: two processes
+storing events of the same request id at the same instant each see the other's event and both mark theirs
+``request_counted``, so that request is missing from ``requests`` until the next full build. The three stores
+are written one after the other, not atomically: a reader can briefly see an event in the statistics before it
+is in the profile.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from fuserec_os.engine.client import engine_errors
 from fuserec_os.errors import FuserecError
 from fuserec_os.index.mappings import MappingSpec
 from fuserec_os.profiles import item_store, stats_store
+from fuserec_os.profiles.build_mark import build_running
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, update_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_cache import ItemSignalsCache
@@ -104,9 +107,11 @@ class LiveReport:
     item_docs: int = 0
     ms: float = 0.0
     error: str | None = None
+    deferred: bool = False  # a full build was running: stored, applied by the build when it ends (build_mark.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "deferred": self.deferred,
             "events": self.events,
             "users": self.users,
             "stats_docs": self.stats_docs,
@@ -193,6 +198,7 @@ class LiveUpdater:
     catalog_max_age_s: float = CATALOG_MAX_AGE_S
     items_alias: str | None = None
     signals_cache: ItemSignalsCache | None = None
+    state_alias: str | None = None  # where a running full build leaves its mark (None: never deferred)
     _loaded_at: float = field(default=0.0, repr=False)
     _vectors: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -207,6 +213,7 @@ class LiveUpdater:
 
         a = Aliases.for_prefix(prefix)
         kwargs.setdefault("items_alias", a.items)
+        kwargs.setdefault("state_alias", a.state)
         return cls(client, a.products, a.events, a.profiles, a.vectors, a.stats, cfg, **kwargs)
 
     def _product_side(self) -> tuple[ProductCatalog, dict[str, np.ndarray]]:
@@ -305,6 +312,10 @@ def record_events_live(
     """
     if updater is None:
         return record_events(client, events, spec, alias, cfg=cfg, refresh=refresh), None
+    if updater.state_alias is not None and build_running(client, updater.state_alias):
+        # the build would overwrite what is applied now: stored for it to fold in when it ends (build_mark.py)
+        result = record_events(client, events, spec, alias, cfg=cfg, refresh=refresh)
+        return result, LiveReport(events=len(result.stored), deferred=True)
     result = record_events(client, events, spec, alias, cfg=cfg, refresh=refresh, applied_live=True)
     if not result.stored:
         return result, LiveReport()

@@ -14,6 +14,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from fuserec_os.engine.versioned import MAX_ATTEMPTS
 from fuserec_os.index.ingest import ingest_products
 from fuserec_os.index.mappings import MappingSpec, load_mapping
 from fuserec_os.index.products import read_products
-from fuserec_os.profiles import item_store, stats_store
+from fuserec_os.profiles import item_store, jobs, stats_store
+from fuserec_os.profiles.build_mark import LEASE, build_running, set_build_mark
 from fuserec_os.profiles.compute import ProductCatalog, UserProfile, build_profiles
 from fuserec_os.profiles.config import ProfilesConfig
 from fuserec_os.profiles.item_signals import ItemSignals
@@ -327,6 +329,57 @@ def test_a_live_update_while_the_profile_job_rewrites_the_same_user_is_not_lost(
     job = update_from_store(racing, aliases, CFG)  # type: ignore[arg-type]
     assert job.events == 5 and job.users == 1, job
     assert len(reports) == 3 and all(r is not None and r.error is None for r in reports), reports
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_a_live_update_during_a_full_build_is_not_lost(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica's live update lands between a full build's read of the events and its write of every store.
+    Before the build mark, the build overwrote it (the event was lost until the next full build): now the live
+    update finds the build running, stores its events without applying them, and the build folds them in."""
+    assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 60), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    live = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    reports: list[Any] = []
+    real_read = jobs.read_events
+
+    def read_then_live_update(*args: Any, **kwargs: Any) -> Any:
+        events = real_read(*args, **kwargs)
+        if not reports:  # once: right after the build's read, before it writes anything
+            _, report = record_events_live(client, _racing_batch("b", 12), events_spec, aliases.events, updater=live)
+            reports.append(report)
+        return events
+
+    monkeypatch.setattr(jobs, "read_events", read_then_live_update)
+    built = build_from_store(client, aliases, CFG)
+    assert len(reports) == 1 and reports[0].deferred and reports[0].events == 5 and reports[0].error is None
+    assert reports[0].as_dict()["deferred"] is True
+    assert built.caught_up == 5
+    assert not build_running(client, aliases.state)
+    _assert_state_equals_rebuild(client, aliases)
+    assert update_from_store(client, aliases, CFG).events == 0  # the job does not count them again
+    _, after = record_events_live(client, _racing_batch("c", 13), events_spec, aliases.events, updater=live)
+    assert after is not None and not after.deferred and after.users == 1  # applied at once again
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_a_build_mark_left_behind_expires(client: OpenSearch, aliases: Aliases, events_spec: MappingSpec) -> None:
+    """A build killed before it cleared its mark defers live updates only until the mark's lease ends; the
+    deferred events are stored, and the job folds them in."""
+    assert not record_events(client, _events(1, ["U0"], 0, 10, 20), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    live = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    set_build_mark(client, aliases.state)  # a build that never ended
+    _, deferred = record_events_live(client, _racing_batch("b", 12), events_spec, aliases.events, updater=live)
+    assert deferred is not None and deferred.deferred and deferred.users == 0
+    set_build_mark(client, aliases.state, now=datetime.now(timezone.utc) - LEASE - timedelta(minutes=1))
+    assert not build_running(client, aliases.state)
+    _, applied = record_events_live(client, _racing_batch("c", 13), events_spec, aliases.events, updater=live)
+    assert applied is not None and not applied.deferred and applied.users == 1
+    assert update_from_store(client, aliases, CFG).events == 5  # the deferred ones
     _assert_state_equals_rebuild(client, aliases)
 
 
