@@ -18,9 +18,10 @@ How it adds up with the batch job (``fuserec profiles update``) and a rebuild:
   still moves its watermark past them). So each event is applied once: by the live path when it came through
   it, by the job otherwise (file ingests, ``record_events`` without live updates, the demo's loads).
 * ``requests`` (searches seen per query in events, the exposure of keys without a logged search) counts each
-  request id once: events whose (query, request id) already has another stored event are marked
+  request id once: events whose (query, request id) has another stored event ingested before them are marked
   ``request_counted`` before they are added (:func:`mark_requests_counted_in_store`), in this path and in
-  the job, so a click and the purchase that follows in a later batch count one request, as in a rebuild.
+  the job, so a click and the purchase that follows in a later batch count one request, as in a rebuild, and
+  so do two processes folding events of one request at the same instant (the first-ingested batch counts it).
 * Decayed numbers: a live update brings the touched profiles to ``as_of`` = the newest of (the newest new
   event + 1 ms, the profiles' own ``as_of``); a rebuild decays everything to its own ``as_of``. Decay is a
   common factor, so the two agree once brought to the same time (:meth:`UserProfile.decayed_to`), to float
@@ -46,11 +47,10 @@ along on the same reads and writes; the statistics and signals add one small wri
 a live update running during the job is not lost either.
 A full build (``fuserec profiles build``) marks itself running: a live update meanwhile stores its events without
 applying them, and the build folds in what was stored after its read when it has written
-(:mod:`~fuserec_os.profiles.build_mark`, which also says what is left uncovered). Not covered: two processes
-storing events of the same request id at the same instant each see the other's event and both mark theirs
-``request_counted``, so that request is missing from ``requests`` until the next full build. The three stores
-are written one after the other, not atomically: a reader can briefly see an event in the statistics before it
-is in the profile.
+(:mod:`~fuserec_os.profiles.build_mark`, which also says what is left uncovered). Not covered: two batches of
+one request ingested in the same millisecond by two processes both count it as already counted; and the three
+stores are written one after the other, not atomically: a reader can briefly see an event in the statistics before
+it is in the profile.
 """
 
 from __future__ import annotations
@@ -124,8 +124,14 @@ class LiveReport:
 def mark_requests_counted_in_store(
     client: OpenSearch, events_alias: str, events: pd.DataFrame, *, ingested_until: Any = None
 ) -> pd.DataFrame:
-    """``events`` with the column ``request_counted``: True where another stored event (not in ``events``)
-    has the same request id and normalised query, so that request is already in the statistics.
+    """``events`` with the column ``request_counted``: True where another stored event (not in ``events``) of
+    the same request id and normalised query was ingested before this batch's first event of it, so that event
+    counts the request, not this batch.
+
+    Why "before", not "any other": whichever batch holds the request's first-ingested event counts it, so two
+    processes folding events of one request at the same instant (each seeing the other's) count it once, not
+    never, and so does a live event folded before an earlier-stored one the job folds later. A tie to the
+    millisecond, or a batch without ``ingested_at``, counts as already counted (the old rule).
 
     One aggregation over the events alias for the batch's request ids. ``ingested_until``: only stored events
     ingested at or before it count (the job: events stored after its read are not folded in yet). See the
@@ -155,7 +161,12 @@ def mark_requests_counted_in_store(
         "aggs": {
             "rid": {
                 "terms": {"field": "request_id", "size": len(rids)},
-                "aggs": {"q": {"terms": {"field": "query_norm", "size": 100}}},
+                "aggs": {
+                    "q": {
+                        "terms": {"field": "query_norm", "size": 100},
+                        "aggs": {"first": {"min": {"field": "ingested_at"}}},
+                    }
+                },
             }
         },
     }
@@ -164,16 +175,34 @@ def mark_requests_counted_in_store(
         # same request are invisible (osmem shows writes at once) and the request is counted twice
         client.indices.refresh(index=events_alias, params={"ignore_unavailable": "true"})
         resp = client.search(index=events_alias, body=body, params={"ignore_unavailable": "true"})
-    seen = {
-        (normalize_query(str(q["key"])), str(b["key"]))
-        for b in resp.get("aggregations", {}).get("rid", {}).get("buckets", [])
-        for q in b.get("q", {}).get("buckets", [])
-    }
-    if seen:
-        keys = zip(out["query_norm"].tolist(), out["request_id"].tolist(), strict=True)
-        out[REQUEST_COUNTED] = [
-            isinstance(q, str) and r is not None and (normalize_query(q), str(r)) in seen for q, r in keys
-        ]
+    first_other: dict[tuple[str, str], float | None] = {}  # (query, request) -> first ingested_at elsewhere, ms
+    for b in resp.get("aggregations", {}).get("rid", {}).get("buckets", []):
+        for q in b.get("q", {}).get("buckets", []):
+            seen = (normalize_query(str(q["key"])), str(b["key"]))
+            value = (q.get("first") or {}).get("value")
+            ms = float(value) if value is not None else None
+            before = first_other.get(seen)
+            first_other[seen] = ms if before is None or (ms is not None and ms < before) else before
+    if not first_other:
+        return out
+    keys = [
+        (normalize_query(q), str(r)) if isinstance(q, str) and r is not None else None
+        for q, r in zip(out["query_norm"].tolist(), out["request_id"].tolist(), strict=True)
+    ]
+    stamps = out["ingested_at"] if "ingested_at" in out.columns else pd.Series(pd.NaT, index=out.index)
+    mine: dict[tuple[str, str], float] = {}  # this batch's first ingested_at per (query, request), ms
+    for key, ts in zip(keys, stamps.tolist(), strict=True):
+        if key is not None and key in first_other and not pd.isna(ts):
+            ms = pd.Timestamp(ts).value / 1e6
+            mine[key] = min(ms, mine.get(key, ms))
+
+    def counted(key: tuple[str, str] | None) -> bool:
+        if key is None or key not in first_other:
+            return False
+        other, own = first_other[key], mine.get(key)
+        return other is None or own is None or other <= own
+
+    out[REQUEST_COUNTED] = [counted(k) for k in keys]
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -380,6 +381,51 @@ def test_a_build_mark_left_behind_expires(client: OpenSearch, aliases: Aliases, 
     _, applied = record_events_live(client, _racing_batch("c", 13), events_spec, aliases.events, updater=live)
     assert applied is not None and not applied.deferred and applied.users == 1
     assert update_from_store(client, aliases, CFG).events == 5  # the deferred ones
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_two_processes_folding_one_request_at_once_count_it_once(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    """Replicas A and B each store an event of request ``both`` (same query), and each folds its own only after
+    both are stored, so each sees the other's. Before, both marked theirs ``request_counted`` and the request was
+    never counted in ``requests``; now the batch with the first-ingested event counts it."""
+    assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 40), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    click, cart = (
+        {"user_id": u, "product_id": "P000007", "type": t, "query": "trail shoes", "request_id": "both",
+         "timestamp": f"2024-04-12T10:0{i}:00Z"}
+        for i, (u, t) in enumerate((("U0", "click"), ("U0", "add_to_cart")))
+    )  # fmt: skip
+    a = record_events(client, [click], events_spec, aliases.events, applied_live=True)
+    time.sleep(0.01)  # B's event is ingested a few milliseconds after A's
+    b = record_events(client, [cart], events_spec, aliases.events, applied_live=True)
+    replica_a = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    replica_b = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    replica_b.apply(b.stored)  # the later-ingested batch folds first: it must not count the request
+    replica_a.apply(a.stored)
+    _assert_state_equals_rebuild(client, aliases)
+
+
+def test_a_live_event_before_an_earlier_stored_one_is_folded_counts_the_request_once(
+    client: OpenSearch, aliases: Aliases, events_spec: MappingSpec
+) -> None:
+    """A file ingest stores a click of request ``late`` (the job folds it later); a live purchase of the same
+    request comes in before the job runs. Before, each saw the other and neither counted the request."""
+    assert not record_events(client, _events(1, ["U0", "U1"], 0, 10, 40), events_spec, aliases.events,
+                             refresh=True).rejected  # fmt: skip
+    build_from_store(client, aliases, CFG)
+    event = {"user_id": "U1", "product_id": "P000009", "query": "rain jacket", "request_id": "late"}
+    plain = record_events(client, [{**event, "type": "click", "timestamp": "2024-04-12T09:00:00Z"}], events_spec,
+                          aliases.events, refresh=True)  # fmt: skip
+    assert not plain.rejected
+    time.sleep(0.01)
+    live = LiveUpdater.for_prefix(client, aliases.prefix, CFG)
+    _, report = record_events_live(client, [{**event, "type": "purchase", "timestamp": "2024-04-12T09:05:00Z"}],
+                                   events_spec, aliases.events, updater=live)  # fmt: skip
+    assert report is not None and report.error is None and report.users == 1
+    assert update_from_store(client, aliases, CFG).events == 1
     _assert_state_equals_rebuild(client, aliases)
 
 
