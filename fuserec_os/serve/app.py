@@ -55,8 +55,13 @@ _DROP_REQUEST_HEADERS = {
 }  # fmt: skip
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(jsonio.dumps(body), status_code=status, media_type="application/json")
+def _json(body: Any, status: int = 200, *, pretty: bool = False) -> Response:
+    return Response(jsonio.dumps(body, pretty=pretty), status_code=status, media_type="application/json")
+
+
+def _pretty(params: list[tuple[str, str]]) -> bool:
+    """``?pretty`` or ``?pretty=true``: the engine indents its answer, so an answer the proxy builds is too."""
+    return any(k == "pretty" and v.strip().lower() in ("", "true") for k, v in params)
 
 
 @dataclass
@@ -309,7 +314,7 @@ class Proxy:
         if out.engine_response is not None and out.status != 200:
             er = out.engine_response
             return Response(er.content, status_code=er.status, headers=response_headers(er.headers)), "search"
-        return _json(apply_filter_path(out.body, plan.filter_path)), "search_personalized"
+        return _json(apply_filter_path(out.body, plan.filter_path), pretty=_pretty(params)), "search_personalized"
 
     async def personalize(
         self, request: Request, index: str, plan: pz.SearchPlan, user: str | None, window: int, request_id: str
@@ -434,7 +439,7 @@ class Proxy:
         await asyncio.gather(run_rest(), *(run_one(n) for n in plans))
         took = max((r.get("took", 0) for r in responses if isinstance(r, dict)), default=0)
         answer = apply_filter_path({"took": took, "responses": responses}, filter_path)
-        return _json(answer), "msearch_personalized"
+        return _json(answer, pretty=_pretty(params)), "msearch_personalized"
 
     async def events(self, request: Request) -> Response:
         raw = await self.body(request)

@@ -143,7 +143,8 @@ def plan_search(body: Mapping[str, Any], params: Sequence[tuple[str, str]]) -> S
     size = _int(p.get("size", body.get("size", 10)), "size")
     if size == 0:
         return "size 0"
-    rest = [(k, v) for k, v in params if k not in ("from", "size", "filter_path")]
+    # filter_path and pretty apply to the proxy's answer, not to the window it reads (app.py)
+    rest = [(k, v) for k, v in params if k not in ("from", "size", "filter_path", "pretty")]
     clean = {k: v for k, v in body.items() if k not in ("from", "size")}
     notes: list[str] = []
     if "q" in p:

@@ -267,6 +267,20 @@ def test_a_yaml_search_passes_through_as_the_engine_answers_it(
         assert lines[0] == lines[1] and "hits:" in answer.text
 
 
+def test_pretty_indents_the_personalized_answer(world: Settings, running: RunningProxy) -> None:
+    import httpx
+
+    url = f"{running.url}/{world.alias('products')}"
+    body = {**SHOES, "size": 3}
+    compact = httpx.post(f"{url}/_search", json=body, headers={USER: FAN}, timeout=30)
+    pretty = httpx.post(f"{url}/_search?pretty", json=body, headers={USER: FAN}, timeout=30)
+    assert compact.text.startswith('{"') and pretty.text.startswith('{\n  "')  # was compact either way
+    assert _ids(pretty.json()) == _ids(compact.json()) and pretty.json()["fuserec"]["applied"] is True
+    lines = [json.dumps({"index": world.alias("products")}), json.dumps(body), ""]
+    both = httpx.post(f"{url}/_msearch?pretty=true", content="\n".join(lines), headers={USER: FAN}, timeout=30)
+    assert both.text.startswith('{\n  "') and _ids(both.json()["responses"][0]) == _ids(compact.json())
+
+
 def test_explain_header_adds_per_hit_explanations(world: Settings, proxied: OpenSearch) -> None:
     alias = world.alias("products")
     resp = proxied.search(index=alias, body={**SHOES, "size": 5}, headers={USER: FAN, "X-Fuserec-Explain": "true"})
